@@ -301,8 +301,9 @@ def _on_image(x, y, nx, ny):
     if x.shape[1] == 1:
         return (x[:, 0] >= -0.5) & (x[:, 0] <= nx - 0.5) & (y[:, 0] >= -0.5) & (y[:, 0] <= ny - 0.5)
     f = np.linspace(0, 1, 33)
-    xs = (x[:, :-1, None] + f * (x[:, 1:, None] - x[:, :-1, None])).reshape(len(x), -1)
-    ys = (y[:, :-1, None] + f * (y[:, 1:, None] - y[:, :-1, None])).reshape(len(y), -1)
+    n = (x.shape[1] - 1) * len(f)
+    xs = (x[:, :-1, None] + f * (x[:, 1:, None] - x[:, :-1, None])).reshape(len(x), n)
+    ys = (y[:, :-1, None] + f * (y[:, 1:, None] - y[:, :-1, None])).reshape(len(y), n)
     return ((xs >= -0.5) & (xs <= nx - 0.5) & (ys >= -0.5) & (ys <= ny - 0.5)).any(axis=1)
 
 
