@@ -74,20 +74,24 @@ def _open_image(path: Path) -> tuple[fits.Header, np.ndarray, int]:
         start = f.read(9)
     if start != b"SIMPLE  =" and start[:2] not in _COMPRESSED_MAGIC:
         raise AposError(f"not a FITS file: it starts with {start!r}, not 'SIMPLE  ='", path=path, key="SIMPLE")
+    index = None  # the image HDU, once found: errors after that are about its pixels
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
-                index, hdu = _first_image(hdul, path)
-                data = np.asarray(hdu.data)
-                header = _merged_header(hdul[0].header, hdu.header if index else None)
+                index = _first_image(hdul, path)
+                data = np.asarray(hdul[index].data)
+                header = _merged_header(hdul[0].header, hdul[index].header if index else None)
         except AposError:
             raise
         except Exception as exc:  # noqa: BLE001 - astropy raises many types on corrupt files
             truncated = _truncation(caught)
             if truncated:
                 raise AposError(f"truncated FITS file: {truncated}", path=path) from None
-            raise AposError(f"not a readable FITS file ({type(exc).__name__}: {exc}){_block_note(path)}", path=path, key="SIMPLE") from None
+            why = f"{type(exc).__name__}: {exc}"
+            if index is not None:
+                raise AposError(f"cannot read the pixels of HDU {index} ({why})", path=path, key=f"HDU{index} data") from None
+            raise AposError(f"not a readable FITS file ({why}){_block_note(path)}", path=path, key="SIMPLE") from None
     truncated = _truncation(caught)
     if truncated:
         raise AposError(f"truncated FITS file: {truncated}", path=path)
@@ -112,10 +116,15 @@ def _truncation(caught) -> str | None:
     return None
 
 
-def _first_image(hdul, path):
+def _first_image(hdul, path) -> int:
+    """Index of the first image HDU whose header declares pixels (NAXIS > 0, every NAXISn > 0)."""
     for index, hdu in enumerate(hdul):
-        if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0 and hdu.data is not None:
-            return index, hdu
+        naxis = hdu.header.get("NAXIS", 0) if isinstance(hdu, _IMAGE_HDUS) else 0
+        if isinstance(naxis, int) and naxis > 0 and all(hdu.header.get(f"NAXIS{i}", 0) != 0 for i in range(1, naxis + 1)):
+            bitpix = hdu.header.get("BITPIX")
+            if bitpix not in (8, 16, 32, 64, -32, -64):
+                raise AposError(f"invalid BITPIX {bitpix!r} in HDU {index} (8, 16, 32, 64, -32 or -64)", path=path, key="BITPIX")
+            return index
     raise AposError(f"no image HDU with data among {len(hdul)} HDU(s)", path=path, key="NAXIS")
 
 
