@@ -245,8 +245,14 @@ def aged(tle: Tle, age_days: float, *, km_per_day: float = 2.0, seed: int = 0) -
                      mo % (2 * math.pi), s.no_kozai + dn, node % (2 * math.pi))
         err, r_old, v_old = old.sgp4(s.jdsatepoch, s.jdsatepochF)
         u_old, node_old = _latitude_argument_and_node(r_old, v_old)
-        d_node = _wrap(node_old - node_true)
-        d_u = _wrap(u_old - u_true) - along_rad
+        if math.sin(s.inclo) < 0.02:
+            # near-equatorial: node and argument of latitude are degenerate, their sum (the
+            # true longitude) is not; match it and leave the node alone
+            d_node = 0.0
+            d_u = _wrap((u_old + node_old) - (u_true + node_true)) - along_rad
+        else:
+            d_node = _wrap(node_old - node_true)
+            d_u = _wrap(u_old - u_true) - along_rad
         nu = u_true - s.argpo  # true anomaly, near enough for the Newton slope du/dM
         mo -= d_u * (1 - s.ecco**2) ** 1.5 / (1 + s.ecco * math.cos(nu)) ** 2
         node -= d_node
