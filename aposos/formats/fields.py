@@ -53,6 +53,8 @@ def mx_code(value: float) -> str:
     """The IOD ``MX`` code nearest (in ratio) to ``value`` (> 0); M in 1..9, X in 0..9."""
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"uncertainty must be positive and finite, got {value!r}")
+    if not 1e-8 / 1.5 <= value <= 90.0 * 1.5:
+        raise ValueError(f"uncertainty {value:g} outside the MX range 1e-8 .. 90")
     best = None
     for x in range(10):
         for m in range(1, 10):

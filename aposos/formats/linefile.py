@@ -53,7 +53,10 @@ def parse_lines(lines: list[str]):
                 block = RdeBlock(text, number)
                 continue
             kind = ("uk" if UK_SHAPE.match(text) else "iod" if IOD_SHAPE.match(text)
-                    else dominant if dominant != "rde" else "iod")
+                    else dominant)
+            if kind == "rde":
+                raise FieldError("not an RDE header (SSSS YYMM T.tSF PPPE) and outside an "
+                                 "RDE report; not an IOD or UK line either")
             if kind == "uk":
                 records.append(parse_uk_line(text, number))
             else:
