@@ -55,13 +55,16 @@ def mx_code(value: float) -> str:
         raise ValueError(f"uncertainty must be positive and finite, got {value!r}")
     if not 1e-8 / 1.5 <= value <= 90.0 * 1.5:
         raise ValueError(f"uncertainty {value:g} outside the MX range 1e-8 .. 90")
-    best = None
-    for x in range(10):
-        for m in range(1, 10):
-            err = abs(math.log(m * 10.0 ** (x - 8) / value))
-            if best is None or err < best[0]:
-                best = (err, f"{m}{x}")
-    return best[1]
+    exponent = math.floor(math.log10(value))
+    mantissa = value / 10.0 ** exponent  # in [1, 10)
+    low, high = math.floor(mantissa), math.floor(mantissa) + 1
+    m = low if math.log(mantissa / low) <= math.log(high / mantissa) else high
+    if m == 10:
+        m, exponent = 1, exponent + 1
+    x = min(max(exponent + 8, 0), 9)
+    if x != exponent + 8:  # clipped at the ends of the range: best mantissa there
+        m = min(max(round(value / 10.0 ** (x - 8)), 1), 9)
+    return f"{m}{x}"
 
 
 _LAYOUT = re.compile(r"^(H{2}|D{2,3})(MM)?(SS)?([a-z]*)$")

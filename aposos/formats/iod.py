@@ -193,21 +193,21 @@ def _optical(s: str, extras: dict) -> float:
 
 # --- writer -------------------------------------------------------------------------------
 
-def format_iod_line(norad: str, cospar: str, station: str, time: Time, ra_deg: float,
+def format_iod_line(norad: str, cospar: str, station: str, time_iso_ms: str, ra_deg: float,
                     dec_deg: float, sigma_arcsec: float, sigma_time_s: float,
                     angle_format: int = 2, sky: str = " ") -> str:
     """One IOD line for a star-relative J2000/ICRS position (equinox code 5).
+
+    ``time_iso_ms`` is the UTC time as 'YYYY-MM-DDThh:mm:ss.sss'.
 
     Uncertainty codes are the MX codes nearest to ``sigma_time_s`` and ``sigma_arcsec``.
     """
     layout1, layout2, kind, unit_arcsec = ANGLE_FORMATS[angle_format]
     if kind != "radec":
         raise ValueError("only RA/Dec angle formats (1, 2, 3, 7) are written")
-    # round to the millisecond through astropy (carries into seconds/minutes/days)
-    t_ms = Time(time.utc, precision=3).isot
-    stamp = t_ms.replace("-", "").replace("T", "").replace(":", "").replace(".", "")
+    stamp = time_iso_ms.replace("-", "").replace("T", "").replace(":", "").replace(".", "")
     if len(stamp) != 17:
-        raise ValueError(f"cannot write time {t_ms}")
+        raise ValueError(f"cannot write time {time_iso_ms} (UTC ISO to the millisecond)")
     intl = _intl_field(cospar)
     a1 = encode_angle(ra_deg % 360.0, layout1)
     a2 = encode_angle(abs(dec_deg), layout2)
@@ -244,6 +244,8 @@ def write_iod(table: Table, path: str | PathLike, *, sigma_time_s: float | None 
         raise AposError(f"IOD angle format {angle_format} is not an RA/Dec format (1, 2, 3, 7)",
                         path=path)
     station_codes = station_codes or {}
+    # UTC rounded to the millisecond by astropy (carries into seconds, minutes, days)
+    stamps = Time(table["time"], precision=3).utc.isot
     lines = []
     for i, row in enumerate(table):
         where = f"row {i}"
@@ -270,7 +272,7 @@ def write_iod(table: Table, path: str | PathLike, *, sigma_time_s: float | None 
                             key="sigma_arcsec")
         cospar = str(row["cospar_id"]) if "cospar_id" in table.colnames else ""
         try:
-            lines.append(format_iod_line(norad, cospar, code, table["time"][i],
+            lines.append(format_iod_line(norad, cospar, code, stamps[i],
                                          float(row["ra_deg"]), float(row["dec_deg"]),
                                          sigma, st_sigma, angle_format, sky))
         except ValueError as exc:

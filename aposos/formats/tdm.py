@@ -183,24 +183,51 @@ _DOY = re.compile(r"^(\d{4})-(\d{3})T(\d\d:\d\d:\d\d(?:\.\d*)?)Z?$")
 _YMD = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d*)?)Z?$")
 
 
-def tdm_time(text: str, system: str) -> Time:
-    """CCSDS epoch (YYYY-MM-DDThh:mm:ss[.d] or YYYY-DDDThh:mm:ss[.d], optional Z) -> UTC."""
+def _astropy_form(text: str) -> tuple[str, str]:
+    """(value, astropy format) of a CCSDS epoch; FieldError when it is none of the forms."""
     m = _YMD.match(text)
     if m:
-        value, fmt = m.group(1), "isot"
-    else:
-        m = _DOY.match(text)
-        if not m:
-            raise FieldError(f"epoch {text!r} is not a CCSDS time (YYYY-MM-DDThh:mm:ss)")
-        value, fmt = f"{m.group(1)}:{m.group(2)}:{m.group(3)}", "yday"
-    try:
-        if system == "GPS":
-            t = Time(value, format=fmt, scale="tai") + 19 * u.s
-        else:
-            t = Time(value, format=fmt, scale=system.lower())
-        return t.utc
-    except ValueError as exc:
-        raise FieldError(f"epoch {text!r}: {exc}") from None
+        return m.group(1), "isot"
+    m = _DOY.match(text)
+    if m:
+        return f"{m.group(1)}:{m.group(2)}:{m.group(3)}", "yday"
+    raise FieldError(f"epoch {text!r} is not a CCSDS time (YYYY-MM-DDThh:mm:ss[.d] or "
+                     "YYYY-DDDThh:mm:ss[.d])")
+
+
+def _as_utc(values, fmt: str, system: str) -> Time:
+    if system == "GPS":  # GPS = TAI - 19 s
+        return (Time(values, format=fmt, scale="tai") + 19 * u.s).utc
+    return Time(values, format=fmt, scale=system.lower()).utc
+
+
+def tdm_times(texts: list[str], system: str) -> dict[str, str | FieldError]:
+    """``{epoch text: UTC ISO string to the nanosecond}`` (or the FieldError of a bad one).
+
+    Epochs of one form are converted in one vectorised call; a batch that fails is redone
+    one by one to find the bad epochs.
+    """
+    out: dict[str, str | FieldError] = {}
+    batches: dict[str, list] = {"isot": [], "yday": []}
+    for text in set(texts):
+        try:
+            value, fmt = _astropy_form(text)
+            batches[fmt].append((text, value))
+        except FieldError as exc:
+            out[text] = exc
+    for fmt, items in batches.items():
+        if not items:
+            continue
+        try:
+            iso = Time(_as_utc([v for _, v in items], fmt, system), precision=9).isot
+            out.update(zip([t for t, _ in items], iso))
+        except ValueError:
+            for text, value in items:
+                try:
+                    out[text] = Time(_as_utc(value, fmt, system), precision=9).isot
+                except ValueError as exc:
+                    out[text] = FieldError(f"epoch {text!r}: {exc}")
+    return out
 
 
 def _segment_records(seg: _Segment, records, rejected, skipped) -> None:
@@ -214,6 +241,7 @@ def _segment_records(seg: _Segment, records, rejected, skipped) -> None:
     system = meta["TIME_SYSTEM"].upper()
     obj, station = _participants(meta)
     kind = "azel" if meta["ANGLE_TYPE"].upper() == "AZEL" else "radec"
+    utc = tdm_times([d[2] for d in seg.data if d[2] is not None], system)
     sigmas = _sigma_comments(seg.comments, system)
     pairs: dict[str, dict] = {}
     mags: dict[str, float] = {}
@@ -222,15 +250,17 @@ def _segment_records(seg: _Segment, records, rejected, skipped) -> None:
         if epoch is None:
             rejected.append((number, f"TDM: data line needs '<epoch> <value>': {value[:40]!r}"))
             continue
-        try:
-            t = tdm_time(epoch, system)
-            x = float(value)
-        except (FieldError, ValueError) as exc:
-            rejected.append((number, f"TDM: {key}: {exc}"))
+        stamp = utc[epoch]
+        if isinstance(stamp, FieldError):
+            rejected.append((number, f"TDM: {key}: {stamp}"))
             continue
-        stamp = t.isot
+        try:
+            x = float(value)
+        except ValueError:
+            rejected.append((number, f"TDM: {key} value {value!r} is not a number"))
+            continue
         if key in ("ANGLE_1", "ANGLE_2"):
-            slot = pairs.setdefault(stamp, {"time": t})
+            slot = pairs.setdefault(stamp, {})
             if key in slot:
                 rejected.append((number, f"TDM: second {key} at epoch {epoch}"))
                 continue
@@ -241,29 +271,26 @@ def _segment_records(seg: _Segment, records, rejected, skipped) -> None:
             other += 1
     if other:
         skipped.append((seg.meta_line, f"TDM: {other} data records of other types not read"))
+    norad = obj if obj.isdigit() else ""
+    cospar = obj if re.match(r"^\d{4}-\d{3}[A-Z]{1,3}$", obj) else ""
     for stamp, slot in pairs.items():
         have = [k for k in ("ANGLE_1", "ANGLE_2") if k in slot]
         first_line = min(slot[k][0] for k in have)
         if len(have) < 2:
-            rejected.append((first_line, f"TDM: {have[0]} at {stamp} has no "
-                                         f"{'ANGLE_2' if have[0] == 'ANGLE_1' else 'ANGLE_1'}"))
+            missing = "ANGLE_2" if have[0] == "ANGLE_1" else "ANGLE_1"
+            rejected.append((first_line, f"TDM: {have[0]} at {stamp[:23]} has no {missing}"))
             continue
         a1, a2 = slot["ANGLE_1"][1], slot["ANGLE_2"][1]
         if not (0 <= a1 <= 360 and -90 <= a2 <= 90):
             rejected.append((first_line, f"TDM: angles ({a1}, {a2}) out of range"))
             continue
         sig = sigmas.get(stamp, (np.nan, np.nan))
-        norad = obj if obj.isdigit() else ""
-        cospar = obj if re.match(r"^\d{4}-\d{3}[A-Z]{1,3}$", obj) else ""
-        rec = Record(line=first_line, fmt="tdm", time_iso=slot["time"].utc.isot, kind=kind,
-                     a1_deg=a1 % 360.0, a2_deg=a2,
-                     equinox="J2000" if kind == "radec" else "azel",
-                     sigma_arcsec=sig[0], sigma_time_s=sig[1], norad_id=norad,
-                     cospar_id=cospar, station=station, mag=mags.get(stamp, np.nan),
-                     extras={"reference_frame": meta.get("REFERENCE_FRAME", ""),
-                             "participant": obj})
-        rec.time_iso = Time(slot["time"], precision=9).isot
-        records.append(rec)
+        records.append(Record(
+            line=first_line, fmt="tdm", time_iso=stamp, kind=kind, a1_deg=a1 % 360.0,
+            a2_deg=a2, equinox="J2000" if kind == "radec" else "azel", sigma_arcsec=sig[0],
+            sigma_time_s=sig[1], norad_id=norad, cospar_id=cospar, station=station,
+            mag=mags.get(stamp, np.nan),
+            extras={"reference_frame": meta.get("REFERENCE_FRAME", ""), "participant": obj}))
 
 
 def _segment_problem(meta: dict) -> str | None:
@@ -297,18 +324,18 @@ def _participants(meta: dict) -> tuple[str, str]:
 
 
 def _sigma_comments(comments, system) -> dict[str, tuple[float, float]]:
-    out = {}
+    """``{UTC ISO epoch: (sigma arcsec, sigma s)}`` from ``SIGMA <epoch> <pos> [<time>]``."""
+    parsed = []
     for _, text in comments:
         parts = text.split()
         if len(parts) >= 3 and parts[0] == "SIGMA":
             try:
-                t = tdm_time(parts[1], system)
-                pos = float(parts[2])
-                tim = float(parts[3]) if len(parts) > 3 else np.nan
-            except (FieldError, ValueError):
+                parsed.append((parts[1], float(parts[2]),
+                               float(parts[3]) if len(parts) > 3 else np.nan))
+            except ValueError:
                 continue
-            out[t.isot] = (pos, tim)
-    return out
+    utc = tdm_times([p[0] for p in parsed], system)
+    return {utc[e]: (pos, tim) for e, pos, tim in parsed if isinstance(utc[e], str)}
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -346,8 +373,9 @@ def _col(table, name, i, default):
 
 def _segments_of(table: Table):
     """[(object, station, [row dicts sorted by time])] grouped by (station, object)."""
+    times = Time(table["time"], precision=6).utc
+    epochs, order_key = times.isot, times.jd1 + times.jd2  # vectorised formatting
     groups: dict[tuple, list] = {}
-    times = table["time"].utc
     for i in range(len(table)):
         obj = str(_col(table, "object_id", i, "") or _col(table, "norad_id", i, "")).strip()
         station = str(_col(table, "station", i, "")).strip() or "UNKNOWN"
@@ -355,19 +383,15 @@ def _segments_of(table: Table):
         if not (math.isfinite(ra) and math.isfinite(dec)):
             raise AposError(f"row {i}: RA/Dec not finite", key="ra_deg")
         groups.setdefault((station, obj or "UNKNOWN"), []).append({
-            "time": times[i], "ra": ra % 360.0, "dec": dec,
+            "epoch": epochs[i], "order": order_key[i], "ra": ra % 360.0, "dec": dec,
             "sigma": float(_col(table, "sigma_arcsec", i, np.nan)),
             "sigma_t": float(_col(table, "sigma_time_s", i, np.nan)),
             "mag": float(_col(table, "mag", i, np.nan))})
     out = []
     for (station, obj), rows in sorted(groups.items()):
-        rows.sort(key=lambda r: r["time"].jd1 + r["time"].jd2)
+        rows.sort(key=lambda r: r["order"])
         out.append((obj, station, rows))
     return out
-
-
-def _epoch(t: Time) -> str:
-    return Time(t, precision=6).utc.isot
 
 
 def _fmt(x: float) -> str:
@@ -375,8 +399,8 @@ def _fmt(x: float) -> str:
 
 
 def _meta_items(obj, station, rows, frame):
-    return [("TIME_SYSTEM", "UTC"), ("START_TIME", _epoch(rows[0]["time"])),
-            ("STOP_TIME", _epoch(rows[-1]["time"])), ("PARTICIPANT_1", obj),
+    return [("TIME_SYSTEM", "UTC"), ("START_TIME", rows[0]["epoch"]),
+            ("STOP_TIME", rows[-1]["epoch"]), ("PARTICIPANT_1", obj),
             ("PARTICIPANT_2", station), ("MODE", "SEQUENTIAL"), ("PATH", "1,2"),
             ("ANGLE_TYPE", "RADEC"), ("REFERENCE_FRAME", frame)]
 
@@ -385,11 +409,11 @@ def _data_items(rows):
     comments = []
     if any(math.isfinite(r["sigma"]) or math.isfinite(r["sigma_t"]) for r in rows):
         comments.append(SIGMA_COMMENT)
-        comments += [f"SIGMA {_epoch(r['time'])} {_fmt(r['sigma'])} {_fmt(r['sigma_t'])}"
+        comments += [f"SIGMA {r['epoch']} {_fmt(r['sigma'])} {_fmt(r['sigma_t'])}"
                      for r in rows]
     records = []
     for r in rows:
-        e = _epoch(r["time"])
+        e = r["epoch"]
         records.append((e, "ANGLE_1", f"{r['ra']:.9f}"))
         records.append((e, "ANGLE_2", f"{r['dec']:+.9f}"))
         if math.isfinite(r["mag"]):
