@@ -185,8 +185,10 @@ def ns_to_time(ns):
 
     ns = np.asarray(ns, dtype=np.int64)
     days, rem = np.divmod(ns, _NS_PER_DAY)
-    return Time(_J2000_JD + days.astype(float), rem.astype(float) / _NS_PER_DAY,
+    t = Time(_J2000_JD + days.astype(float), rem.astype(float) / _NS_PER_DAY,
                 format="jd", scale="tai").utc
+    t.format = "isot"
+    return t
 
 
 def as_ns(value, what: str) -> np.ndarray:

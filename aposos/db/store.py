@@ -136,6 +136,12 @@ def _colnames(data) -> list[str]:
     return list(data.keys())
 
 
+def _nrows(data) -> int:
+    """Rows of a Table / dict of columns / structured array (0 for None)."""
+    names = _colnames(data)
+    return len(data[names[0]]) if names else 0
+
+
 def rows_from(table: str, data, n: int | None = None, **fixed) -> np.ndarray:
     """Rows of ``table`` from an astropy Table / dict of columns / structured array.
 
@@ -146,7 +152,11 @@ def rows_from(table: str, data, n: int | None = None, **fixed) -> np.ndarray:
     """
     names = _colnames(data)
     if n is None:
-        n = len(data[names[0]]) if names else 1
+        n = _nrows(data) if names else 1
+    for name in names:
+        if np.ndim(data[name]) == 0 or len(data[name]) != n:
+            raise AposError(f"column has {np.size(data[name])} rows, expected {n}",
+                            key=f"{table}.{name}")
     rows = schema.empty(table, n)
     for name, _ in schema.TABLES[table]:
         if name in fixed:
@@ -184,14 +194,19 @@ def _check_observations(obs: np.ndarray, where: str) -> None:
                         path=where, key="observations")
 
 
+def _row_bytes(rows: np.ndarray, ignore=("commit_seq",)) -> list[bytes]:
+    """Each row's bytes without the ``ignore`` fields (identity of content; NaN equals NaN)."""
+    from numpy.lib.recfunctions import repack_fields
+
+    keep = [n for n in rows.dtype.names if n not in ignore]
+    packed = repack_fields(rows[keep])
+    return [packed[i].tobytes() for i in range(len(packed))]
+
+
 def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
-    """Rows equal as multisets, ignoring commit_seq and run_id (NaN equals NaN)."""
-    if len(a) != len(b):
-        return False
-    keep = [n for n in a.dtype.names if n not in ("commit_seq", "run_id")]
-    ka = np.sort(np.array([a[keep][i].tobytes() for i in range(len(a))], dtype=object))
-    kb = np.sort(np.array([b[keep][i].tobytes() for i in range(len(b))], dtype=object))
-    return bool(np.all(ka == kb))
+    """Rows equal as multisets, ignoring commit_seq and run_id."""
+    ignore = ("commit_seq", "run_id")
+    return len(a) == len(b) and sorted(_row_bytes(a, ignore)) == sorted(_row_bytes(b, ignore))
 
 
 # --------------------------------------------------------------------------- store
@@ -429,7 +444,7 @@ class Store:
             t = getattr(frame, name)
             if t is not None:
                 f[name + "_ns"] = schema.as_ns(t, name)
-        nobs = len(observations) if observations is not None else 0
+        nobs = _nrows(observations)
         obs = rows_from("observations", observations, nobs, frame_uid=uid,
                         obs_index=np.arange(nobs, dtype=np.int32)) if nobs else None
         if obs is not None:
@@ -441,8 +456,8 @@ class Store:
             if frame.status != "ok":
                 raise AposError("a failed frame cannot carry observations", path=frame.path)
         un = None
-        if unseen is not None and len(unseen):
-            un = rows_from("unseen", unseen, len(unseen), run_id=run_id, frame_uid=uid,
+        if _nrows(unseen):
+            un = rows_from("unseen", unseen, _nrows(unseen), run_id=run_id, frame_uid=uid,
                            commit_seq=0)
 
         def build(db):
@@ -489,17 +504,17 @@ class Store:
         def build(db):
             view = db.view
             tables = {}
-            if members is not None and len(members):
+            if _nrows(members):
                 tables.update(_tracklet_rows(view, members, pv, run_id, ids))
-            if correlations is not None and len(correlations):
+            if _nrows(correlations):
                 c = _correlation_rows(correlations, ids, run_id)
                 tables["correlations"] = view.new_correlations(c)
-            if orbits is not None and len(orbits):
+            if _nrows(orbits):
                 tables["orbits"] = view.new_orbits(rows_from("orbits", orbits, run_id=run_id,
                                                              commit_seq=0))
-            if unseen is not None and len(unseen):
+            if _nrows(unseen):
                 uids = [schema.frame_uid(h, pv) for h in np.asarray(unseen["content_hash"]).astype(str)]
-                u = rows_from("unseen", unseen, len(unseen), run_id=run_id, frame_uid=uids,
+                u = rows_from("unseen", unseen, _nrows(unseen), run_id=run_id, frame_uid=uids,
                               commit_seq=0)
                 tables["unseen"] = view.new_unseen(u)
             tables = {k: v for k, v in tables.items() if len(v)}
@@ -834,7 +849,7 @@ def _tracklet_rows(view: _View, members, pv: str, run_id: str, ids: dict) -> dic
     stored_tid = _observation_field(view, fi, index, "tracklet_id")
     have = set(view.tables["tracklets"]["tracklet_id"].tolist())
     t_rows, m_rows = [], []
-    for label in dict.fromkeys(labels):
+    for label in dict.fromkeys(labels.tolist()):
         sel = np.nonzero(labels == label)[0]
         station = np.unique(view.frames["station"][fi[sel]])
         if len(station) != 1:
@@ -873,7 +888,7 @@ def _observation_field(view: _View, fi: np.ndarray, index: np.ndarray, col: str)
 
 def _correlation_rows(correlations, ids: dict, run_id: str) -> np.ndarray:
     names = _colnames(correlations)
-    n = len(correlations)
+    n = _nrows(correlations)
     if "tracklet_id" in names:
         tid = np.asarray(correlations["tracklet_id"], dtype=np.int64)
     elif "tracklet" in names:
@@ -916,9 +931,8 @@ def _merge_rows(view: _View, src: Store) -> dict[str, np.ndarray]:
     for table in ("runs", "correlations", "orbits"):
         rows = sv.tables[table]
         have = view.tables[table]
-        keep = [n for n in rows.dtype.names if n != "commit_seq"]
-        known = {have[keep][i].tobytes() for i in range(len(have))}
-        mask = np.array([rows[keep][i].tobytes() not in known for i in range(len(rows))], bool)
+        known = set(_row_bytes(have))
+        mask = np.array([b not in known for b in _row_bytes(rows)], bool)
         out[table] = rows[mask] if len(rows) else rows
     return {k: v.copy() for k, v in out.items()}
 
