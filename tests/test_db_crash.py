@@ -9,6 +9,7 @@ land inside them.
 
 import os
 import random
+import select
 import signal
 import time
 
@@ -107,7 +108,8 @@ def test_sigkill_at_random_instants_never_loses_or_tears_a_commit(tmp_path):
     kills, committed_total, linked_total, nxt = 0, set(), set(), 0
     for _ in range(30):
         pid, fd = _spawn(_writer, root, "iran", nxt)
-        time.sleep(rng.uniform(0.0, 0.6))
+        select.select([fd], [], [], 30)  # the writer is at work: it reported a commit
+        time.sleep(rng.uniform(0.0, 0.4))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status)
@@ -117,17 +119,17 @@ def test_sigkill_at_random_instants_never_loses_or_tears_a_commit(tmp_path):
         linked_total |= tracklets
         present = _check(root, "iran", committed_total, linked_total)
         nxt = max(present, default=-1) + 1 - rng.randint(0, 2)  # also redo the last frames
-    assert kills == 30 and len(committed_total) >= 20 and len(linked_total) >= 4
+    assert kills == 30 and len(committed_total) >= 30 and len(linked_total) >= 4
 
 
 def test_sigkill_at_every_step_of_a_commit(tmp_path):
     points = ["locked", "segment_written", "segment_renamed", "manifest_written",
-              "manifest_published"]
+              "manifest_published", "compacting"]
     root = str(tmp_path / "store")
     reported, linked, nxt = set(), set(), 0
     leftovers, unlisted = [], []
     for point in points:
-        for passes in (0, 3, 11):  # the first commit, a later one, one inside a compaction
+        for passes in (0, 5):  # the first time and a later time the writer gets there
             pid, fd = _spawn(_writer, root, "peru", nxt, crash_at={point: passes})
             _, status = os.waitpid(pid, 0)
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
@@ -148,7 +150,7 @@ def test_sigkill_at_every_step_of_a_commit(tmp_path):
                     if n.startswith(".tmp")]
         listed = {e["name"] for e in db.manifest["segments"]}
         assert set(os.listdir(os.path.join(root, "segments"))) == listed
-    assert len(leftovers) == len(unlisted) == 3  # the kills did leave files behind
+    assert len(leftovers) == len(unlisted) == 2  # the kills did leave files behind
 
 
 def _finite_writer(root, station, n, report_fd):
@@ -166,19 +168,19 @@ def _finite_writer(root, station, n, report_fd):
 def test_concurrent_writers_are_serialised(tmp_path):
     root = str(tmp_path / "store")
     Store.open(root, "a").close()
-    stations = ["iran", "pakistan", "peru", "lab"]
-    children = [_spawn(_finite_writer, root, st, 16) for st in stations]
+    stations = ["iran", "pakistan", "peru"]
+    children = [_spawn(_finite_writer, root, st, 12) for st in stations]
     for pid, fd in children:
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         _reports(fd)
     with Store.open(root, "r") as db:
         s = db.summary()
-        assert s["frames"] == 16 * len(stations)
-        assert s["observations"] == len(stations) * sum(synthetic.n_obs(i) for i in range(16))
-        assert s["tracklets"] == s["correlations"] == 4 * len(stations)
+        assert s["frames"] == 12 * len(stations)
+        assert s["observations"] == len(stations) * sum(synthetic.n_obs(i) for i in range(12))
+        assert s["tracklets"] == s["correlations"] == 3 * len(stations)
         assert s["runs"] == len(stations)
         for st in stations:
-            assert len(db.observations(station=st)) == sum(synthetic.n_obs(i) for i in range(16))
+            assert len(db.observations(station=st)) == sum(synthetic.n_obs(i) for i in range(12))
         seqs = db.frames()["commit_seq"]
         assert len(np.unique(seqs)) == len(seqs)  # every commit had its own turn

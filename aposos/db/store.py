@@ -591,6 +591,7 @@ class Store:
             return 0
         segs = [self.segments[e["name"]] for e in entries]
         tables = _compacted_rows(segs)
+        _crash_point("compacting")
         self._write_segment(segment.arrange(tables), remove=[e["name"] for e in entries],
                             seq=(int(self.manifest["next_seq"]), int(self.manifest["next_seq"])))
         return len(segs)
