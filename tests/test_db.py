@@ -159,7 +159,7 @@ def test_late_tracklet_membership_survives_compaction(store):
     for col in ("tracklet_id", "ra_deg", "frame", "along_track_arcsec"):
         assert np.array_equal(after[col], before[col])
     # folded into the observations: no separate membership rows remain
-    assert len(next(iter(store.segments.values())).small["tracklet_obs"]) == 0
+    assert next(iter(store.segments.values())).nrows("tracklet_obs") == 0
 
 
 def test_failed_frames_orbits_and_unseen_are_kept(store):

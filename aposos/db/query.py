@@ -18,6 +18,7 @@ from astropy.table import Table
 
 from . import schema
 from .schema import NO_TIME
+from .store import _ranges
 
 __all__ = ["observations", "object_history", "frames", "tracklets", "correlations", "runs",
            "orbits", "unseen"]
@@ -58,17 +59,6 @@ def _times(ns):
     return t
 
 
-def _ranges(start, count) -> np.ndarray:
-    """Concatenated ``arange(start[i], start[i] + count[i])``."""
-    start = np.asarray(start, np.int64)
-    count = np.asarray(count, np.int64)
-    total = int(count.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offsets = np.cumsum(count) - count
-    return np.repeat(start - offsets, count) + np.arange(total)
-
-
 def _obs_of_frames(view, fi) -> np.ndarray:
     """Observation rows of the frames at view rows ``fi``."""
     fi = np.asarray(fi, np.int64)
@@ -76,7 +66,8 @@ def _obs_of_frames(view, fi) -> np.ndarray:
     parts = []
     for s in np.unique(seg):
         sel = seg == s
-        rows = _ranges(view.frames["obs_start"][fi[sel]], view.frames["obs_count"][fi[sel]])
+        rows = _ranges(view.col("frames", "obs_start")[fi[sel]],
+                       view.col("frames", "obs_count")[fi[sel]])
         parts.append(view.segs[s].observation_rows(np.sort(rows)))
     return np.concatenate(parts) if parts else schema.empty("observations")
 
@@ -101,7 +92,7 @@ def _obs_of_tracklets(view, tids) -> np.ndarray:
         f, i = np.array(linked).T
         fi = view.frame_index(f)
         seg = view.frame_seg[fi]
-        rows = view.frames["obs_start"][fi] + i
+        rows = view.col("frames", "obs_start")[fi] + i
         for s in np.unique(seg):
             sel = seg == s
             parts.append(view.segs[s].observation_rows(np.sort(rows[sel])))
@@ -117,16 +108,16 @@ def _effective_tracklets(view, obs) -> np.ndarray:
 
 
 def _frame_mask(view, start_ns, end_ns, station, run_id, history):
-    f = view.frames
-    mask = np.ones(len(f), bool) if history else view.current_mask("frames").copy()
+    f = lambda name: view.col("frames", name)  # noqa: E731
+    mask = np.ones(view.n("frames"), bool) if history else view.current_mask("frames").copy()
     if station is not None:
-        mask &= f["station"] == str(station).encode()
+        mask &= f("station") == str(station).encode()
     if run_id is not None:
-        mask &= f["run_id"] == str(run_id).encode()
+        mask &= f("run_id") == str(run_id).encode()
     if start_ns is not None:
-        mask &= (f["t_end_ns"] != NO_TIME) & (f["t_end_ns"] >= start_ns - _MARGIN_NS)
+        mask &= (f("t_end_ns") != NO_TIME) & (f("t_end_ns") >= start_ns - _MARGIN_NS)
     if end_ns is not None:
-        mask &= (f["t_start_ns"] != NO_TIME) & (f["t_start_ns"] <= end_ns + _MARGIN_NS)
+        mask &= (f("t_start_ns") != NO_TIME) & (f("t_start_ns") <= end_ns + _MARGIN_NS)
     return mask
 
 
@@ -135,11 +126,11 @@ def _ns(t, what):
 
 
 def _tracklets_of_object(view, norad_id, history):
-    c = view.tables["correlations"]
-    mask = c["norad_id"] == int(norad_id)
+    """Correlation rows naming ``norad_id`` (current ones unless ``history``)."""
+    rows = np.nonzero(view.col("correlations", "norad_id") == int(norad_id))[0]
     if not history:
-        mask &= view.current_mask("correlations")
-    return c[mask]
+        rows = rows[view.correlations_current(rows)]
+    return view.table("correlations", rows)
 
 
 def observations(db, *, norad_id=None, start=None, end=None, station=None, tracklet_id=None,
@@ -164,7 +155,7 @@ def observations(db, *, norad_id=None, start=None, end=None, station=None, track
 
 def _observation_table(view, obs, start_ns, end_ns, station, run_id, history) -> Table:
     fi = view.frame_index(obs["frame_uid"])
-    fr = view.frames[fi] if len(obs) else schema.empty("frames")
+    fr = view.table("frames", fi) if len(obs) else schema.empty("frames")
     cur = view.current_mask("frames")[fi] if len(obs) else np.zeros(0, bool)
     keep = np.ones(len(obs), bool) if history else cur.copy()
     if start_ns is not None:
@@ -211,82 +202,80 @@ def object_history(db, norad_id, *, history=False) -> Table:
 def frames(db, *, start=None, end=None, station=None, run_id=None, history=False) -> Table:
     """Frames overlapping [start, end] (Times) of a station / run."""
     view = db.view
-    mask = _frame_mask(view, _ns(start, "start"), _ns(end, "end"), station, run_id, history)
-    f = view.frames
-    if start is not None:
-        mask &= f["t_end_ns"] >= _ns(start, "start")
-    if end is not None:
-        mask &= f["t_start_ns"] <= _ns(end, "end")
-    rows = f[mask]
-    t = to_table("frames", rows[np.lexsort((rows["frame_uid"], rows["t_start_ns"]))])
-    if history:
-        t["current"] = view.current_mask("frames")[mask][
-            np.lexsort((rows["frame_uid"], rows["t_start_ns"]))]
+    start_ns, end_ns = _ns(start, "start"), _ns(end, "end")
+    mask = _frame_mask(view, start_ns, end_ns, station, run_id, True)
+    if start_ns is not None:
+        mask &= view.col("frames", "t_end_ns") >= start_ns
+    if end_ns is not None:
+        mask &= view.col("frames", "t_start_ns") <= end_ns
+    t = _select(view, "frames", mask, history)
+    t.sort(["t_start", "frame_uid"])
     return t
 
 
-def _simple(db, table, history, mask=None) -> Table:
-    view = db.view
-    rows = view.tables[table]
-    cur = view.current_mask(table)
-    m = np.ones(len(rows), bool) if history else cur.copy()
-    if mask is not None:
-        m &= mask
-    t = to_table(table, rows[m])
+def _select(view, table, mask, history) -> Table:
+    """Rows of ``table`` where ``mask``, current ones unless ``history`` (then a column)."""
+    rows = np.nonzero(mask)[0]
+    if table == "correlations":
+        cur = view.correlations_current(rows)
+    else:
+        cur = view.current_mask(table)[rows]
+    keep = rows if history else rows[cur]
+    t = to_table(table, view.table(table, keep))
     if history:
-        t["current"] = cur[m]
+        t["current"] = cur
     return t
 
 
 def tracklets(db, *, norad_id=None, station=None, run_id=None, history=False) -> Table:
     """Tracklets (of an object, a station, a run)."""
     view = db.view
-    t = view.tables["tracklets"]
-    m = np.ones(len(t), bool)
+    m = np.ones(view.n("tracklets"), bool)
     if norad_id is not None:
-        m &= np.isin(t["tracklet_id"], _tracklets_of_object(view, norad_id, history)["tracklet_id"])
+        m &= np.isin(view.col("tracklets", "tracklet_id"),
+                     _tracklets_of_object(view, norad_id, history)["tracklet_id"])
     if station is not None:
-        m &= t["station"] == str(station).encode()
+        m &= view.col("tracklets", "station") == str(station).encode()
     if run_id is not None:
-        m &= t["run_id"] == str(run_id).encode()
-    return _simple(db, "tracklets", history, m)
+        m &= view.col("tracklets", "run_id") == str(run_id).encode()
+    return _select(view, "tracklets", m, history)
 
 
 def correlations(db, *, norad_id=None, tracklet_id=None, status=None, history=False) -> Table:
     """Correlations (of an object, a tracklet, a status 'identified'/'ambiguous'/'uct')."""
-    c = db.view.tables["correlations"]
-    m = np.ones(len(c), bool)
+    view = db.view
+    m = np.ones(view.n("correlations"), bool)
     if norad_id is not None:
-        m &= c["norad_id"] == int(norad_id)
+        m &= view.col("correlations", "norad_id") == int(norad_id)
     if tracklet_id is not None:
-        m &= c["tracklet_id"] == int(tracklet_id)
+        m &= view.col("correlations", "tracklet_id") == int(tracklet_id)
     if status is not None:
-        m &= c["status"] == schema.encode_enum([status], schema.CORR_STATUS, "status")[0]
-    return _simple(db, "correlations", history, m)
+        code = schema.encode_enum([status], schema.CORR_STATUS, "status")[0]
+        m &= view.col("correlations", "status") == code
+    return _select(view, "correlations", m, history)
 
 
 def runs(db, *, history=False) -> Table:
     """Runs (the newest row of each run unless ``history``)."""
-    return _simple(db, "runs", history)
+    return _select(db.view, "runs", np.ones(db.view.n("runs"), bool), history)
 
 
 def orbits(db, *, history=False) -> Table:
     """UCT orbit solutions (the newest of each orbit_id unless ``history``)."""
-    return _simple(db, "orbits", history)
+    return _select(db.view, "orbits", np.ones(db.view.n("orbits"), bool), history)
 
 
 def unseen(db, *, norad_id=None, station=None, history=False) -> Table:
     """Objects predicted in a frame but not detected, with the frame's station and time."""
     view = db.view
-    u = view.tables["unseen"]
-    m = np.ones(len(u), bool)
+    m = np.ones(view.n("unseen"), bool)
     if norad_id is not None:
-        m &= u["norad_id"] == int(norad_id)
-    fi = view.frame_index(u["frame_uid"])
+        m &= view.col("unseen", "norad_id") == int(norad_id)
     if station is not None:
-        m &= view.frames["station"][fi] == str(station).encode()
-    t = _simple(db, "unseen", history, m)
-    keep = m if history else (m & view.current_mask("unseen"))
-    t["station"] = schema.decode_str(view.frames["station"][fi[keep]])
-    t["t_mid"] = _times(view.frames["t_mid_ns"][fi[keep]])
+        fi = view.frame_index(view.col("unseen", "frame_uid"))
+        m &= view.col("frames", "station")[fi] == str(station).encode()
+    t = _select(view, "unseen", m, history)
+    fi = view.frame_index(t["frame_uid"])
+    t["station"] = schema.decode_str(view.col("frames", "station")[fi])
+    t["t_mid"] = _times(view.col("frames", "t_mid_ns")[fi])
     return t

@@ -6,7 +6,8 @@ segment is never modified after it is published, so a reader maps each large col
 from the file (``numpy.memmap`` at the dataset's offset) and reads any set of rows at page
 cost, with no chunk to decompress and no HDF5 call per lookup. Inside a segment:
 
-* ``frames`` are sorted by (t_start_ns, frame_uid);
+* ``frames`` are sorted by (t_start_ns, frame_uid); tracklets, memberships and correlations
+  by tracklet_id, unseen by frame_uid (:data:`SORTED_BY`), for binary search;
 * ``observations`` are grouped by frame in that same order (``frames.obs_start/obs_count``
   locate them), by ``obs_index`` within a frame, so a time range is one contiguous slice;
 * ``/_index/observations/tracklet_id/{sorted,perm}`` is a sorted copy of the tracklet column
@@ -28,7 +29,7 @@ from . import schema
 from ..errors import AposError
 
 #: Columns smaller than this (bytes) are read into memory; larger ones are memory-mapped.
-MMAP_MIN_BYTES = 1 << 20
+MMAP_MIN_BYTES = 1 << 16
 
 
 def fsync_path(path) -> None:
@@ -38,6 +39,11 @@ def fsync_path(path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+#: Tables sorted by a key inside every segment (then by commit_seq).
+SORTED_BY = {"tracklets": "tracklet_id", "tracklet_obs": "tracklet_id",
+             "correlations": "tracklet_id", "unseen": "frame_uid"}
 
 
 def arrange(tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -65,6 +71,10 @@ def arrange(tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = dict(tables)
     out["frames"] = frames
     out["observations"] = obs
+    for table, key in SORTED_BY.items():  # so that lookups by key are binary searches
+        rows = out.get(table)
+        if rows is not None and len(rows):
+            out[table] = rows[np.lexsort((rows["commit_seq"], rows[key]))]
     return out
 
 
@@ -103,11 +113,10 @@ def _column(path, ds):
 class Segment:
     """A published segment opened for reading.
 
-    ``small[table]`` holds every small table in memory (structured arrays);
-    ``obs[column]`` the observation columns (memory-mapped when large);
-    ``tracklet_sorted`` / ``tracklet_perm`` the tracklet index of the observations.
-    The HDF5 file is closed after opening: memory maps keep the data reachable even if a
-    compaction removes the file meanwhile.
+    ``cols[table][column]`` gives every column (memory-mapped when large, else in memory);
+    ``tracklet_sorted`` / ``tracklet_perm`` the tracklet index of the observations. The HDF5
+    file is closed after opening: the maps keep the data reachable even if a compaction
+    removes the file meanwhile.
     """
 
     def __init__(self, path, name: str):
@@ -127,38 +136,37 @@ class Segment:
                 raise AposError(f"segment has schema version {version}, newer than this "
                                 f"aposos understands ({schema.SCHEMA_VERSION}); upgrade aposos",
                                 path=self.path)
-            self.small = {t: self._load_table(f, t) for t in schema.SMALL_TABLES}
-            g = f.get("observations")
-            self.obs = {name: (_column(self.path, g[name]) if g is not None
-                               else np.zeros(0, dt))
-                        for name, dt in schema.TABLES["observations"]}
+            self.cols = {}
+            for table, columns in schema.TABLES.items():
+                g = f.get(table)
+                self.cols[table] = {
+                    name: (_column(self.path, g[name]) if g is not None
+                           else np.zeros((0,) + np.dtype(dt).shape, np.dtype(dt).base))
+                    for name, dt in columns}
             ix = f.get("_index/observations/tracklet_id")
             self.tracklet_sorted = _column(self.path, ix["sorted"]) if ix else np.zeros(0, "i8")
             self.tracklet_perm = _column(self.path, ix["perm"]) if ix else np.zeros(0, "i8")
-        self.n_obs = len(self.obs["frame_uid"])
+        self.obs = self.cols["observations"]
+        self.n_obs = self.nrows("observations")
 
-    @staticmethod
-    def _load_table(f, table):
-        g = f.get(table)
-        if g is None:
-            return schema.empty(table)
-        n = g[schema.TABLES[table][0][0]].shape[0]
-        rows = np.empty(n, schema.dtype(table))
-        for name, _ in schema.TABLES[table]:
-            rows[name] = g[name][()]
-        return rows
+    def nrows(self, table: str) -> int:
+        return len(self.cols[table][schema.TABLES[table][0][0]])
+
+    def table(self, table: str, rows=None) -> np.ndarray:
+        """Structured rows of ``table`` (all, or at positions / slice ``rows``)."""
+        if rows is None:
+            rows = slice(None)
+        cols = self.cols[table]
+        first = cols[schema.TABLES[table][0][0]][rows]
+        out = np.empty(len(first), schema.dtype(table))
+        for name in out.dtype.names:
+            out[name] = cols[name][rows]
+        return out
 
     def observation_rows(self, rows) -> np.ndarray:
         """Structured observation rows at positions ``rows`` (sorted for page locality)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty(len(rows), schema.dtype("observations"))
-        for name in out.dtype.names:
-            out[name] = self.obs[name][rows]
-        return out
+        return self.table("observations", np.asarray(rows, dtype=np.int64))
 
     def observation_slice(self, start: int, stop: int) -> np.ndarray:
         """Structured observation rows ``start:stop``."""
-        out = np.empty(max(stop - start, 0), schema.dtype("observations"))
-        for name in out.dtype.names:
-            out[name] = self.obs[name][start:stop]
-        return out
+        return self.table("observations", slice(start, stop))

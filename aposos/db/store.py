@@ -397,7 +397,7 @@ class Store:
 
         def build(db):
             row = db.view.current("runs")
-            row = row[schema.decode_str(row["run_id"]) == run_id].copy()
+            row = row[row["run_id"] == run_id.encode()].copy()
             counts.update(db.view.run_counts(run_id))
             for k, v in counts.items():
                 row[k] = v
@@ -421,7 +421,7 @@ class Store:
         self.refresh()
         pv = pipeline_version or self.pipeline_version
         if pv is None:
-            return bool(np.any(self.view.frames["content_hash"] == content_hash.encode()))
+            return bool(np.any(self.view.col("frames", "content_hash") == content_hash.encode()))
         return self.view.frame_index(schema.frame_uid(content_hash, pv)) >= 0
 
     def commit_frame(self, frame: FrameRecord, observations=None, *, unseen=None) -> bool:
@@ -463,7 +463,7 @@ class Store:
         def build(db):
             i = db.view.frame_index(uid)
             if i >= 0:
-                old = db.view.frames[i]
+                old = db.view.table("frames", [i])[0]
                 if old["content_hash"] != f["content_hash"][0] or old["pipeline_version"] != \
                         f["pipeline_version"][0]:
                     raise AposError("frame key collision (two files share a 64-bit uid)",
@@ -700,82 +700,145 @@ def _newest_per_key(keys: np.ndarray, seq: np.ndarray) -> np.ndarray:
 
 
 class _View:
-    """The small tables of all segments concatenated, with current-row masks."""
+    """All segments seen as one set of tables: columns concatenated on demand (memory maps
+    are not read until used), lookups by key, and which rows are current."""
 
     def __init__(self, segs: list[segment.Segment]):
         self.segs = segs
-        cat = {t: (np.concatenate([s.small[t] for s in segs]) if segs else schema.empty(t))
-               for t in schema.SMALL_TABLES}
-        self.tables = cat
-        self.frames = cat["frames"]
-        self.frame_seg = (np.concatenate([np.full(len(s.small["frames"]), i)
-                                          for i, s in enumerate(segs)]).astype(np.int64)
-                          if segs else np.zeros(0, np.int64))
-        self._uid_order = np.argsort(self.frames["frame_uid"], kind="stable")
-        self._uid_sorted = self.frames["frame_uid"][self._uid_order]
+        self.offsets = {t: np.cumsum([0] + [s.nrows(t) for s in segs]) for t in schema.TABLES}
+        self._cols: dict = {}
         self._current: dict[str, np.ndarray] = {}
-        m = cat["tracklet_obs"]
+        self.frame_seg = np.repeat(np.arange(len(segs)), np.diff(self.offsets["frames"]))
+        uid = self.col("frames", "frame_uid")
+        self._uid_order = np.argsort(uid, kind="stable")
+        self._uid_sorted = uid[self._uid_order]
+        m = self.table("tracklet_obs")
         self.members = {(int(f), int(i)): int(t) for t, f, i in
                         zip(m["tracklet_id"], m["frame_uid"], m["obs_index"])}
 
+    def n(self, table: str) -> int:
+        return int(self.offsets[table][-1])
+
+    def col(self, table: str, name: str) -> np.ndarray:
+        """One column of ``table`` over all segments (cached; a memory map if one segment)."""
+        key = (table, name)
+        if key not in self._cols:
+            parts = [s.cols[table][name] for s in self.segs]
+            if len(parts) == 1:
+                self._cols[key] = parts[0]
+            elif parts:
+                self._cols[key] = np.concatenate(parts)
+            else:
+                self._cols[key] = schema.empty(table)[name]
+        return self._cols[key]
+
+    def table(self, table: str, rows=None) -> np.ndarray:
+        """Structured rows of ``table`` (all, a boolean mask or positions)."""
+        if rows is None:
+            rows = slice(None)
+        first = self.col(table, schema.TABLES[table][0][0])[rows]
+        out = np.empty(len(first), schema.dtype(table))
+        for name in out.dtype.names:
+            out[name] = self.col(table, name)[rows]
+        return out
+
+    def lookup(self, table: str, keys) -> np.ndarray:
+        """Rows of ``table`` whose sort key (segment.SORTED_BY) is in ``keys``."""
+        keys = np.unique(np.asarray(keys))
+        name = segment.SORTED_BY[table]
+        found = []
+        for i, s in enumerate(self.segs):
+            c = s.cols[table][name]
+            if len(c) == 0:
+                continue
+            lo = np.searchsorted(c, keys, "left")
+            hi = np.searchsorted(c, keys, "right")
+            if np.any(hi > lo):
+                found.append(self.offsets[table][i] + _ranges(lo, hi - lo))
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
+
     def frame_index(self, uid):
-        """Row in ``frames`` of frame uid(s), -1 where absent."""
+        """Row in frames of frame uid(s), -1 where absent."""
         uid = np.asarray(uid, dtype=np.int64)
-        pos = np.searchsorted(self._uid_sorted, uid)
-        pos = np.minimum(pos, max(len(self._uid_sorted) - 1, 0))
         if len(self._uid_sorted) == 0:
             return np.full(uid.shape, -1) if uid.ndim else -1
-        found = self._uid_sorted[pos] == uid
-        out = np.where(found, self._uid_order[pos], -1)
+        pos = np.minimum(np.searchsorted(self._uid_sorted, uid), len(self._uid_sorted) - 1)
+        out = np.where(self._uid_sorted[pos] == uid, self._uid_order[pos], -1)
         return out if uid.ndim else int(out)
+
+    # ---- which rows are current
 
     def current_mask(self, table: str) -> np.ndarray:
         """Which rows of ``table`` are current (not superseded)."""
-        if table in self._current:
-            return self._current[table]
-        rows = self.tables[table]
+        if table not in self._current:
+            self._current[table] = self._compute_current(table)
+        return self._current[table]
+
+    def _compute_current(self, table: str) -> np.ndarray:
+        col = lambda name: self.col(table, name)  # noqa: E731
         if table == "frames":
-            mask = self._current_frames()
-        elif table == "runs":
-            mask = _newest_per_key(rows["run_id"], rows["commit_seq"])
-        elif table == "orbits":
-            mask = _newest_per_key(rows["orbit_id"], rows["commit_seq"])
-        elif table in ("tracklets", "unseen"):
-            col = "first_frame_uid" if table == "tracklets" else "frame_uid"
-            i = self.frame_index(rows[col])
-            mask = (i >= 0) & self.current_mask("frames")[np.maximum(i, 0)]
-        elif table == "correlations":
-            live = self.current_mask("tracklets")
-            live_ids = self.tables["tracklets"]["tracklet_id"][live]
-            mask = _newest_per_key(rows["tracklet_id"], rows["commit_seq"]) & np.isin(
-                rows["tracklet_id"], live_ids)
-        else:
-            mask = np.ones(len(rows), bool)
-        self._current[table] = mask
-        return mask
+            return self._current_frames()
+        if table == "runs":
+            return _newest_per_key(col("run_id"), col("commit_seq"))
+        if table == "orbits":
+            return _newest_per_key(col("orbit_id"), col("commit_seq"))
+        if table in ("tracklets", "unseen"):
+            return self.frames_current(col("first_frame_uid" if table == "tracklets"
+                                           else "frame_uid"))
+        if table == "correlations":
+            return self.correlations_current(np.arange(self.n(table)))
+        return np.ones(self.n(table), bool)
 
     def _current_frames(self) -> np.ndarray:
-        f = self.frames
-        if len(f) == 0:
-            return np.zeros(0, bool)
-        _, grp = np.unique(f["content_hash"], return_inverse=True)
-        uv, inv = np.unique(f["pipeline_version"], return_inverse=True)
+        pv = self.col("frames", "pipeline_version")
+        n = len(pv)
+        if n == 0 or np.all(pv == pv[0]):
+            return np.ones(n, bool)  # one pipeline version: every frame result is current
+        _, grp = np.unique(self.col("frames", "content_hash"), return_inverse=True)
+        uv, inv = np.unique(pv, return_inverse=True)
         rank = schema.version_order(list(schema.decode_str(uv)))[inv]
-        order = np.lexsort((f["commit_seq"], rank, grp))
+        order = np.lexsort((self.col("frames", "commit_seq"), rank, grp))
         g = grp[order]
-        last = order[np.r_[g[1:] != g[:-1], True]]
-        mask = np.zeros(len(f), bool)
-        mask[last] = True
+        mask = np.zeros(n, bool)
+        mask[order[np.r_[g[1:] != g[:-1], True]]] = True
         return mask
 
+    def frames_current(self, uids) -> np.ndarray:
+        """Whether the frames of ``uids`` exist and are current."""
+        i = self.frame_index(uids)
+        return (i >= 0) & self.current_mask("frames")[np.maximum(i, 0)]
+
+    def correlations_current(self, rows) -> np.ndarray:
+        """Whether correlation rows ``rows`` are current: newest commit for their tracklet,
+        and the tracklet current. Looks only at the tracklets concerned."""
+        rows = np.asarray(rows, np.int64)
+        if len(rows) == 0:
+            return np.zeros(0, bool)
+        tid = self.col("correlations", "tracklet_id")[rows]
+        seq = self.col("correlations", "commit_seq")[rows]
+        if len(rows) == self.n("correlations"):
+            newest = _newest_per_key(tid, seq)
+        else:
+            allr = self.lookup("correlations", tid)
+            atid = self.col("correlations", "tracklet_id")[allr]
+            aseq = self.col("correlations", "commit_seq")[allr]
+            order = np.lexsort((aseq, atid))
+            atid, aseq = atid[order], aseq[order]
+            last = np.r_[atid[1:] != atid[:-1], True]
+            newest = seq == aseq[last][np.searchsorted(atid[last], tid)]
+        tr = self.lookup("tracklets", tid)
+        live = tr[self.frames_current(self.col("tracklets", "first_frame_uid")[tr])]
+        return newest & np.isin(tid, self.col("tracklets", "tracklet_id")[live])
+
     def current(self, table: str) -> np.ndarray:
-        return self.tables[table][self.current_mask(table)]
+        return self.table(table, self.current_mask(table))
 
     # ---- de-duplication helpers for commits
 
     def new_correlations(self, c: np.ndarray) -> np.ndarray:
         """Drop the correlations of tracklets whose current correlations are identical."""
-        cur = self.current("correlations")
+        rows = self.lookup("correlations", c["tracklet_id"])
+        cur = self.table("correlations", rows[self.correlations_current(rows)])
         keep = np.ones(len(c), bool)
         for tid in np.unique(c["tracklet_id"]):
             sel = c["tracklet_id"] == tid
@@ -790,7 +853,7 @@ class _View:
         return o[np.array(keep, bool)] if len(o) else o
 
     def new_unseen(self, u: np.ndarray) -> np.ndarray:
-        have = self.tables["unseen"]
+        have = self.table("unseen", self.lookup("unseen", u["frame_uid"]))
         key = set(zip(have["frame_uid"].tolist(), have["norad_id"].tolist()))
         keep = np.array([(int(a), int(b)) not in key for a, b in
                          zip(u["frame_uid"], u["norad_id"])], bool)
@@ -800,37 +863,50 @@ class _View:
 
     def run_counts(self, run_id: str) -> dict[str, int]:
         rid = run_id.encode()
-        f = self.frames[self.frames["run_id"] == rid]
-        t = self.tables["tracklets"]
-        c = self.current("correlations")
-        c = c[(c["run_id"] == rid) & (c["rank"] == 0)]
-        return {"n_frames": int(len(f)),
-                "n_frames_failed": int(np.sum(f["status"] == 1)),
-                "n_observations": int(f["obs_count"].sum()),
-                "n_tracklets": int(np.sum(t["run_id"] == rid)),
-                "n_identified": int(np.sum(c["status"] == 0)),
-                "n_uct": int(np.sum(c["status"] == 2))}
+        f = self.col("frames", "run_id") == rid
+        t = self.col("tracklets", "run_id") == rid
+        c = self.current_mask("correlations") & (self.col("correlations", "run_id") == rid) \
+            & (self.col("correlations", "rank") == 0)
+        status = self.col("correlations", "status")
+        return {"n_frames": int(f.sum()),
+                "n_frames_failed": int(np.sum(self.col("frames", "status")[f] == 1)),
+                "n_observations": int(self.col("frames", "obs_count")[f].sum()),
+                "n_tracklets": int(t.sum()),
+                "n_identified": int(np.sum(status[c] == 0)),
+                "n_uct": int(np.sum(status[c] == 2))}
 
     def summary(self, n_segments: int) -> dict[str, int]:
-        fr = self.current("frames")
-        c = self.current("correlations")
-        best = c[c["rank"] == 0]
-        out = {"runs": int(self.current_mask("runs").sum()),
-               "frames": int(len(fr)),
-               "frames_ok": int(np.sum(fr["status"] == 0)),
-               "frames_failed": int(np.sum(fr["status"] == 1)),
-               "frames_superseded": int(len(self.frames) - len(fr)),
-               "observations": int(fr["obs_count"].sum()),
-               "observations_total": int(self.frames["obs_count"].sum()),
-               "tracklets": int(self.current_mask("tracklets").sum()),
-               "correlations": int(len(c)),
-               "identified": int(np.sum(best["status"] == 0)),
-               "ambiguous": int(np.sum(best["status"] == 1)),
-               "uct": int(np.sum(best["status"] == 2)),
-               "orbits": int(self.current_mask("orbits").sum()),
-               "unseen": int(self.current_mask("unseen").sum()),
-               "segments": int(n_segments)}
-        return out
+        fr = self.current_mask("frames")
+        status = self.col("frames", "status")
+        count = self.col("frames", "obs_count")
+        best = self.current_mask("correlations") & (self.col("correlations", "rank") == 0)
+        cstat = self.col("correlations", "status")[best]
+        return {"runs": int(self.current_mask("runs").sum()),
+                "frames": int(fr.sum()),
+                "frames_ok": int(np.sum(status[fr] == 0)),
+                "frames_failed": int(np.sum(status[fr] == 1)),
+                "frames_superseded": int(len(fr) - fr.sum()),
+                "observations": int(count[fr].sum()),
+                "observations_total": int(count.sum()),
+                "tracklets": int(self.current_mask("tracklets").sum()),
+                "correlations": int(self.current_mask("correlations").sum()),
+                "identified": int(np.sum(cstat == 0)),
+                "ambiguous": int(np.sum(cstat == 1)),
+                "uct": int(np.sum(cstat == 2)),
+                "orbits": int(self.current_mask("orbits").sum()),
+                "unseen": int(self.current_mask("unseen").sum()),
+                "segments": int(n_segments)}
+
+
+def _ranges(start, count) -> np.ndarray:
+    """Concatenated ``arange(start[i], start[i] + count[i])``."""
+    start = np.asarray(start, np.int64)
+    count = np.asarray(count, np.int64)
+    total = int(count.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    offsets = np.cumsum(count) - count
+    return np.repeat(start - offsets, count) + np.arange(total)
 
 
 # --------------------------------------------------------------------------- row assembly
@@ -844,22 +920,21 @@ def _tracklet_rows(view: _View, members, pv: str, run_id: str, ids: dict) -> dic
     if np.any(fi < 0):
         raise AposError(f"tracklet member refers to a frame not committed by pipeline "
                         f"{pv}: {hashes[np.argmax(fi < 0)]}", key="members.content_hash")
-    if np.any((index < 0) | (index >= view.frames["obs_count"][fi])):
+    if np.any((index < 0) | (index >= view.col("frames", "obs_count")[fi])):
         raise AposError("tracklet member obs_index out of range", key="members.obs_index")
     times = _observation_field(view, fi, index, "time_ns")
     stored_tid = _observation_field(view, fi, index, "tracklet_id")
-    have = set(view.tables["tracklets"]["tracklet_id"].tolist())
     t_rows, m_rows = [], []
     for label in dict.fromkeys(labels.tolist()):
         sel = np.nonzero(labels == label)[0]
-        station = np.unique(view.frames["station"][fi[sel]])
+        station = np.unique(view.col("frames", "station")[fi[sel]])
         if len(station) != 1:
             raise AposError(f"tracklet {label!r} mixes stations", key="members")
         st = station[0].decode()
         tid = schema.tracklet_uid(pv, st, zip(hashes[sel], index[sel]))
         ids[label] = tid
-        if tid in have:
-            continue
+        if len(view.lookup("tracklets", [tid])):
+            continue  # this tracklet is stored already
         for s in sel:
             other = view.members.get((int(uids[s]), int(index[s])), int(stored_tid[s]))
             if other not in (0, tid):
@@ -880,7 +955,7 @@ def _tracklet_rows(view: _View, members, pv: str, run_id: str, ids: dict) -> dic
 def _observation_field(view: _View, fi: np.ndarray, index: np.ndarray, col: str) -> np.ndarray:
     out = np.empty(len(fi), schema.dtype("observations")[col])
     seg = view.frame_seg[fi]
-    rows = view.frames["obs_start"][fi] + index
+    rows = view.col("frames", "obs_start")[fi] + index
     for s in np.unique(seg):
         sel = seg == s
         out[sel] = view.segs[s].obs[col][rows[sel]]
@@ -914,25 +989,19 @@ def _correlation_rows(correlations, ids: dict, run_id: str) -> np.ndarray:
 def _merge_rows(view: _View, src: Store) -> dict[str, np.ndarray]:
     """Rows of ``src`` that ``view`` does not have yet (full history of src)."""
     sv = src.view
-    f = sv.frames
-    new_f = view.frame_index(f["frame_uid"]) < 0
-    frames = f[new_f]
-    new_uids = frames["frame_uid"]
+    frames = sv.table("frames", view.frame_index(sv.col("frames", "frame_uid")) < 0)
     obs = [s.observation_slice(0, s.n_obs) for s in sv.segs]
     obs = np.concatenate(obs) if obs else schema.empty("observations")
-    obs = obs[np.isin(obs["frame_uid"], new_uids)]
-    out = {"frames": frames, "observations": obs}
-    t = sv.tables["tracklets"]
-    have_t = view.tables["tracklets"]["tracklet_id"]
-    out["tracklets"] = t[~np.isin(t["tracklet_id"], have_t)]
-    m = sv.tables["tracklet_obs"]
+    out = {"frames": frames,
+           "observations": obs[np.isin(obs["frame_uid"], frames["frame_uid"])]}
+    t = sv.table("tracklets")
+    out["tracklets"] = t[~np.isin(t["tracklet_id"], view.col("tracklets", "tracklet_id"))]
+    m = sv.table("tracklet_obs")
     out["tracklet_obs"] = m[np.isin(m["tracklet_id"], out["tracklets"]["tracklet_id"])]
-    u = sv.tables["unseen"]
-    out["unseen"] = view.new_unseen(u)
+    out["unseen"] = view.new_unseen(sv.table("unseen"))
     for table in ("runs", "correlations", "orbits"):
-        rows = sv.tables[table]
-        have = view.tables[table]
-        known = set(_row_bytes(have))
+        rows = sv.table(table)
+        known = set(_row_bytes(view.table(table)))
         mask = np.array([b not in known for b in _row_bytes(rows)], bool)
         out[table] = rows[mask] if len(rows) else rows
     return {k: v.copy() for k, v in out.items()}
@@ -940,7 +1009,7 @@ def _merge_rows(view: _View, src: Store) -> dict[str, np.ndarray]:
 
 def _compacted_rows(segs: list[segment.Segment]) -> dict[str, np.ndarray]:
     """All rows of ``segs`` as one segment's tables, memberships folded into observations."""
-    tables = {t: np.concatenate([s.small[t] for s in segs]) for t in schema.SMALL_TABLES}
+    tables = {t: np.concatenate([s.table(t) for s in segs]) for t in schema.SMALL_TABLES}
     obs = np.concatenate([s.observation_slice(0, s.n_obs) for s in segs])
     m = tables["tracklet_obs"]
     if len(m) and len(obs):

@@ -49,12 +49,13 @@ def frame(station: str, i: int):
 
 def bulk_tables(n_frames: int, obs_per_frame: int, *, stations=("iran", "pakistan", "peru"),
                 obs_per_tracklet: int = 10, n_objects: int = 20_000, seed: int = 1,
-                pipeline_version: str = "0.1.0") -> dict[str, np.ndarray]:
+                nights: int = 365, pipeline_version: str = "0.1.0") -> dict[str, np.ndarray]:
     """Schema rows of a large synthetic archive (frames, observations, tracklets, correlations).
 
-    Frames are spread over the stations every 10 s; each tracklet takes ``obs_per_tracklet``
-    consecutive observations of one frame and is identified with a random NORAD id among
-    ``n_objects``. Used by the scale benchmark.
+    Frames are spread evenly over ``nights`` consecutive nights, over 10 hours of each night
+    (the stations take turns); each tracklet takes ``obs_per_tracklet`` consecutive
+    observations of one frame and is identified with a random NORAD id among ``n_objects``.
+    Used by the scale benchmark.
     """
     rng = np.random.default_rng(seed)
     f = schema.empty("frames", n_frames)
@@ -65,7 +66,10 @@ def bulk_tables(n_frames: int, obs_per_frame: int, *, stations=("iran", "pakista
     st = np.array(stations, dtype="S16")
     f["station"] = st[np.arange(n_frames) % len(st)]
     f["path"] = np.char.mod("frame%08d.fits", np.arange(n_frames))
-    f["t_start_ns"] = T0_NS + np.arange(n_frames) * (FRAME_CADENCE_NS // len(stations))
+    per_night = -(-n_frames // nights)
+    night, k_in_night = np.divmod(np.arange(n_frames), per_night)
+    spacing_ns = max(36_000_000_000_000 // per_night, EXPOSURE_NS)
+    f["t_start_ns"] = T0_NS + night * 86_400_000_000_000 + k_in_night * spacing_ns
     f["t_mid_ns"] = f["t_start_ns"] + EXPOSURE_NS // 2
     f["t_end_ns"] = f["t_start_ns"] + EXPOSURE_NS
     f["exposure_s"] = 2.0
