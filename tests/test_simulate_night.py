@@ -111,3 +111,32 @@ def test_sample_frames_read_back_with_their_truth():
         sats = truth[(truth["kind"] == "satellite") & truth["on_image"]]
         assert row["target"] in set(sats["id"])
         assert (truth["kind"] == "star").sum() >= 8
+
+
+def test_cli_writes_one_frame_and_its_truth(tmp_path, plan, capsys):
+    from aposos.cli import main
+    from aposos.ingest import read_frame
+
+    truth_tles, _, sequences = plan
+    seq = next(s for s in sequences if s.station == "peru" and s.tracking == "sidereal")
+    tles.write_catalog(tmp_path / "sky.txt", [seq.target])
+    out, truth_path = tmp_path / "f.fits", tmp_path / "f.ecsv"
+    code = main(["simulate", "--station", "peru", "--time", seq.t_starts[0].isot, "--exposure", "2",
+                 "--tles", str(tmp_path / "sky.txt"), "--rate-track", str(seq.target.norad), "--size", "64",
+                 "--out", str(out), "--truth", str(truth_path)])
+    assert code == 0 and "1 satellites" in capsys.readouterr().out
+    frame = read_frame(out)
+    assert frame.meta.tracking == "rate" and frame.shape == (64, 64)
+    truth = Table.read(truth_path)
+    assert truth.meta["target"] == seq.target.norad
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from aposos.cli import main
+
+    assert main(["simulate", "--station", "iran"]) == 2
+    assert "give --sample-night" in capsys.readouterr().err
+    assert main(["simulate", "--station", "iran", "--time", "2026-11-20T16:00:00", "--out", str(tmp_path / "x.fits"),
+                 "--tles", str(tmp_path / "none.txt"), "--target", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "none.txt" in err and "Traceback" not in err
