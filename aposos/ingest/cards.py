@@ -152,7 +152,7 @@ class Cards:
         """Right ascension in degrees: sexagesimal hours ('hh:mm:ss.s', 'hh mm ss') or decimal degrees."""
         value = self.header[key]
         if isinstance(value, str) and not _DECIMAL.match(value):
-            deg = parse_sexagesimal(value, self, key, max_first=24 if hours_if_sexagesimal else 360)
+            deg = parse_sexagesimal(value, self, key, max_first=360)  # range checked below, in degrees
             deg = deg * 15.0 if hours_if_sexagesimal else deg
         else:
             deg = self.number(key)
@@ -164,7 +164,7 @@ class Cards:
         """Declination in degrees: sexagesimal ('+dd:mm:ss.s', '+dd mm ss') or decimal degrees."""
         value = self.header[key]
         if isinstance(value, str) and not _DECIMAL.match(value):
-            deg = parse_sexagesimal(value, self, key, max_first=90)
+            deg = parse_sexagesimal(value, self, key, max_first=360)  # range checked below
         else:
             deg = self.number(key)
         if not -90.0 <= deg <= 90.0:

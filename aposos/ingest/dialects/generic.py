@@ -95,8 +95,8 @@ def _scale(cards: Cards) -> str:
 
 
 def _as_utc(t: Time, scale: str) -> Time:
-    # GPS time = TAI - 19 s; the value was parsed as if it were TAI.
-    return (t - seconds(19.0)).utc if scale == "gps" else t.utc
+    # A GPS clock reads TAI - 19 s; the value was parsed as if it were TAI, so TAI = value + 19 s.
+    return (t + seconds(19.0)).utc if scale == "gps" else t.utc
 
 
 def _parse(cards: Cards, key: str, kind: str, scale: str) -> tuple[Time, bool]:
@@ -235,9 +235,9 @@ def site(cards: Cards) -> tuple[float | None, float | None, float | None]:
 
 def binning(cards: Cards) -> int:
     if cards.first("XBINNING", "YBINNING"):
-        bx = cards.integer("XBINNING") or cards.integer("YBINNING")
-        by = cards.integer("YBINNING") or bx
-        key = "XBINNING"
+        bx, by = cards.integer("XBINNING"), cards.integer("YBINNING")
+        bx, by = (by if bx is None else bx), (bx if by is None else by)
+        key = "XBINNING" if cards.has("XBINNING") else "YBINNING"
     elif cards.first("CCDSUM", "BINNING"):
         key = cards.first("CCDSUM", "BINNING")
         parts = re.split(r"[\sxX,]+", str(cards.header[key]).strip())
