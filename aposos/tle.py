@@ -69,7 +69,8 @@ def format_catalog_number(norad_id: int) -> str:
 
 def checksum(line: str) -> int:
     """TLE checksum of the first 68 columns: sum of digits, ``-`` counts 1, modulo 10."""
-    return sum(int(c) if c.isdigit() else (1 if c == "-" else 0) for c in line[:68]) % 10
+    s = line[:68]
+    return (sum(d * s.count(str(d)) for d in range(1, 10)) + s.count("-")) % 10
 
 
 @dataclass(frozen=True)

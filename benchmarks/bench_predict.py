@@ -27,7 +27,9 @@ from aposos import screen as S
 from aposos import tle
 from aposos.config import load_station
 
-CATALOG = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "tle" / "full_catalog_2021-05-29.txt"
+CATALOG = next((p / "shared" / "realdata" / "tle" / "full_catalog_2021-05-29.txt"
+                for p in Path(__file__).resolve().parents[1:4]
+                if (p / "shared" / "realdata").is_dir()), Path("full_catalog_2021-05-29.txt"))
 
 
 def night_fields(catalog, station, n_frames, seed=0, exposure_s=10.0, radius_deg=2.0):
@@ -69,7 +71,7 @@ def main():
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--catalog", default=str(CATALOG))
     ap.add_argument("--station", default="iran")
-    ap.add_argument("--step", type=float, default=120.0)
+    ap.add_argument("--step", type=float, default=240.0)
     args = ap.parse_args()
 
     t = time.perf_counter()
@@ -91,6 +93,7 @@ def main():
     print(f"  knots {m['knots']}, coarse propagations {m['propagations_coarse'] / 1e6:.1f} M "
           f"({m['propagations_coarse'] / raw:.1f} s of raw SGP4), gate candidates {m['candidates']}, "
           f"crossings {m['crossings']} in {len(np.unique(out['frame']))} frames")
+    print("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in m["seconds"].items()))
     print(f"  ratio screen time / raw-SGP4 time of the coarse grid: {dt / (m['propagations_coarse'] / raw):.2f}")
 
 

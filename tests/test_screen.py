@@ -129,3 +129,15 @@ def test_path_min_separation():
     pts = un(np.array([0.0, 10.0]), np.array([0.0, 0.0]))
     assert np.degrees(S.path_min_separation(pts, un(5.0, 1.0))) == pytest.approx(1.0, abs=1e-9)
     assert np.degrees(S.path_min_separation(pts, un(12.0, 0.0))) == pytest.approx(2.0, abs=1e-9)
+
+
+def test_polyline_separation_matches_scalar_reference():
+    rng = np.random.default_rng(2)
+    from aposos.directions import unit_from_radec as un
+    counts = rng.integers(2, 6, 30)
+    units = un(rng.uniform(0, 40, counts.sum()), rng.uniform(-20, 20, counts.sum()))
+    centres = un(rng.uniform(0, 40, 30), rng.uniform(-20, 20, 30))
+    starts = np.cumsum(counts) - counts
+    got = S.polyline_separation(units, np.repeat(centres, counts, axis=0), starts)
+    ref = [S.path_min_separation(units[a:a + n], c) for a, n, c in zip(starts, counts, centres)]
+    assert np.allclose(got, ref, atol=1e-12)
