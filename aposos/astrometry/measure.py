@@ -1,0 +1,1 @@
+def measure(*a, **k): raise NotImplementedError
