@@ -1,7 +1,7 @@
 """Astrometry: plate solving against the offline star catalog, and star-relative positions.
 
 * :func:`solve` (``frame, sources, catalog=None, **config`` -> :class:`PlateSolution`): quad
-  matching around the header pointing, TAN + SIP fit with the order chosen by BIC, outlier
+  matching around the header pointing, TAN + SIP fit with the order chosen by held-out residuals, outlier
   clipping, likelihood-ratio acceptance; scale search and blind tile search as fallbacks.
 * :func:`measure` (``frame, sources, solution`` -> Observations table): RA/Dec with UTC time
   tags and uncertainties for every non-stellar candidate.

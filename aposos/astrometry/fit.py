@@ -75,6 +75,7 @@ class PlateFit:
     resid_eta_deg: np.ndarray
     cd: np.ndarray
     coef: np.ndarray = None
+    press_deg2: float = np.nan
 
     def with_inverse(self) -> "PlateFit":
         """The same fit with the inverse SIP polynomials (AP, BP) in its WCS (for FITS export)."""
@@ -93,6 +94,11 @@ class PlateFit:
         rss = float(np.sum(self.resid_xi_deg ** 2 + self.resid_eta_deg ** 2))
         k = 2 * n_terms(self.order) + 2
         return n_obs * np.log(max(rss, 1e-30) / n_obs) + k * np.log(n_obs)
+
+    def press(self) -> float:
+        """Leave-one-out (PRESS) mean squared residual per axis (deg^2): the held-out error
+        used to choose the order; unlike the fit residuals it grows when a polynomial overfits."""
+        return self.press_deg2
 
     def plate_sigma_deg(self, x, y) -> np.ndarray:
         """1-sigma (per axis, deg) error of the model's sky position at pixels (x, y) (0-based)."""
@@ -137,9 +143,14 @@ def fit_tan_sip(x, y, ra_deg, dec_deg, order: int, crpix0, crval, *, n_iter: int
     dof = max(len(x) - k, 1)
     sigma2 = float(np.sum(w * (rx ** 2 + ry ** 2)) / (2 * dof))
     cov_unit = np.linalg.pinv((phi * w[:, None]).T @ phi)
+    # leave-one-out residuals of a linear fit: e_i / (1 - h_ii), h the hat matrix diagonal
+    phi1 = phi[:, 1:]
+    h = np.einsum("ij,jk,ik->i", phi1, np.linalg.pinv((phi1 * w[:, None]).T @ phi1), phi1) * w
+    loo = (rx ** 2 + ry ** 2) / np.maximum(1.0 - h, 1e-6) ** 2
+    press = float(np.mean(w * loo) / 2.0)
     wcs, cd = _wcs_from_coefficients(coef, order, norm, crpix0, (ra0, dec0), inverse=inverse)
     return PlateFit(wcs=wcs, order=order, crpix0=tuple(crpix0), crval=(ra0, dec0), norm_px=norm,
-                    cov_unit=cov_unit, sigma2_deg2=sigma2, resid_xi_deg=rx, resid_eta_deg=ry, cd=cd, coef=coef)
+                    cov_unit=cov_unit, sigma2_deg2=sigma2, resid_xi_deg=rx, resid_eta_deg=ry, cd=cd, coef=coef, press_deg2=press)
 
 
 def _wcs_from_coefficients(coef, order, norm, crpix0, crval, inverse=True):

@@ -14,17 +14,18 @@ the canonical boundaries cannot lose a match (after astrometry.net, Lang et al. 
 
 from __future__ import annotations
 
-from itertools import combinations
+from itertools import chain, combinations
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 
-def build_quads(z: np.ndarray, d_min: float, d_max: float, n_inner: int) -> np.ndarray:
+def build_quads(z: np.ndarray, d_min: float, d_max: float, n_inner: int, chunk: int = 1024) -> np.ndarray:
     """Quads (index array, shape (n, 4): A, B, C, D) of points ``z`` (complex, brightest first).
 
     Every pair A, B with ``d_min <= |AB| <= d_max`` is a quad backbone; C and D are taken from
-    the ``n_inner`` brightest other points inside the circle with diameter AB.
+    the ``n_inner`` brightest other points inside the circle with diameter AB. Vectorised over
+    chunks of pairs (see :func:`build_quads_reference` for the plain loop it reproduces).
     """
     n = len(z)
     if n < 4:
@@ -33,14 +34,39 @@ def build_quads(z: np.ndarray, d_min: float, d_max: float, n_inner: int) -> np.n
     d = np.abs(z[i] - z[j])
     keep = (d >= d_min) & (d <= d_max)
     i, j = i[keep], j[keep]
+    combos = np.array(list(combinations(range(n_inner), 2)), dtype=np.int64).reshape(-1, 2)
     out = []
-    idx = np.arange(n)
-    for a, b in zip(i, j):
-        mid, rad = 0.5 * (z[a] + z[b]), 0.5 * abs(z[b] - z[a])
-        inside = idx[(np.abs(z - mid) < rad * 0.999)]
-        inside = inside[(inside != a) & (inside != b)][:n_inner]
-        for c, dd in combinations(inside, 2):
-            out.append((a, b, c, dd))
+    for s in range(0, len(i), chunk):
+        a, b = i[s:s + chunk], j[s:s + chunk]
+        rows = np.arange(len(a))
+        mid, rad = 0.5 * (z[a] + z[b]), 0.5 * np.abs(z[b] - z[a])
+        inside = np.abs(z[None, :] - mid[:, None]) < rad[:, None] * 0.999
+        inside[rows, a] = False
+        inside[rows, b] = False
+        rank = np.cumsum(inside, axis=1)
+        r, c = np.nonzero(inside & (rank <= n_inner))
+        slots = np.full((len(a), n_inner), -1, dtype=np.int64)
+        slots[r, rank[r, c] - 1] = c
+        cc, dd = slots[:, combos[:, 0]], slots[:, combos[:, 1]]
+        valid = (cc >= 0) & (dd >= 0)
+        aa = np.broadcast_to(a[:, None], cc.shape)
+        bb = np.broadcast_to(b[:, None], cc.shape)
+        out.append(np.stack([aa[valid], bb[valid], cc[valid], dd[valid]], axis=-1))
+    return np.concatenate(out).astype(np.int64) if out else np.zeros((0, 4), dtype=np.int64)
+
+
+def build_quads_reference(z: np.ndarray, d_min: float, d_max: float, n_inner: int) -> np.ndarray:
+    """Plain-loop reference implementation of :func:`build_quads` (for tests)."""
+    n = len(z)
+    out = []
+    for a in range(n):
+        for b in range(a + 1, n):
+            dab = abs(z[b] - z[a])
+            if not (d_min <= dab <= d_max):
+                continue
+            mid, rad = 0.5 * (z[a] + z[b]), 0.5 * dab
+            inside = [k for k in range(n) if k not in (a, b) and abs(z[k] - mid) < rad * 0.999][:n_inner]
+            out.extend((a, b, c, d) for c, d in combinations(inside, 2))
     return np.asarray(out, dtype=np.int64).reshape(-1, 4)
 
 
@@ -92,11 +118,12 @@ class QuadIndex:
             return empty
         allq = variants(img_quads)
         codes = quad_codes(z_img, allq)
-        hits = self.tree.query_ball_point(codes, r=tol)
-        qi = np.repeat(np.arange(len(allq)), [len(h) for h in hits])
-        if len(qi) == 0:
+        hits = self.tree.query_ball_point(codes, r=tol, return_sorted=False)
+        counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+        if counts.sum() == 0:
             return empty
-        ri = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits if len(h)])
+        qi = np.repeat(np.arange(len(allq)), counts)
+        ri = np.fromiter(chain.from_iterable(hits), dtype=np.int64, count=int(counts.sum()))
         dist = np.linalg.norm(codes[qi] - self.codes[ri], axis=1)
         order = np.argsort(dist, kind="stable")
         return allq[qi[order]], self.quads[ri[order]], dist[order]

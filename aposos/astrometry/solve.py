@@ -16,8 +16,9 @@ Algorithm (all steps vectorised numpy/scipy; a few hundred ms per field with a g
    false-alarm probability, multiplied by the number of hypotheses tried (Bonferroni), must be
    below ``10**log10_false_alarm`` (default 1e-9), with at least ``min_matches`` stars.
 4. **Fit**: iterative TAN + SIP least squares (:mod:`.fit`) with re-matching at a radius that
-   shrinks with the residuals, sigma clipping (``clip_sigma``) and the SIP order chosen by BIC
-   among 1..``max_order`` (capped so that there are >= 2 stars per coefficient).
+   shrinks with the residuals, sigma clipping (``clip_sigma``) and the SIP order chosen by the
+   leave-one-out (held-out) residual among 1..``max_order``, capped by the star count and by
+   how much of the frame the stars cover.
 5. **Fallbacks**: a scale search (quad sizes +-35 %) when the configured pixel scale may be
    wrong, then a blind search over tiles of sky around the hint out to ``blind_radius_deg``
    (default 15). Nothing found: ``accepted=False`` with the reason; no WCS is returned.
@@ -79,7 +80,7 @@ class SolveConfig:
     code_tol: float = 0.012
     max_hypotheses: int = 3000
     log10_false_alarm: float = -9.0
-    min_matches: int = 8
+    min_matches: int = 12
     max_order: int = 4
     clip_sigma: float = 4.0
     max_rms_px: float = 1.5
@@ -347,11 +348,26 @@ def _predict(fit: PlateFit, ra, dec, fld: _Field):
     return np.stack([x, y], -1)
 
 
-def _max_order(n: int, cfg: SolveConfig) -> int:
+def _max_order(n: int, cfg: SolveConfig, coverage: float = 1.0) -> int:
+    """Highest order allowed by the star count (3 more stars than coefficients) and by how much of
+    the frame the stars cover (polynomials extrapolate badly: < 25 % -> 1, < 50 % -> 2)."""
     order = 1
-    while order < cfg.max_order and n >= 2 * n_terms(order + 1) + 2:
+    while order < cfg.max_order and n >= n_terms(order + 1) + 3:
         order += 1
-    return order
+    cap = 1 if coverage < 0.25 else 2 if coverage < 0.5 else cfg.max_order
+    return min(order, cap)
+
+
+def _coverage(xy: np.ndarray, fld: _Field) -> float:
+    """Fraction of the frame inside the convex hull of the stars."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    if len(xy) < 3:
+        return 0.0
+    try:
+        return float(ConvexHull(xy).volume / (fld.nx * fld.ny))
+    except QhullError:
+        return 0.0
 
 
 def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
@@ -363,7 +379,9 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
     for it in range(6):
         if len(i) < 4:
             return None
-        top = _max_order(len(i), cfg) if (final and it >= 2) else min(_max_order(len(i), cfg), 1 + (it >= 1))
+        cover = _coverage(fld.xy[j], fld)
+        top = _max_order(len(i), cfg, cover) if (final and it >= 2) else min(_max_order(len(i), cfg, cover),
+                                                                              1 + (it >= 1))
         fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top)
         if fit is None:
             return None
@@ -381,7 +399,8 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         i, j = i_new, j_new
     if len(i) < 4:
         return None
-    fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg) if final else 2)
+    cover = _coverage(fld.xy[j], fld)
+    fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg, cover) if final else 2)
     if fit is None:
         return None
     # final sigma clip on the residual norm
@@ -392,7 +411,7 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         if keep.all() or keep.sum() < 4:
             break
         refit = _best_order(fld.xy[j[keep]], ra[i[keep]], dec[i[keep]], fld, fit.crval,
-                            _max_order(int(keep.sum()), cfg) if final else 2)
+                            _max_order(int(keep.sum()), cfg, cover) if final else 2)
         if refit is None:
             break
         i, j, fit = i[keep], j[keep], refit
@@ -400,12 +419,13 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
 
 
 def _best_order(xy, ra, dec, fld: _Field, crval, top: int) -> PlateFit:
+    """The fit of order 1..top with the smallest leave-one-out error (PRESS)."""
     best = None
     for order in range(1, max(top, 1) + 1):
-        if len(xy) < n_terms(order) + 2:
+        if len(xy) < n_terms(order) + 3:
             break
         f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval)
-        if best is None or f.bic() < best.bic():
+        if best is None or f.press() < best.press():
             best = f
     return best
 
@@ -419,8 +439,9 @@ class _Attempt:
     """Quad matching around one sky position (the hint, or a blind tile)."""
 
     def __init__(self, fld: _Field, ref: Table, ra0: float, dec0: float, search_radius_deg: float,
-                 scale_tol: float, cfg: SolveConfig):
+                 scale_tol: float, cfg: SolveConfig, cache: dict | None = None):
         self.fld, self.ref, self.cfg = fld, ref, cfg
+        self.cache = {} if cache is None else cache
         self.ra0, self.dec0 = ra0, dec0
         self.scale_tol = scale_tol
         self.search_radius_deg = search_radius_deg
@@ -429,6 +450,12 @@ class _Attempt:
         xi, eta = project(self.ra, self.dec, ra0, dec0)
         self.w_all = xi + 1j * eta
         self.n_hypotheses = 0
+        self.best_note = (0, "")
+
+    def note(self, k: int, text: str):
+        """Remember why the best rejected candidate was rejected (for the failure reason)."""
+        if k > self.best_note[0]:
+            self.best_note = (k, text)
 
     def _catalog_subset(self, n_img: int, d_max_deg: float):
         """Density-matched catalog stars (brightest per cell), indices into ref."""
@@ -458,10 +485,13 @@ class _Attempt:
         img_quads = build_quads(z, d_min_px, d_max_px, n_inner=4)
         s = fld.scale_deg
         lo, hi = s * (1 - self.scale_tol), s * (1 + self.scale_tol)
-        cat = self._catalog_subset(n_img, d_max_px * hi)
-        wc = self.w_all[cat]
-        cat_quads = build_quads(wc, d_min_px * lo, d_max_px * hi, n_inner=6)
-        index = QuadIndex(wc, cat_quads)
+        key = (self.ra0, self.dec0, self.scale_tol, n_img)
+        if key not in self.cache:  # catalog quads do not depend on the parity tried
+            cat = self._catalog_subset(n_img, d_max_px * hi)
+            wc = self.w_all[cat]
+            self.cache[key] = cat, QuadIndex(wc, build_quads(wc, d_min_px * lo, d_max_px * hi, n_inner=6))
+        cat, index = self.cache[key]
+        wc = index.z
         iq, rq, _ = index.matches(z, img_quads, cfg.code_tol)
         if len(iq) == 0:
             return
@@ -558,6 +588,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
     n_hyp = 0
     best_fail = "no asterism of the image matched the catalog around the hint"
     max_catalog_seen = 0
+    best_note = (0, "")
 
     plan = [("hint", float(hint[0]), float(hint[1]), cfg.hint_radius_deg, cfg.scale_tolerance)]
     if cfg.scale_search:
@@ -566,7 +597,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
         plan += [("blind", ra, dec, r, cfg.scale_tolerance)
                  for ra, dec, r in _blind_tiles(float(hint[0]), float(hint[1]), cfg.hint_radius_deg,
                                                 cfg.blind_radius_deg)]
-    ref_cache = {}
+    ref_cache, quad_cache = {}, {}
     t_blind = None
     for method, ra0, dec0, search_r, tol in plan:
         if method == "blind":
@@ -584,11 +615,15 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
             max_catalog_seen = max(max_catalog_seen, len(ref))
             if len(ref) < cfg.min_matches:
                 continue
-            attempt = _Attempt(fld, ref, ra0, dec0, search_r, tol, cfg)
-            result = _search(attempt, cfg, n_hyp)
+            attempt = _Attempt(fld, ref, ra0, dec0, search_r, tol, cfg, quad_cache)
+            levels = cfg.levels[:2] if method == "blind" else cfg.levels
+            result = _search(attempt, cfg, n_hyp, levels)
             n_hyp += attempt.n_hypotheses
+            if attempt.best_note[0] > best_note[0]:
+                best_note = attempt.best_note
             if result is not None:
                 fit, i, j, lfa_total, _ = result
+                fit, ref, i, j = _polish(fit, ref, i, j, catalog, epoch, cfg, fld)
                 return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec, base,
                                  time.perf_counter() - t0)
     if max_catalog_seen < cfg.min_matches:
@@ -596,6 +631,8 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                   "field too sparse for this catalog")
     else:
         reason = f"{best_fail} ({n_hyp} hypotheses tested, none significant)"
+        if best_note[1]:
+            reason += f"; {best_note[1]}"
     return _fail(reason, n_hypotheses=n_hyp, time_s=time.perf_counter() - t0, **base)
 
 
@@ -608,8 +645,26 @@ def _reference(catalog, ra0, dec0, radius_deg, epoch, cfg: SolveConfig, fld: _Fi
     return ref
 
 
-def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int):
-    for level in cfg.levels:
+def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
+    """Final fit against a fresh catalog cone centred on the solved field (the search cone may
+    have clipped part of the frame, e.g. for a blind tile)."""
+    ra_c, dec_c = fit.wcs.all_pix2world(fld.centre_px[0], fld.centre_px[1], 0)
+    ref2 = _reference(catalog, float(ra_c), float(dec_c), fld.radius_deg * 1.05 + 0.1, epoch, cfg, fld)
+    ra2, dec2 = np.asarray(ref2["ra"], float), np.asarray(ref2["dec"], float)
+    pred = _predict(fit, ra2, dec2, fld)
+    inside = np.flatnonzero(np.isfinite(pred[:, 0]) & _inside(np.nan_to_num(pred, nan=-1e9), fld))
+    rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
+    ii, jj, _ = _match(pred[inside], fld, float(np.clip(4 * rms, 1.0, cfg.match_radius_px)))
+    if len(ii) < len(i):
+        return fit, ref, i, j
+    out = _refine(ref2, fld, fit.crval, (inside[ii], jj), cfg, final=True)
+    if out is None or len(out[1]) < len(i):
+        return fit, ref, i, j
+    return out[0], ref2, out[1], out[2]
+
+
+def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels):
+    for level in levels:
         n_img = min(level, len(attempt.fld.xy))
         tried = 0
         for img_quad, cat_quad in attempt.hypotheses(n_img):
@@ -623,6 +678,8 @@ def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int):
             n_total = n_hyp_before + attempt.n_hypotheses
             lfa_total = lfa + np.log10(max(n_total, 1))
             if k < cfg.min_matches or lfa_total > cfg.log10_false_alarm:
+                attempt.note(k, f"best candidate: {k} stars matched, log10 false alarm {lfa_total:.1f} "
+                                f"(need >= {cfg.min_matches} stars and <= {cfg.log10_false_alarm:g})")
                 continue
             out = _refine(attempt.ref, attempt.fld, fit.crval, (i, j), cfg, final=True)
             if out is None:
@@ -630,6 +687,8 @@ def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int):
             fit, i, j, _ = out
             rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
             if len(i) < cfg.min_matches or rms > cfg.max_rms_px:
+                attempt.note(len(i), f"best candidate: {len(i)} stars, rms {rms:.2f} px (need >= {cfg.min_matches} "
+                                     f"stars and rms <= {cfg.max_rms_px:g} px)")
                 continue
             return fit, i, j, lfa_total, k
         if n_img >= len(attempt.fld.xy):
