@@ -138,7 +138,8 @@ def _instants(t_start, exposure_s, n_sub):
 def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_dec_deg=None, *,
                    tracking="sidereal", tles=(), target=None, seed=0, binning=None, shape=None,
                    rotation_deg=None, sip_corner_px=2.0, photometry=None, pointing_error_deg=0.15,
-                   noise=True, artefacts=True, n_sub=8, transparency=1.0, faint=None, catalog=None):
+                   noise=True, artefacts=True, n_sub=8, transparency=1.0, faint=None, catalog=None,
+                   catalogued=None):
     """Render one exposure and its truth.
 
     Parameters
@@ -153,10 +154,13 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
         target's position at mid-exposure.
     tracking : 'sidereal' or 'rate'
     tles : list of :class:`~aposos.simulate.tles.Tle`
-        The objects in the sky (the truth); ``in_catalog`` is True for them.
+        The objects in the sky (the truth orbits).
     target : Tle or None
         Object the mount follows (``tracking='rate'``) or is aimed at; rendered even when it
-        is not in ``tles`` (then ``in_catalog`` is False: an uncatalogued object).
+        is not in ``tles``.
+    catalogued : set of int or None
+        NORAD numbers of the published TLE catalog (the truth column ``in_catalog``);
+        default: every object of ``tles``.
     seed : int
         Seeds the rotation, pointing error, sky gradient, artefacts and noise.
     binning, shape : see :func:`frame_geometry`.
@@ -212,7 +216,7 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
     radius = scene.field_radius_deg(wcs, shp) + sweep_deg + 0.5
     sats = list(candidate_satellites(list(tles), st, Time(np.linspace(t0.jd, t_end.jd, 21), format="jd", scale="utc"),
                                      pointing_ra_deg, pointing_dec_deg, radius))
-    norads = {t.norad for t in tles}
+    norads = {t.norad for t in tles} if catalogued is None else set(catalogued)
     if target is not None and target.norad not in {t.norad for t in sats}:
         sats.append(target)
     sat_rows = _satellites(image, mount, st, sats, norads, instants, t_mid, exposure_s, phot, fwhm_px,
@@ -231,6 +235,7 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
                           "cosmic_rays_xy": [[float(a), float(c)] for a, c in zip(cr["x"], cr["y"])]}
         data = render.expose(image, gain_e_per_adu=cam["gain_e_per_adu"], read_noise_e=cam["read_noise_e"],
                              bias_adu=cam["bias_adu"], saturation_adu=cam["saturation_adu"], rng=rng)
+        data = np.round(data)  # the camera's ADC gives whole numbers
     else:
         data = (image / cam["gain_e_per_adu"]).astype(np.float32)
 
@@ -246,7 +251,7 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
                      read_noise_e=cam["read_noise_e"], saturation_adu=cam["saturation_adu"], binning=b,
                      object_id=None if target is None else str(target.norad), site_lat_deg=st.lat_deg,
                      site_lon_deg=st.lon_deg, site_height_m=st.height_m, filter="CLEAR",
-                     time_flags={"gps_lock": True} if st.timing["time_source"] == "GPS" else {})
+                     time_flags={"gps_lock": True, "gps_satellites": 9} if st.timing["time_source"] == "GPS" else {})
     truth = star_rows if sat_rows is None else vstack([star_rows, sat_rows])
     truth.meta.update({
         "station": st.name, "t_start": t0.isot, "t_mid": t_mid.isot, "t_end": t_end.isot, "exposure_s": exposure_s,

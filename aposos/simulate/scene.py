@@ -41,7 +41,7 @@ class Photometry:
 
     aperture_mm: float = 150.0
     throughput: float = 0.5  # optics x quantum efficiency
-    sky_mag_arcsec2: float = 19.5  # suburban site, moonless
+    sky_mag_arcsec2: float = 20.0  # suburban-to-rural site, moonless
     fwhm_arcsec: float = 20.0  # optics + seeing of a fast refractor, in binned-frame terms
 
     @property

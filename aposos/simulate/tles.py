@@ -117,8 +117,11 @@ def _leo_elements(rng):
     k = rng.choice(len(w), p=w / w.sum())
     _, lo, hi = _LEO_INCLINATIONS[k]
     alt = rng.uniform(300.0, 1300.0)
-    return dict(a_km=EARTH_RADIUS_KM + alt, ecc=rng.uniform(1e-4, 0.02) if rng.random() < 0.3 else rng.uniform(1e-4, 3e-3),
-                inc_deg=rng.uniform(lo, hi), bstar=10 ** rng.uniform(-5, math.log10(5e-4)) * (1.0 if alt < 900 else 0.3),
+    a_km = EARTH_RADIUS_KM + alt
+    ecc = rng.uniform(1e-4, 0.02) if rng.random() < 0.3 else rng.uniform(1e-4, 3e-3)
+    ecc = min(ecc, (alt - 250.0) / a_km)  # perigee above 250 km
+    return dict(a_km=a_km, ecc=ecc, inc_deg=rng.uniform(lo, hi),
+                bstar=10 ** rng.uniform(-5, math.log10(5e-4)) * (1.0 if alt < 900 else 0.3),
                 radius_m=10 ** rng.uniform(-0.5, 0.6))
 
 
@@ -238,19 +241,29 @@ def aged(tle: Tle, age_days: float, *, km_per_day: float = 2.0, seed: int = 0) -
     node = s.nodeo - s.nodedot * minutes
     argp = s.argpo - s.argpdot * minutes
     _, r_true, v_true = s.sgp4(s.jdsatepoch, s.jdsatepochF)
-    u_true, node_true = _latitude_argument_and_node(r_true, v_true)
+    u_true, node_true, w_true = _plane_angles(r_true, v_true)
     for _ in range(12):
         old = Satrec()
         old.sgp4init(WGS72, "i", s.satnum, days, s.bstar, 0.0, 0.0, s.ecco, argp % (2 * math.pi), s.inclo,
                      mo % (2 * math.pi), s.no_kozai + dn, node % (2 * math.pi))
         err, r_old, v_old = old.sgp4(s.jdsatepoch, s.jdsatepochF)
-        u_old, node_old = _latitude_argument_and_node(r_old, v_old)
-        d_node = _wrap(node_old - node_true)
-        d_u = _wrap(u_old - u_true) - along_rad
+        u_old, node_old, w_old = _plane_angles(r_old, v_old)
+        if math.sin(s.inclo) < 0.02:
+            # near-equatorial: node, perigee and argument of latitude are degenerate; the
+            # true longitude and the longitude of perigee are not: match those, keep the node
+            d_node = 0.0
+            d_u = _wrap((u_old + node_old) - (u_true + node_true)) - along_rad
+            d_w = _wrap((w_old + node_old) - (w_true + node_true)) if s.ecco > 1e-3 else 0.0
+        else:
+            d_node = _wrap(node_old - node_true)
+            d_u = _wrap(u_old - u_true) - along_rad
+            d_w = _wrap(w_old - w_true) if s.ecco > 1e-3 else 0.0  # perigee too: it sets the radius
         nu = u_true - s.argpo  # true anomaly, near enough for the Newton slope du/dM
         mo -= d_u * (1 - s.ecco**2) ** 1.5 / (1 + s.ecco * math.cos(nu)) ** 2
         node -= d_node
-        if abs(d_u) < 1e-9 and abs(d_node) < 1e-9:
+        argp -= d_w
+        mo += d_w  # keep the argument of latitude
+        if abs(d_u) < 1e-9 and abs(d_node) < 1e-9 and abs(d_w) < 1e-7:
             break
     old.classification, old.intldesg, old.elnum, old.revnum = "U", s.intldesg, 998, s.revnum
     line1, line2 = export_tle(old)
@@ -261,14 +274,17 @@ def _wrap(angle_rad):
     return (angle_rad + math.pi) % (2 * math.pi) - math.pi
 
 
-def _latitude_argument_and_node(r, v):
-    """Argument of latitude and right ascension of the node (rad) of a TEME state."""
+def _plane_angles(r, v):
+    """Argument of latitude, node and argument of perigee (rad, osculating) of a TEME state (km, km/s)."""
     r, v = np.asarray(r), np.asarray(v)
     h = np.cross(r, v)
+    h_hat = h / np.linalg.norm(h)
     node = math.atan2(h[0], -h[1])
     n_hat = np.array([math.cos(node), math.sin(node), 0.0])
-    u_ = math.atan2(np.dot(np.cross(n_hat, r), h) / np.linalg.norm(h), np.dot(n_hat, r))
-    return u_, node
+    u_ = math.atan2(np.dot(np.cross(n_hat, r), h_hat), np.dot(n_hat, r))
+    e_vec = ((v @ v - MU_KM3_S2 / np.linalg.norm(r)) * r - (r @ v) * v) / MU_KM3_S2
+    w = math.atan2(np.dot(np.cross(n_hat, e_vec), h_hat), np.dot(n_hat, e_vec))
+    return u_, node, w
 
 
 def without(catalog: list[Tle], norad) -> list[Tle]:
@@ -288,7 +304,11 @@ def read_catalog(path) -> list[Tle]:
     """Read a 3LE/2LE file written by :func:`write_catalog` (for the simulator's own use)."""
     from ..errors import AposError
 
-    lines = [ln.rstrip() for ln in open(path) if ln.strip()]
+    try:
+        with open(path) as f:
+            lines = [ln.rstrip() for ln in f if ln.strip()]
+    except OSError as exc:
+        raise AposError(f"cannot read TLE file: {exc.strerror}", path=path) from None
     out, name = [], None
     i = 0
     while i < len(lines):
