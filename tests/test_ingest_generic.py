@@ -93,6 +93,12 @@ def test_generic_times(tmp_path, cards, key, refers_to):
     assert meta.time_flags["time_key"] == key and meta.time_flags["refers_to"] == refers_to
 
 
+@pytest.mark.parametrize("cards", [{"DATE-OBS": "2016-12-31T23:59:60.5"}, {"DATE-OBS": "2016-12-31", "UT": "23:59:60.5"}])
+def test_leap_second_is_accepted_on_its_day(tmp_path, cards):
+    meta = read(tmp_path, {**cards, "EXPTIME": 1.0}).meta
+    assert meta.t_start.isot == "2016-12-31T23:59:60.500" and meta.t_end.isot == "2017-01-01T00:00:00.500"
+
+
 def test_secondary_time_keys_are_compared_not_used(tmp_path):
     # BASP-like: DATE-OBS at start, JDMID (mid-exposure JD) 1.5 s early
     jdmid = Decimal(JD_TEXT) + (Decimal("2.5") - Decimal("1.5")) / 86400

@@ -117,7 +117,7 @@ def _date_obs(cards: Cards, scale: str) -> tuple[Time, str, bool]:
     if clock_key is None:
         return t, "DATE-OBS", has_time
     day = Time(raw.isot[:10], scale=astropy_scale)
-    combined = _as_utc(day + seconds(cards.clock_s(clock_key)), scale)
+    combined = _as_utc(cards.on_day(day, clock_key, scale=astropy_scale), scale)
     if has_time and abs((combined - t).sec) > 1e-3:
         raise cards.error(clock_key, f"{cards.text(clock_key)!r} disagrees with DATE-OBS {cards.text('DATE-OBS')!r}")
     return (t if has_time else combined), ("DATE-OBS" if has_time else f"DATE-OBS+{clock_key}"), True
