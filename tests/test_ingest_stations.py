@@ -278,7 +278,10 @@ def test_unknown_dialect_in_a_station_config_is_an_error(tmp_path):
     path = write_frame(tmp_path / "f.fits", Frame(pixels(), meta_for("iran")), "iran")
     with pytest.raises(AposError) as info:
         read_frame(path, custom)
-    assert str(custom) in str(info.value) and "header.dialect" in str(info.value) and "mars" in str(info.value)
+    msg = str(info.value)
+    assert msg.startswith(str(path)) and str(custom) in msg and "header.dialect" in msg and "mars" in msg
+    with pytest.raises(AposError, match="header.dialect"):  # caught when the config is loaded
+        load_station(custom)
 
 
 def test_generic_writer_round_trip(tmp_path):

@@ -45,7 +45,7 @@ def _station(station, path) -> Station:
     try:
         return load_station(station)
     except AposError as exc:
-        raise AposError(f"station {station!r}: {exc.problem}", path=path, key="station") from None
+        raise AposError(f"station {os.fspath(station)!r}: {exc}", path=path, key="station") from None
 
 
 def recognise_station(header: fits.Header, directory=STATIONS_DIR) -> Station | None:
