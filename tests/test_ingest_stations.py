@@ -10,7 +10,7 @@ from astropy.time import Time, TimeDelta
 
 from aposos import AposError
 from aposos.config import STATIONS_DIR, load_station
-from aposos.ingest import header_for, read_frame, recognise_station, write_frame
+from aposos.ingest import header_for, read_frame, read_meta, recognise_station, write_frame
 from aposos.model import Frame, FrameMeta
 
 STATIONS = ("iran", "pakistan", "peru")
@@ -253,6 +253,7 @@ def test_station_recognised_from_telescop(tmp_path, station):
     assert recognise_station(fits.Header()) is None
     path = write_frame(tmp_path / "f.fits", Frame(pixels(), meta_for(station)), station)
     assert read_frame(path, station).station == station  # naming the right station changes nothing
+    assert read_meta(path) == read_frame(path).meta
     assert read_frame(path, load_station(station)).station == station
 
 
