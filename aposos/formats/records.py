@@ -17,6 +17,11 @@ Columns of the table from :func:`aposos.formats.read_observations` (one row per 
   'azel', 'ICRF', 'EME2000', ...), before conversion.
 * ``format`` -- 'iod', 'uk', 'rde', 'tdm'.
 
+Format extras (filled with -1 / '' / NaN in rows of other formats): ``angle_format`` and
+``epoch_code`` (IOD, UK: the codes as written), ``sky`` (IOD station/sky status),
+``behaviour`` (IOD optical behaviour code), ``time_standard`` (UK, RDE), ``remark`` (UK,
+RDE), ``flash_period_s`` (IOD, UK, RDE), ``reference_frame`` and ``participant`` (TDM).
+
 ``table.meta``: ``format`` ('iod', 'uk', 'rde', 'tdm-kvn', 'tdm-xml' or 'mixed'),
 ``formats`` (records per format), ``rejected`` (list of ``(line, reason)`` for every bad
 record), ``skipped`` (``(line, reason)`` for compliant records that carry no position, e.g.

@@ -45,10 +45,11 @@ from .records import Record
 ICRS_FRAMES = ("EME2000", "ICRF", "ICRF1", "ICRF2", "ICRF3", "GCRF")
 TIME_SYSTEMS = ("UTC", "TAI", "TT", "GPS")
 CONVENTION_COMMENT = (
-    "Angles are star-relative RA/Dec (ANGLE_1 = right ascension, ANGLE_2 = declination, "
-    "deg): topocentric directions measured against catalogue stars, ICRF axes (EME2000 "
-    "convention), light time as observed, annual aberration removed with the stars' "
-    "(no CORRECTION_ABERRATION applied or needed).")
+    "ANGLE_1 = right ascension, ANGLE_2 = declination, degrees, ICRF axes (EME2000 "
+    "convention). Star-relative: measured against catalogue stars, so each is the "
+    "topocentric direction of the object (light time as observed) displaced by minus the "
+    "annual aberration (up to 20.5 arcsec), like optical observers' RA/Dec reports; "
+    "no CORRECTION_ABERRATION_* applied.")
 SIGMA_COMMENT = ("1-sigma uncertainties per epoch: SIGMA <epoch> <position arcsec> "
                  "<time s>")
 
