@@ -180,7 +180,7 @@ def test_written_kvn_follows_the_standard_layout(tmp_path):
     assert keys == ["TIME_SYSTEM", "START_TIME", "STOP_TIME", "PARTICIPANT_1",
                     "PARTICIPANT_2", "MODE", "PATH", "ANGLE_TYPE", "REFERENCE_FRAME"]
     assert "REFERENCE_FRAME = ICRF" in lines
-    assert any("star-relative" in ln for ln in lines)
+    assert any("Star-relative" in ln and "minus the annual aberration" in ln for ln in lines)
     data = lines[lines.index("DATA_START") + 1:lines.index("DATA_STOP")]
     first_record = next(i for i, ln in enumerate(data) if not ln.startswith("COMMENT"))
     assert all(not ln.startswith("COMMENT") for ln in data[first_record:]), \
