@@ -40,7 +40,7 @@ from astropy.time import Time
 
 from ..errors import AposError
 from .fields import FieldError
-from .records import Record
+from .records import Record, row_object
 
 ICRS_FRAMES = ("EME2000", "ICRF", "ICRF1", "ICRF2", "ICRF3", "GCRF")
 TIME_SYSTEMS = ("UTC", "TAI", "TT", "GPS")
@@ -345,8 +345,9 @@ def write_tdm(table: Table, path: str | PathLike, *, originator: str = "APOSOS",
               reference_frame: str = "EME2000", message_id: str | None = None) -> int:
     """Write observations as a CCSDS TDM: XML for ``.xml``, KVN otherwise.
 
-    Uses ``time``, ``ra_deg``, ``dec_deg``, ``station``, ``object_id`` (or ``norad_id``),
-    and when present ``sigma_arcsec``, ``sigma_time_s``, ``mag``. Returns the number of
+    Uses ``time``, ``ra_deg``, ``dec_deg``, ``station``, the object columns (``norad_id``,
+    ``cospar_id``, ``object_id``; see :func:`aposos.formats.records.row_object`), and when
+    present ``sigma_arcsec``, ``sigma_time_s``, ``mag``. Returns the number of
     segments written.
     """
     if reference_frame not in ("EME2000", "ICRF"):
@@ -378,7 +379,7 @@ def _segments_of(table: Table):
     epochs, order_key = times.isot, times.jd1 + times.jd2  # vectorised formatting
     groups: dict[tuple, list] = {}
     for i in range(len(table)):
-        obj = str(_col(table, "object_id", i, "") or _col(table, "norad_id", i, "")).strip()
+        obj = row_object(table, i)[2]
         station = str(_col(table, "station", i, "")).strip() or "UNKNOWN"
         ra, dec = float(table["ra_deg"][i]), float(table["dec_deg"][i])
         if not (math.isfinite(ra) and math.isfinite(dec)):
