@@ -206,11 +206,12 @@ def test_store_like_table_with_integer_norad_ids(tmp_path):
 
 
 def test_azel_segment_needs_the_station_site(tmp_path):
+    """Two-way PATH (radar-like 1,2,1): station 1 observes participant 2."""
     text = KVN.split("META_START")[0] + """META_START
 TIME_SYSTEM = UTC
 PARTICIPANT_1 = 4171
 PARTICIPANT_2 = 25544
-PATH = 2,1
+PATH = 1,2,1
 ANGLE_TYPE = AZEL
 META_STOP
 DATA_START

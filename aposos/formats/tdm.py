@@ -20,7 +20,8 @@ What is read (:func:`parse_tdm`): ``ANGLE_1``/``ANGLE_2`` pairs with the same ep
 segments with ``ANGLE_TYPE = RADEC`` and a reference frame in :data:`ICRS_FRAMES` (taken as
 ICRS; EME2000 and ICRF differ by ~0.02 arcsec); ``AZEL`` segments when the station's site is
 known; time systems UTC, TAI, TT and GPS (converted to UTC). The station is the last
-participant of ``PATH`` and the object the first.
+participant of ``PATH`` and the object the one before it (so ``PATH = 1,2`` and two-way
+``PATH = 2,1,2`` both read participant 1 as the object seen from station 2).
 """
 
 from __future__ import annotations
@@ -318,10 +319,13 @@ def _segment_problem(meta: dict) -> str | None:
 
 
 def _participants(meta: dict) -> tuple[str, str]:
-    """(object, station): first and last participant of PATH."""
+    """(object, station): the receiver is the last participant of PATH and the object the
+    one the signal came from last (PATH=1,2: 1 -> 2; PATH=1,2,1 two-way: 2 -> 1)."""
     path = [p.strip() for p in meta["PATH"].split(",") if p.strip()]
-    first, last = meta[f"PARTICIPANT_{path[0]}"], meta[f"PARTICIPANT_{path[-1]}"]
-    return first.strip(), last.strip()
+    if len(path) < 2:
+        raise KeyError(f"PATH {meta['PATH']!r} has fewer than two participants")
+    obj, station = meta[f"PARTICIPANT_{path[-2]}"], meta[f"PARTICIPANT_{path[-1]}"]
+    return obj.strip(), station.strip()
 
 
 def _sigma_comments(comments, system) -> dict[str, tuple[float, float]]:
