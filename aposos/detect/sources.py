@@ -25,6 +25,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 from numba import njit, prange
+from scipy import ndimage
 
 from ..errors import AposError
 from . import measure as ms
@@ -289,40 +290,133 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     lines = [Line(col("ssx")[i], col("ssy")[i], math.radians(th_s[i]), max(len_s[i], 1.0), [i])
              for i in np.flatnonzero(cand)]
     groups = join_pieces(lines, max_gap_px=cfg["merge_gap_px"], max_offset_px=2 * p.sigma + 2)
-    rows, used = [], np.zeros(n, bool)
-    streak_bands = []
-    for g in groups:
-        members = [q.pieces[0] for q in g.pieces]
-        fit = _fit_group(img, bkg, g, p.sigma, cfg)
-        row = _streak_row(fit, g, members, stats, flags, a, b, theta, img.shape, p.sigma, cfg)
-        if row is None or not _uniform_along(p.sig, fit, bkg.global_rms):
-            continue
-        rows.append(row)
-        used[members] = True
-        streak_bands.append((fit, row))
-    _flag_star_trails(rows, cfg, mode)
-    pts = np.flatnonzero(keep & ~used & (col("smax") >= cfg["thresh"]))
-    if len(pts):
+    gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
+
+    def points_of(idx):
         x, y, xe, ye, f, fe, _ = ms.windowed_centroids(
-            img, bgrid, rgrid, ky, wy, kx, wx, col("sx")[pts].copy(), col("sy")[pts].copy(),
-            p.sigma, 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"], 30,
-            1e-4)
+            img, bgrid, rgrid, ky, wy, kx, wx, col("sx")[idx].copy(), col("sy")[idx].copy(),
+            p.sigma, gain_inv, 30, 1e-4)
         bad = ~np.isfinite(x) | ~np.isfinite(y)
-        x, y = np.where(bad, col("sx")[pts], x), np.where(bad, col("sy")[pts], y)
-        on_streak = _on_streaks(x, y, f, streak_bands, p.sigma)
-        for k, i in enumerate(pts):
-            if on_streak[k]:
-                continue
-            rows.append(dict(
-                x=x[k], y=y[k], x_err=xe[k], y_err=ye[k], flux=f[k], flux_err=fe[k],
-                snr=f[k] / fe[k] if fe[k] > 0 else np.nan, sig=col("smax")[i],
-                peak=col("peak")[i], area=col("npix")[i], a=a[i], b=b[i], theta_deg=theta[i],
-                elongation=a[i] / b[i] if b[i] > 0 else np.inf, kind="point", flags=flags[i]))
+        return np.where(bad, col("sx")[idx], x), np.where(bad, col("sy")[idx], y), xe, ye, f, fe
+
+    def fit_and_accept(g, avoid):
+        members = list(g.members)
+        fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid)
+        row = _streak_row(fit, members, g.npieces, stats, flags, a, b, theta, img.shape, p.sigma, cfg)
+        if row is None or not _uniform_along(p.sig, fit, bkg.global_rms):
+            return None
+        return fit, row, members
+
+    # 1. streaks, fitted once without knowledge of the stars
+    streaks = [r for r in (fit_and_accept(g, None) for g in groups) if r is not None]
+    used = np.zeros(n, bool)
+    for _, _, members in streaks:
+        used[members] = True
+    # 2. points (everything else above the detection threshold)
+    pts = np.flatnonzero(keep & ~used & (col("smax") >= cfg["thresh"]))
+    x, y, xe, ye, f, fe = points_of(pts) if len(pts) else (np.zeros(0),) * 6
+    # 3. refit streaks with the bright stars on them masked, then join collinear streaks
+    streaks = _refit_masked(streaks, x, y, f, p, bkg.global_rms, fit_and_accept)
+    streaks = _join_fitted(streaks, cfg, p, bkg.global_rms, fit_and_accept, x, y, f)
+    rows = [row for _, row, _ in streaks]
+    _flag_star_trails(rows, cfg, mode)
+    on_streak = _on_streaks(x, y, f, [(fit, row) for fit, row, _ in streaks], p.sigma)
+    for k, i in enumerate(pts):
+        if on_streak[k]:
+            continue
+        rows.append(dict(
+            x=x[k], y=y[k], x_err=xe[k], y_err=ye[k], flux=f[k], flux_err=fe[k],
+            snr=f[k] / fe[k] if fe[k] > 0 else np.nan, sig=col("smax")[i],
+            peak=col("peak")[i], area=col("npix")[i], a=a[i], b=b[i], theta_deg=theta[i],
+            elongation=a[i] / b[i] if b[i] > 0 else np.inf, kind="point", flags=flags[i]))
     return rows
 
 
-def _fit_group(img, bkg, g: Line, sigma, cfg) -> StreakFit:
-    """Fit the line model to a cutout around the candidate; refit once if it grew."""
+def _bright_on(fit: StreakFit, x, y, f, sigma):
+    """(x, y) of point sources on the streak's band that are much brighter than the streak."""
+    xc, yc, phi, length, w, flux = fit.params
+    uu = (x - xc) * math.cos(phi) + (y - yc) * math.sin(phi)
+    vv = -(x - xc) * math.sin(phi) + (y - yc) * math.cos(phi)
+    band = 4 * sigma + 4
+    per_psf = flux / max(length, 1.0) * 2.5 * FWHM_PER_SIGMA * sigma
+    sel = (np.abs(vv) <= band) & (np.abs(uu) <= 0.5 * length + band) & (f >= 3 * per_psf)
+    return np.column_stack([x[sel], y[sel]])
+
+
+def _bright_peaks(sig, fit: StreakFit, rms, sigma):
+    """(x, y) of peaks of S on the streak's band far above the streak's own level ``F/(L rms)``
+    (stars joined to the streak by the analysis threshold)."""
+    xc, yc, phi, length, w, flux = fit.params
+    band = 4 * sigma + 4
+    half = 0.5 * length + band
+    c, s = math.cos(phi), math.sin(phi)
+    ny, nx = sig.shape
+    x0 = max(0, int(xc - half * abs(c) - band * abs(s)))
+    x1 = min(nx, int(xc + half * abs(c) + band * abs(s)) + 2)
+    y0 = max(0, int(yc - half * abs(s) - band * abs(c)))
+    y1 = min(ny, int(yc + half * abs(s) + band * abs(c)) + 2)
+    cut = sig[y0:y1, x0:x1]
+    level = 3 * flux / max(length, 1.0) / rms + 5
+    peaks = (cut == ndimage.maximum_filter(cut, size=3)) & (cut > level)
+    py, px = np.nonzero(peaks)
+    px, py = px + x0, py + y0
+    uu = (px - xc) * c + (py - yc) * s
+    vv = -(px - xc) * s + (py - yc) * c
+    sel = (np.abs(vv) <= band) & (np.abs(uu) <= half)
+    return np.column_stack([px[sel], py[sel]]).astype(float)
+
+
+def _refit_masked(streaks, x, y, f, p, rms, fit_and_accept):
+    out = []
+    for fit, row, members in streaks:
+        avoid = np.concatenate([_bright_on(fit, x, y, f, p.sigma),
+                                _bright_peaks(p.sig, fit, rms, p.sigma)])
+        if len(avoid):
+            xc, yc, phi, length = fit.params[:4]
+            again = fit_and_accept(Line(xc, yc, phi, length, members, row["npieces"]), avoid)
+            if again is not None:
+                out.append(again)
+                continue
+        out.append((fit, row, members))
+    return out
+
+
+def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f):
+    """Join fitted streaks that are collinear pieces of one (gap up to merge_gap + half length)."""
+    sigma = p.sigma
+    i = 0
+    while i < len(streaks):
+        for j in range(i + 1, len(streaks)):
+            gi, gj = (_line_of(s) for s in (streaks[i], streaks[j]))
+            gap = cfg["merge_gap_px"] + 0.5 * min(gi.length, gj.length)
+            groups = join_pieces([gi, gj], max_gap_px=gap, max_offset_px=2 * sigma + 1.5,
+                                 max_angle_rad=math.radians(3.0))
+            if len(groups) != 1:
+                continue
+            res = fit_and_accept(groups[0], None)
+            if res is None:
+                continue
+            avoid = np.concatenate([_bright_on(res[0], x, y, f, sigma),
+                                    _bright_peaks(p.sig, res[0], rms, sigma)])
+            if len(avoid):
+                res = fit_and_accept(_line_of(res), avoid) or res
+            streaks = [s for k, s in enumerate(streaks) if k not in (i, j)] + [res]
+            i = -1  # start over: the joined streak may join others
+            break
+        i += 1
+    return streaks
+
+
+def _line_of(streak) -> Line:
+    fit, row, members = streak
+    return Line(*fit.params[:4], list(members), row["npieces"])
+
+
+def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None) -> StreakFit:
+    """Fit the line model to a cutout around the candidate; refit (twice at most) if it grew.
+
+    Pixels within 2.5 FWHM of the points ``avoid`` ((k, 2) x, y) are left out of the fit.
+    """
     gain = cfg["gain_e_per_adu"]
     fit = None
     for _ in range(3):
@@ -338,16 +432,21 @@ def _fit_group(img, bkg, g: Line, sigma, cfg) -> StreakFit:
         var = patch(bkg, bkg.rms_grid, y0, y1, x0, x1) ** 2
         if gain is not None:
             var = var + np.clip(d, 0, None) / gain
+        if avoid is not None and len(avoid):
+            yy, xx = np.mgrid[y0:y1, x0:x1]
+            r = 2.5 * FWHM_PER_SIGMA * sigma
+            for ax, ay in avoid:
+                d[(xx - ax) ** 2 + (yy - ay) ** 2 <= r * r] = np.nan
         fit = fit_line(d, var, x0, y0, g, sigma)
         xc, yc, phi, length = fit.params[:4]
         grew = length > g.length + 2 * sigma + 2
-        g = Line(xc, yc, phi, length, g.pieces)
+        g = Line(xc, yc, phi, length, g.members, g.npieces)
         if not grew:
             break
     return fit
 
 
-def _streak_row(fit: StreakFit, g: Line, members, stats, flags, a, b, theta, shape, sigma, cfg):
+def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, shape, sigma, cfg):
     """Row of an accepted streak, or None when the fit says it is not one."""
     xc, yc, phi, length, w, flux = fit.params
     err = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
@@ -365,7 +464,7 @@ def _streak_row(fit: StreakFit, g: Line, members, stats, flags, a, b, theta, sha
     f &= ~(BLENDED | SHARP)
     if min(x0, x1) < 0.5 or min(y0, y1) < 0.5 or max(x0, x1) > nx - 1.5 or max(y0, y1) > ny - 1.5:
         f |= EDGE
-    if len(members) > 1:
+    if npieces > 1:
         f |= MERGED
     if not fit.success:
         f |= FIT_FAILED
@@ -376,7 +475,7 @@ def _streak_row(fit: StreakFit, g: Line, members, stats, flags, a, b, theta, sha
         sig=col("smax").max(), peak=col("peak").max(), area=col("npix").sum(), a=a[main],
         b=b[main], theta_deg=theta[main], elongation=a[main] / b[main] if b[main] > 0 else np.inf,
         kind="streak", flags=f, angle_deg=math.degrees(phi), length_px=length, width_px=w,
-        x0=x0, y0=y0, x1=x1, y1=y1, end_sigma_px=max(fit.end_sigmas))
+        x0=x0, y0=y0, x1=x1, y1=y1, end_sigma_px=max(fit.end_sigmas), npieces=npieces)
 
 
 def _uniform_along(sig, fit: StreakFit, rms: float) -> bool:

@@ -27,13 +27,14 @@ SQRT2 = math.sqrt(2.0)
 
 @dataclass
 class Line:
-    """A streak candidate: centre (px), angle (rad), length (px) and the pieces it joins."""
+    """A streak candidate: centre (px), angle (rad), length (px), component indices it joins."""
 
     xc: float
     yc: float
     phi: float
     length: float
-    pieces: list
+    members: list
+    npieces: int = 1
 
     def ends_along(self, x, y):
         """Position along the line (px from the centre) of points (x, y)."""
@@ -56,45 +57,48 @@ def join_pieces(lines: list[Line], *, max_gap_px: float, max_offset_px: float,
 
     Pieces are taken longest first; a piece joins a group when its angle agrees, its centre lies
     within ``max_offset_px`` of the group's line and the gap along the line is at most
-    ``max_gap_px``. The group's line is refitted through the extreme points of its pieces.
+    ``max_gap_px``. The joined line spans the extreme ends of both, along their common axis.
     """
     groups: list[Line] = []
     for piece in sorted(lines, key=lambda p: -p.length):
-        for g in groups:
+        for k, g in enumerate(groups):
             tol = max(max_angle_rad, math.atan2(2.0 * max_offset_px, min(piece.length, g.length) + 1))
             if _angle_diff(piece.phi, g.phi) > tol:
                 continue
             if abs(g.across(piece.xc, piece.yc)) > max_offset_px:
                 continue
-            c = g.ends_along(piece.xc, piece.yc)
-            gap = abs(c) - 0.5 * (g.length + piece.length)
+            gap = abs(g.ends_along(piece.xc, piece.yc)) - 0.5 * (g.length + piece.length)
             if gap > max_gap_px:
                 continue
-            _absorb(g, piece)
+            groups[k] = joined(g, piece)
             break
         else:
-            groups.append(Line(piece.xc, piece.yc, piece.phi, piece.length, [piece]))
+            groups.append(Line(piece.xc, piece.yc, piece.phi, piece.length, list(piece.members),
+                               piece.npieces))
     return groups
 
 
-def _absorb(g: Line, piece: Line):
-    ends = []
-    for p in g.pieces + [piece]:
-        h = 0.5 * p.length
-        ends.append((p.xc - h * math.cos(p.phi), p.yc - h * math.sin(p.phi)))
-        ends.append((p.xc + h * math.cos(p.phi), p.yc + h * math.sin(p.phi)))
-    ends = np.array(ends)
-    # principal axis of the end points (robust to short pieces' angle noise)
+def _ends(ln: Line):
+    h = 0.5 * ln.length
+    c, s = math.cos(ln.phi), math.sin(ln.phi)
+    return [(ln.xc - h * c, ln.yc - h * s), (ln.xc + h * c, ln.yc + h * s)]
+
+
+def joined(g: Line, piece: Line) -> Line:
+    """The line through the extreme ends of two collinear lines (angle length-weighted)."""
+    wg, wp = max(g.length, 1.0), max(piece.length, 1.0)
+    dp = piece.phi if abs(piece.phi - g.phi) <= math.pi / 2 else piece.phi - math.copysign(math.pi, piece.phi - g.phi)
+    ends = np.array(_ends(g) + _ends(piece))
     centre = ends.mean(axis=0)
+    # axis: principal direction of the four ends, falling back to the weighted mean angle
     cov = np.cov((ends - centre).T)
     w, v = np.linalg.eigh(cov)
-    phi = math.atan2(v[1, 1], v[0, 1])
+    phi = math.atan2(v[1, 1], v[0, 1]) if w[1] > 4 * max(w[0], 1e-12) else (wg * g.phi + wp * dp) / (wg + wp)
     t = (ends - centre) @ np.array([math.cos(phi), math.sin(phi)])
     mid = 0.5 * (t.min() + t.max())
-    g.xc, g.yc = centre[0] + mid * math.cos(phi), centre[1] + mid * math.sin(phi)
-    g.phi = phi
-    g.length = float(t.max() - t.min())
-    g.pieces.append(piece)
+    return Line(centre[0] + mid * math.cos(phi), centre[1] + mid * math.sin(phi), phi,
+                float(t.max() - t.min()), sorted(set(g.members) | set(piece.members)),
+                g.npieces + piece.npieces)
 
 
 def streak_model(p, x, y):
