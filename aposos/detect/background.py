@@ -177,17 +177,33 @@ def cubic_weights(n_px: int, n_box: int):
     return k, w
 
 
+def row_plan(kx: np.ndarray, wx: np.ndarray):
+    """Column segments sharing their 4 knots, for the vectorised row interpolation.
+
+    Returns (seg_start int64 (nseg + 1,), seg_knot int64 (nseg,), wx_t float32 (4, nx)).
+    """
+    starts = np.flatnonzero(np.diff(kx)) + 1
+    seg_start = np.concatenate([[0], starts, [len(kx)]]).astype(np.int64)
+    return seg_start, kx[seg_start[:-1]].astype(np.int64), np.ascontiguousarray(wx.T, np.float32)
+
+
 @njit(cache=True)
-def interp_row(gridp, ky, wy, kx, wx, out):
-    """Kernel: one interpolated row (``out[x]``) from the padded grid and the row's weights."""
+def interp_row(gridp, ky, wy, seg_start, seg_knot, wx_t, out):
+    """Kernel: one interpolated row (``out[x]``, float32) from the padded grid.
+
+    ``ky``, ``wy``: the row's first knot and 4 weights; the columns come from :func:`row_plan`.
+    """
     nbx = gridp.shape[1]
-    col = np.empty(nbx)
+    col = np.empty(nbx, np.float32)
     for i in range(nbx):
         col[i] = (wy[0] * gridp[ky, i] + wy[1] * gridp[ky + 1, i]
                   + wy[2] * gridp[ky + 2, i] + wy[3] * gridp[ky + 3, i])
-    for x in range(out.shape[0]):
-        k = kx[x]
-        out[x] = wx[x, 0] * col[k] + wx[x, 1] * col[k + 1] + wx[x, 2] * col[k + 2] + wx[x, 3] * col[k + 3]
+    w0, w1, w2, w3 = wx_t[0], wx_t[1], wx_t[2], wx_t[3]
+    for sgm in range(seg_knot.shape[0]):
+        k = seg_knot[sgm]
+        c0, c1, c2, c3 = col[k], col[k + 1], col[k + 2], col[k + 3]
+        for x in range(seg_start[sgm], seg_start[sgm + 1]):
+            out[x] = w0[x] * c0 + w1[x] * c1 + w2[x] * c2 + w3[x] * c3
 
 
 @njit(cache=True)
@@ -203,12 +219,10 @@ def interp_at(gridp, ky, wy, kx, wx, y, x):
 
 
 @njit(cache=True, parallel=True)
-def interp_map(gridp, ky, wy, kx, wx, out):
+def interp_map(gridp, ky, wy, seg_start, seg_knot, wx_t, out):
     """Kernel: the full interpolated map into ``out`` (float32 [ny, nx])."""
     for y in prange(out.shape[0]):
-        row = np.empty(out.shape[1])
-        interp_row(gridp, ky[y], wy[y], kx, wx, row)
-        out[y, :] = row
+        interp_row(gridp, ky[y], wy[y], seg_start, seg_knot, wx_t, out[y])
     return out
 
 
@@ -248,10 +262,14 @@ class Background:
         kx, wx = cubic_weights(self.shape[1], self.back_grid.shape[1])
         return ky, wy, kx, wx
 
-    def _map(self, grid):
+    def row_plan(self):
+        """(ky, wy, seg_start, seg_knot, wx_t): arguments of :func:`interp_row` for any row."""
         ky, wy, kx, wx = self.weights()
+        return (ky, wy) + row_plan(kx, wx)
+
+    def _map(self, grid):
         out = np.empty(self.shape, np.float32)
-        return interp_map(padded_grid(grid), ky, wy, kx, wx, out)
+        return interp_map(padded_grid(grid), *self.row_plan(), out)
 
     def back(self) -> np.ndarray:
         """Full background map (float32 [ny, nx], image unit)."""

@@ -25,6 +25,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .background import interp_at
+
 # Columns of the component statistics array (float64 [n, NSTAT]).
 STAT_NAMES = ("npix", "flux", "var", "sw", "sx", "sy", "sxx", "syy", "sxy",
               "ssw", "ssx", "ssy", "ssxx", "ssyy", "ssxy", "peak", "smax", "xs", "ys",
@@ -32,17 +34,6 @@ STAT_NAMES = ("npix", "flux", "var", "sw", "sx", "sy", "sxx", "syy", "sxy",
               "npeaks")
 COL = {name: i for i, name in enumerate(STAT_NAMES)}
 NSTAT = len(STAT_NAMES)
-
-
-@njit(cache=True)
-def _bkg_at(gridp, ky, wy, kx, wx, y, x):
-    s = 0.0
-    for a in range(4):
-        r = 0.0
-        for b in range(4):
-            r += wx[x, b] * gridp[ky[y] + a, kx[x] + b]
-        s += wy[y, a] * r
-    return s
 
 
 @njit(cache=True)
@@ -123,8 +114,8 @@ def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, orde
                 if v >= saturation:
                     st[COL_NSAT] += 1
                 st[COL_RAWMAX] = max(st[COL_RAWMAX], v)
-                d = v - _bkg_at(bgrid, ky, wy, kx, wx, y, x)
-                rms = _bkg_at(rgrid, ky, wy, kx, wx, y, x)
+                d = v - interp_at(bgrid, ky, wy, kx, wx, y, x)
+                rms = interp_at(rgrid, ky, wy, kx, wx, y, x)
                 st[COL_FLUX] += d
                 if d > st[COL_PEAK]:
                     st[COL_PEAK] = d
@@ -193,7 +184,7 @@ def _window_pass(image, bgrid, ky, wy, kx, wx, xc, yc, sigma, half):
             r2 = (x - xc) ** 2 + (y - yc) ** 2
             if r2 > 16 * sigma * sigma:
                 continue
-            w = math.exp(-r2 * inv2s2) * (v - _bkg_at(bgrid, ky, wy, kx, wx, y, x))
+            w = math.exp(-r2 * inv2s2) * (v - interp_at(bgrid, ky, wy, kx, wx, y, x))
             sw += w
             swx += w * (x - xc)
             swy += w * (y - yc)
@@ -250,8 +241,8 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
                 r2 = ddx * ddx + ddy * ddy
                 if r2 > 16 * s2:
                     continue
-                d = v - _bkg_at(bgrid, ky, wy, kx, wx, y, x)
-                rms = _bkg_at(rgrid, ky, wy, kx, wx, y, x)
+                d = v - interp_at(bgrid, ky, wy, kx, wx, y, x)
+                rms = interp_at(rgrid, ky, wy, kx, wx, y, x)
                 var = rms * rms + max(d, 0.0) * inv_gain
                 w = math.exp(-0.5 * r2 / s2)
                 num_x += w * w * ddx * ddx * var
@@ -290,12 +281,12 @@ def sharpness(image, bgrid, ky, wy, kx, wx, xp, yp):
         x, y = xp[i], yp[i]
         if x < 1 or y < 1 or x > nx - 2 or y > ny - 2:
             continue
-        c = image[y, x] - _bkg_at(bgrid, ky, wy, kx, wx, y, x)
+        c = image[y, x] - interp_at(bgrid, ky, wy, kx, wx, y, x)
         s = 0.0
         for dy in range(-1, 2):
             for dx in range(-1, 2):
                 if dx != 0 or dy != 0:
-                    s += image[y + dy, x + dx] - _bkg_at(bgrid, ky, wy, kx, wx, y + dy, x + dx)
+                    s += image[y + dy, x + dx] - interp_at(bgrid, ky, wy, kx, wx, y + dy, x + dx)
         if c > 0 and math.isfinite(s):
             out[i] = (c - s / 8.0) / c
     return out

@@ -26,9 +26,10 @@ def adaptive_covariance(stamp: np.ndarray, x: float, y: float, sigma0: float, it
         dx, dy = xx - xc, yy - yc
         inv = np.linalg.inv(w_cov)
         q = inv[0, 0] * dx * dx + 2 * inv[0, 1] * dx * dy + inv[1, 1] * dy * dy
-        w = np.exp(-0.5 * q) * z
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = np.exp(-0.5 * q) * z
         s = w.sum()
-        if s <= 0:
+        if not np.isfinite(s) or s <= 0:
             return None
         mx, my = (w * dx).sum() / s, (w * dy).sum() / s
         m = np.array([[(w * dx * dx).sum(), (w * dx * dy).sum()],

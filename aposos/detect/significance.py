@@ -33,65 +33,68 @@ def gaussian_kernel_1d(fwhm_px: float, radius_sigma: float = 2.5) -> np.ndarray:
 
 @njit(cache=True)
 def _row_runs(s, threshold):
+    """Number of runs of ``s >= threshold`` in a row (branch-free count of rising edges)."""
     n = 0
-    inside = False
+    prev = 0
     for x in range(s.shape[0]):
-        above = s[x] >= threshold
-        if above and not inside:
-            n += 1
-        inside = above
+        cur = 1 if s[x] >= threshold else 0
+        n += cur * (1 - prev)
+        prev = cur
     return n
 
 
 @njit(cache=True, parallel=True)
-def significance_kernel(image, bgrid, rgrid, ky, wy, kx, wx, k, threshold, out, runs_per_row,
-                        nonfinite_per_row):
-    """Kernel: fill ``out`` (float32 [ny, nx]) with S; count runs and non-finite pixels per row."""
+def significance_kernel(image, bgrid, rgrid, ky, wy, seg_start, seg_knot, wx_t, k, threshold,
+                        out, runs_per_row, nonfinite_per_row):
+    """Kernel: fill ``out`` (float32 [ny, nx]) with S; count runs and non-finite pixels per row.
+
+    Works on blocks of ``BLOCK_ROWS`` rows: background-subtracted rows (halo included) are
+    smoothed along x into a block buffer, then along y into ``out``; every inner loop runs
+    over contiguous float32 columns so that it vectorises.
+    """
     ny, nx = image.shape
     r = (k.shape[0] - 1) // 2
+    ntap = 2 * r + 1
     norm = 0.0
-    for i in range(k.shape[0]):
-        norm += k[i] * k[i]  # sum of the 2-D kernel's squares is norm**2
+    for i in range(ntap):
+        norm += k[i] * k[i]  # the 2-D kernel's sum of squares is norm**2
+    kf = k.astype(np.float32)
     nblocks = (ny + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(nblocks):
         y0 = b * BLOCK_ROWS
         y1 = min(ny, y0 + BLOCK_ROWS)
         h = np.zeros((y1 - y0 + 2 * r, nx), np.float32)
-        brow = np.empty(nx)
+        brow = np.empty(nx, np.float32)
         d = np.zeros(nx + 2 * r, np.float32)
-        for yy in range(y0 - r, y1 + r):
-            if yy < 0 or yy >= ny:
-                continue
-            interp_row(bgrid, ky[yy], wy[yy], kx, wx, brow)
+        for yy in range(max(0, y0 - r), min(ny, y1 + r)):
+            interp_row(bgrid, ky[yy], wy[yy], seg_start, seg_knot, wx_t, brow)
+            src = image[yy]
             bad = 0
             for x in range(nx):
-                v = image[yy, x]
-                if math.isfinite(v):
-                    d[x + r] = v - brow[x]
-                else:
-                    d[x + r] = 0.0
-                    bad += 1
+                v = src[x] - brow[x]
+                fin = abs(v) < np.inf  # False for NaN and +-inf
+                d[x + r] = v if fin else np.float32(0.0)
+                bad += 0 if fin else 1
             if y0 <= yy < y1:
                 nonfinite_per_row[yy] = bad
             hrow = h[yy - y0 + r]
-            for x in range(nx):
-                acc = 0.0
-                for i in range(2 * r + 1):
-                    acc += k[i] * d[x + i]
-                hrow[x] = acc
-        rrow = np.empty(nx)
-        v = np.empty(nx, np.float32)
+            for i in range(ntap):
+                ki = kf[i]
+                for x in range(nx):
+                    hrow[x] += ki * d[x + i]
+        rrow = np.empty(nx, np.float32)
         for y in range(y0, y1):
-            interp_row(rgrid, ky[y], wy[y], kx, wx, rrow)
-            v[:] = 0.0
-            for j in range(2 * r + 1):
-                kj = np.float32(k[j])
+            interp_row(rgrid, ky[y], wy[y], seg_start, seg_knot, wx_t, rrow)
+            orow = out[y]
+            orow[:] = 0.0
+            for j in range(ntap):
+                kj = kf[j]
                 hr = h[y - y0 + j]
                 for x in range(nx):
-                    v[x] += kj * hr[x]
-            orow = out[y]
+                    orow[x] += kj * hr[x]
+            inv = np.float32(1.0 / norm)
             for x in range(nx):
-                orow[x] = v[x] / (rrow[x] * norm)
+                orow[x] = orow[x] * inv / rrow[x]
             runs_per_row[y] = _row_runs(orow, threshold)
     return out
 
@@ -106,9 +109,9 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
     ny, nx = image.shape
     if out is None:
         out = np.empty((ny, nx), np.float32)
-    ky, wy, kx, wx = bkg.weights()
     runs = np.zeros(ny, np.int64)
     nonfinite = np.zeros(ny, np.int64)
-    significance_kernel(image, padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid), ky, wy, kx,
-                        wx, gaussian_kernel_1d(fwhm_px), float(threshold), out, runs, nonfinite)
+    significance_kernel(image, padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid),
+                        *bkg.row_plan(), gaussian_kernel_1d(fwhm_px), np.float32(threshold), out,
+                        runs, nonfinite)
     return out, runs, nonfinite

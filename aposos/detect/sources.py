@@ -61,6 +61,7 @@ DEFAULTS = dict(
     streak_min_length_px=8.0,   # shortest reported streak (fitted length)
     streak_min_elongation=1.8,  # a/b of the S-weighted moments of a streak candidate
     streak_min_snr=8.0,         # fitted flux / its error for a streak
+    streak_max_excess=0.05,     # unexplained signal fraction of the line fit (plus noise)
     merge_gap_px=30.0,          # largest gap along a streak joined into one
     star_angle_deg=None,        # rate mode: expected star-trail angle (deg, from +x to +y)
     star_length_px=None,        # rate mode: expected star-trail length (px)
@@ -93,6 +94,9 @@ COLUMNS = {  # name: (unit, description)
     "x1": (u.pix, "streak end 1 column"),
     "y1": (u.pix, "streak end 1 row"),
     "end_sigma_px": (u.pix, "1-sigma of the end points along the streak (larger of the two)"),
+    "npieces": (None, "streak: number of detected pieces joined (0 for points)"),
+    "fit_excess": (None, "streak fit: (chi^2 - n) / sum (model/sigma)^2, the fraction of the "
+                         "signal power the line model leaves unexplained; NaN for points"),
 }
 
 
@@ -300,11 +304,14 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         return np.where(bad, col("sx")[idx], x), np.where(bad, col("sy")[idx], y), xe, ye, f, fe
 
     def fit_and_accept(g, avoid):
+        if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
+            return None
         members = list(g.members)
         fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid)
         row = _streak_row(fit, members, g.npieces, stats, flags, a, b, theta, img.shape, p.sigma, cfg)
         if row is None or not _uniform_along(p.sig, fit, bkg.global_rms):
             return None
+        row["fit_excess"] = fit.excess
         return fit, row, members
 
     # 1. streaks, fitted once without knowledge of the stars
@@ -452,8 +459,11 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
     err = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
     flux_err = err[5] if np.isfinite(err[5]) and err[5] > 0 else np.nan
     snr = flux / flux_err if flux_err > 0 else 0.0
+    # a line must explain the signal: pairs of stars leave > 10 % of it (beyond the noise)
+    signal = snr**2
+    excess_ok = fit.excess <= cfg["streak_max_excess"] + 3 * math.sqrt(2 * fit.npix) / max(signal, 1e-30)
     ok = (length >= cfg["streak_min_length_px"] and snr >= cfg["streak_min_snr"]
-          and 0.5 * sigma <= w <= 3.0 * sigma)
+          and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok)
     if not ok:
         return None
     phi = (phi + math.pi / 2) % math.pi - math.pi / 2  # (-90, 90] deg
@@ -478,6 +488,21 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
         x0=x0, y0=y0, x1=x1, y1=y1, end_sigma_px=max(fit.end_sigmas), npieces=npieces)
 
 
+def _profile_along(sig, xc, yc, phi, length, frac=0.8):
+    """S sampled every pixel (nearest) along the central ``frac`` of a segment."""
+    t = np.arange(-0.5 * frac * length, 0.5 * frac * length + 1e-9, 1.0)
+    xs = np.rint(xc + t * math.cos(phi)).astype(int)
+    ys = np.rint(yc + t * math.sin(phi)).astype(int)
+    ok = (xs >= 0) & (ys >= 0) & (xs < sig.shape[1]) & (ys < sig.shape[0])
+    return sig[ys[ok], xs[ok]]
+
+
+def _flat_profile(sig, xc, yc, phi, length) -> bool:
+    """Cheap pre-fit test: no deep dip of S along the candidate (as between two bright stars)."""
+    prof = _profile_along(sig, xc, yc, phi, length, 0.7)
+    return len(prof) == 0 or prof.min() >= 0.5 * prof.max() - 4.0
+
+
 def _uniform_along(sig, fit: StreakFit, rms: float) -> bool:
     """True if S along the central 80 % of the fitted segment looks like a line, not points.
 
@@ -486,14 +511,11 @@ def _uniform_along(sig, fit: StreakFit, rms: float) -> bool:
     quartile of S sampled every pixel must reach half the expected level.
     """
     xc, yc, phi, length, w, flux = fit.params
-    t = np.arange(-0.4 * length, 0.4 * length + 1e-9, 1.0)
-    xs = np.rint(xc + t * math.cos(phi)).astype(int)
-    ys = np.rint(yc + t * math.sin(phi)).astype(int)
-    ok = (xs >= 0) & (ys >= 0) & (xs < sig.shape[1]) & (ys < sig.shape[0])
-    if ok.sum() < 3:
+    prof = _profile_along(sig, xc, yc, phi, length, 0.8)
+    if len(prof) < 3:
         return False
     expected = flux / max(length, 1.0) / rms
-    return bool(np.percentile(sig[ys[ok], xs[ok]], 25) >= 0.5 * expected)
+    return bool(np.percentile(prof, 25) >= 0.5 * expected)
 
 
 def _on_streaks(x, y, flux, bands, sigma):
@@ -533,7 +555,7 @@ def _table(rows, meta) -> Table:
     for name in names:
         if name == "kind":
             data[name] = np.array([r.get(name, "point") for r in rows], dtype="U6")
-        elif name == "flags":
+        elif name in ("flags", "npieces"):
             data[name] = np.array([int(r.get(name, 0)) for r in rows], dtype=np.int64)
         else:
             data[name] = np.array([float(r.get(name, np.nan)) for r in rows], dtype=np.float64)

@@ -7,9 +7,9 @@ along the segment from its centre and ``v`` across it::
 
 with ``g`` the unit Gaussian profile of standard deviation ``w`` (px) and ``Phi`` its
 cumulative distribution. Parameters: centre ``(xc, yc)`` px, angle ``phi`` (rad, from +x toward
-+y), length ``L`` px, width ``w`` px, total flux ``F`` (image units). They are fitted by robust
-least squares (soft-L1 loss, so a star crossing the streak does not pull it) to the
-background-subtracted pixels of a band around the initial line, each weighted by its noise.
++y), length ``L`` px, width ``w`` px, total flux ``F`` (image units). They are fitted by
+Levenberg-Marquardt least squares (analytic Jacobian) to the background-subtracted pixels of a
+band around the initial line, each weighted by its noise; the caller masks stars on the band.
 End points are ``centre -+ L/2 (cos phi, sin phi)``; their 1-sigma along the streak comes from the
 covariance of the fit.
 """
@@ -149,6 +149,7 @@ class StreakFit:
     cov: np.ndarray         # 6 x 6
     success: bool
     npix: int
+    excess: float = np.nan  # (chi^2 - n) / sum (model / sigma)^2: signal power not explained
 
     @property
     def ends(self):
@@ -169,8 +170,8 @@ class StreakFit:
         return tuple(out)
 
 
-def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line, width_px: float,
-             *, loss: str = "soft_l1", f_scale: float = 3.0) -> StreakFit:
+def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
+             width_px: float) -> StreakFit:
     """Fit the streak model to the cutout ``d`` (background-subtracted, origin at (x0, y0)).
 
     ``var`` is the per-pixel variance (same shape); non-finite pixels are ignored. Only pixels
@@ -187,11 +188,6 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line, width
     inv_sigma = 1.0 / np.sqrt(var[sel])
     flux0 = max(float(np.sum(z[np.abs(v[sel]) <= 2 * width_px])), 1e-6)
     p0 = np.array([line.xc, line.yc, line.phi, max(line.length, 1.0), width_px, flux0])
-    lo = [line.xc - band - line.length, line.yc - band - line.length, line.phi - 0.5, 0.5,
-          0.3 * width_px, 0.0]
-    hi = [line.xc + band + line.length, line.yc + band + line.length, line.phi + 0.5,
-          2.0 * line.length + 4 * band, 4.0 * width_px, np.inf]
-    p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
     if len(z) < 8:
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
 
@@ -202,14 +198,19 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line, width
         return -streak_jacobian(p, x, y) * inv_sigma[:, None]
 
     try:
-        res = optimize.least_squares(resid, p0, jac=jac, bounds=(lo, hi), loss=loss,
-                                     f_scale=f_scale, x_scale=np.array([1, 1, 0.01, 1, 0.3, flux0]),
-                                     max_nfev=100)
+        res = optimize.least_squares(resid, p0, jac=jac, method="lm",
+                                     x_scale=np.array([1, 1, 0.01, 1, 0.3, flux0]), max_nfev=60)
     except (ValueError, np.linalg.LinAlgError):
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
-    jac = res.jac
+    params = res.x.copy()
+    params[3:5] = np.abs(params[3:5])  # the model is even in L and w
+    jac = jac(params)
     try:
         cov = np.linalg.pinv(jac.T @ jac)
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
-    return StreakFit(res.x, cov, bool(res.success), len(z))
+    r = resid(params)
+    signal = float(np.sum((streak_model(params, x, y) * inv_sigma) ** 2))
+    excess = (float(r @ r) - len(z)) / max(signal, 1e-30)
+    ok = bool(res.success) and np.all(np.isfinite(params)) and abs(params[2] - p0[2]) < 1.0
+    return StreakFit(params, cov, ok, len(z), excess)
