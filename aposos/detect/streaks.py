@@ -205,12 +205,16 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     params = res.x.copy()
     params[3:5] = np.abs(params[3:5])  # the model is even in L and w
     jac = jac(params)
+    scale = 1.0 / np.maximum(np.sqrt((jac**2).sum(axis=0)), 1e-300)  # equilibrate columns
     try:
-        cov = np.linalg.pinv(jac.T @ jac)
+        cov = scale[:, None] * np.linalg.pinv((jac * scale).T @ (jac * scale)) * scale[None, :]
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
     r = resid(params)
     signal = float(np.sum((streak_model(params, x, y) * inv_sigma) ** 2))
     excess = (float(r @ r) - len(z)) / max(signal, 1e-30)
-    ok = bool(res.success) and np.all(np.isfinite(params)) and abs(params[2] - p0[2]) < 1.0
+    moved = math.hypot(params[0] - p0[0], params[1] - p0[1])
+    ok = (bool(res.success) and bool(np.all(np.isfinite(params))) and abs(params[2] - p0[2]) < 1.0
+          and moved <= 0.5 * p0[3] + band and params[3] <= 2 * p0[3] + 4 * band
+          and params[5] > 0)
     return StreakFit(params, cov, ok, len(z), excess)
