@@ -7,8 +7,10 @@ are public too: :func:`background`, :func:`significance`, :func:`label`, :func:`
 
 from .background import Background, background
 from .label import label
+from .measure import measure
 from .significance import significance
 from .sources import COLUMNS, DEFAULTS, FLAG_NAMES, detect
+from .streaks import fit_streaks
 
-__all__ = ["Background", "COLUMNS", "DEFAULTS", "FLAG_NAMES", "background", "detect", "label",
-           "significance"]
+__all__ = ["Background", "COLUMNS", "DEFAULTS", "FLAG_NAMES", "background", "detect",
+           "fit_streaks", "label", "measure", "significance"]

@@ -299,3 +299,72 @@ def group_runs(comp: np.ndarray, ncomp: int):
     offsets = np.zeros(ncomp + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     return order, offsets
+
+
+@njit(cache=True)
+def runs_of_labels(labels):
+    """Kernel: runs of constant positive label -> (y, x0, x1, label - 1) in raster order."""
+    ny, nx = labels.shape
+    n = 0
+    for y in range(ny):
+        for x in range(nx):
+            v = labels[y, x]
+            if v > 0 and (x == 0 or labels[y, x - 1] != v):
+                n += 1
+    ry = np.empty(n, np.int32)
+    rx0 = np.empty(n, np.int32)
+    rx1 = np.empty(n, np.int32)
+    comp = np.empty(n, np.int64)
+    i = 0
+    for y in range(ny):
+        for x in range(nx):
+            v = labels[y, x]
+            if v > 0 and (x == 0 or labels[y, x - 1] != v):
+                ry[i], rx0[i], comp[i] = y, x, v - 1
+            if v > 0 and (x == nx - 1 or labels[y, x + 1] != v):
+                rx1[i] = x
+                i += 1
+    return ry, rx0, rx1, comp
+
+
+def measure(image, labels, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=None,
+            saturation_adu=np.inf):
+    """Measure every labelled object of ``image`` (labels: int [ny, nx], 0 = none, 1..n).
+
+    Returns an astropy Table with one row per label 1..max: isophotal ``area`` (px),
+    ``flux_iso`` and ``flux_iso_err`` (ADU), ``x_iso, y_iso`` (flux-weighted centroid, px),
+    ``a, b`` (px), ``theta_deg``, ``peak`` (ADU), ``sig`` (peak of the matched-filter map) and the
+    windowed centroid ``x, y, x_err, y_err`` (px) with the PSF-weighted ``flux, flux_err`` (ADU).
+    ``bkg`` defaults to :func:`~aposos.detect.background.background` of the image.
+    """
+    from astropy.table import Table
+
+    from ..errors import AposError
+    from .background import background, padded_grid
+    from .significance import FWHM_PER_SIGMA, significance
+
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    labels = np.asarray(labels)
+    if image.ndim != 2 or labels.shape != image.shape:
+        raise AposError(f"image {image.shape} and labels {labels.shape} must be equal 2-D shapes")
+    if labels.dtype.kind not in "iu":
+        raise AposError(f"labels must be integers, got {labels.dtype}")
+    bkg = background(image) if bkg is None else bkg
+    sig, _, _ = significance(image, bkg, fwhm_px)
+    ry, rx0, rx1, comp = runs_of_labels(np.ascontiguousarray(labels, dtype=np.int64))
+    ncomp = int(labels.max()) if labels.size else 0
+    order, offsets = group_runs(comp, ncomp)
+    ky, wy, kx, wx = bkg.weights()
+    bgrid, rgrid = padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid)
+    inv_gain = 0.0 if gain_e_per_adu is None else 1.0 / gain_e_per_adu
+    st = component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, order, offsets,
+                         float(saturation_adu), inv_gain, np.inf, 1.0)
+    a, b, theta = shape_from_moments(st[:, COL_SXX], st[:, COL_SYY], st[:, COL_SXY])
+    x, y, xe, ye, f, fe, _ = windowed_centroids(
+        image, bgrid, rgrid, ky, wy, kx, wx, st[:, COL_SX].copy(), st[:, COL_SY].copy(),
+        fwhm_px / FWHM_PER_SIGMA, inv_gain, 30, 1e-4)
+    return Table({"label": np.arange(1, ncomp + 1), "area": st[:, COL_NPIX],
+                  "flux_iso": st[:, COL_FLUX], "flux_iso_err": np.sqrt(st[:, COL_VAR]),
+                  "x_iso": st[:, COL_SX], "y_iso": st[:, COL_SY], "a": a, "b": b,
+                  "theta_deg": theta, "peak": st[:, COL_PEAK], "sig": st[:, COL_SMAX],
+                  "x": x, "y": y, "x_err": xe, "y_err": ye, "flux": f, "flux_err": fe})

@@ -218,3 +218,44 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
           and moved <= 0.5 * p0[3] + band and params[3] <= 2 * p0[3] + 4 * band
           and params[5] > 0)
     return StreakFit(params, cov, ok, len(z), excess)
+
+
+def fit_streaks(image, x0, y0, x1, y1, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=None):
+    """Fit the line-segment model to streaks whose approximate ends are given (px, arrays).
+
+    Returns an astropy Table: fitted ``x, y`` (centre), ``angle_deg``, ``length_px``,
+    ``width_px`` (Gaussian sigma across), ``flux`` (ADU, total), their errors ``*_err``, the
+    ends ``x0, y0, x1, y1``, ``end0_sigma_px``, ``end1_sigma_px`` (along the track), ``fit_excess``
+    and ``success``. ``bkg`` defaults to the frame's :func:`~aposos.detect.background.background`.
+    """
+    from astropy.table import Table
+
+    from .background import background, patch
+    from .significance import FWHM_PER_SIGMA
+
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    bkg = background(image) if bkg is None else bkg
+    sigma = fwhm_px / FWHM_PER_SIGMA
+    rows = []
+    ny, nx = image.shape
+    for a0, b0, a1, b1 in zip(*(np.atleast_1d(np.asarray(v, float)) for v in (x0, y0, x1, y1))):
+        line = Line(0.5 * (a0 + a1), 0.5 * (b0 + b1), math.atan2(b1 - b0, a1 - a0),
+                    math.hypot(a1 - a0, b1 - b0), [])
+        band = 4 * sigma + 4
+        xa, xb = max(0, int(min(a0, a1) - band)), min(nx, int(max(a0, a1) + band) + 1)
+        ya, yb = max(0, int(min(b0, b1) - band)), min(ny, int(max(b0, b1) + band) + 1)
+        d = image[ya:yb, xa:xb] - patch(bkg, bkg.back_grid, ya, yb, xa, xb)
+        var = patch(bkg, bkg.rms_grid, ya, yb, xa, xb) ** 2
+        if gain_e_per_adu is not None:
+            var = var + np.clip(d, 0, None) / gain_e_per_adu
+        fit = fit_line(d, var, xa, ya, line, sigma)
+        err = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
+        (e0x, e0y), (e1x, e1y) = fit.ends
+        s0, s1 = fit.end_sigmas
+        xc, yc, phi, length, w, flux = fit.params
+        rows.append((xc, yc, err[0], err[1], math.degrees(phi), math.degrees(err[2]), length,
+                     err[3], w, flux, err[5], e0x, e0y, e1x, e1y, s0, s1, fit.excess, fit.success))
+    names = ("x", "y", "x_err", "y_err", "angle_deg", "angle_err_deg", "length_px",
+             "length_err_px", "width_px", "flux", "flux_err", "x0", "y0", "x1", "y1",
+             "end0_sigma_px", "end1_sigma_px", "fit_excess", "success")
+    return Table(rows=rows, names=names) if rows else Table(names=names)
