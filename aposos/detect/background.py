@@ -127,15 +127,21 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction):
 
 
 def fill_and_filter(grid: np.ndarray, size: int = 3) -> np.ndarray:
-    """Fill NaN boxes from the nearest valid box, then median-filter the grid (``size`` boxes)."""
+    """Fill NaN boxes from the nearest valid box, then median-filter the grid (``size`` boxes).
+
+    The filter removes boxes spoiled by bright stars or streaks; ``size`` must be 1, 3 or 5.
+    """
     bad = ~np.isfinite(grid)
     if bad.all():
         raise AposError("no box of the frame has enough finite pixels to estimate the background")
     if bad.any():
         idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
         grid = grid[tuple(idx)]
-    if size > 1 and min(grid.shape) >= 1:
-        grid = ndimage.median_filter(grid, size=size, mode="nearest")
+    if size > 1:
+        # pad by linear extrapolation so that a plane (a sky gradient) stays a plane at the
+        # edges: plain 'nearest' padding biases the edge boxes of a tilted sky
+        pad = padded_grid(grid)
+        grid = ndimage.median_filter(pad, size=size, mode="nearest")[2:-2, 2:-2]
     return grid
 
 
