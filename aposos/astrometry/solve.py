@@ -39,6 +39,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import binom
 
 from ..errors import AposError
+from . import flags as flagbits
 from .fit import PlateFit, fit_tan_sip, n_terms
 from .quads import QuadIndex, build_quads
 from .refstars import reference_stars, unblended
@@ -64,7 +65,10 @@ class SolveConfig:
     max_rms_px : a solution with larger star residuals is rejected.
     match_radius_px : largest star-source distance used for matching during refinement.
     star_kind : 'point' | 'streak' | None: source kind used as stars (None: from tracking).
-    reject_flags : sources with ``flags & reject_flags`` are not used (None: any flag set).
+    reject_flags : sources with ``flags & reject_flags`` are never used as stars (default:
+        sharp, masked, failed streak fits -- see :mod:`.flags`).
+    fit_flags : sources with these flags (saturated, blended, edge) help find the field but are
+        left out of the final fit when enough clean stars remain.
     mag_limit : faintest catalog magnitude used.
     """
 
@@ -74,8 +78,8 @@ class SolveConfig:
     scale_tolerance: float = 0.05
     scale_search: bool = True
     blind: bool = True
-    blind_radius_deg: float = 15.0
-    blind_time_limit_s: float = 120.0
+    blind_radius_deg: float = 12.0
+    blind_time_limit_s: float = 15.0
     levels: tuple = (20, 35, 60)
     code_tol: float = 0.012
     max_hypotheses: int = 3000
@@ -86,7 +90,8 @@ class SolveConfig:
     max_rms_px: float = 1.5
     match_radius_px: float = 6.0
     star_kind: str | None = None
-    reject_flags: int | None = None
+    reject_flags: int = flagbits.NOT_A_STAR
+    fit_flags: int = flagbits.IMPRECISE
     mag_limit: float = np.inf
 
 
@@ -248,8 +253,7 @@ def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
     n = len(sources)
     ok = np.isfinite(np.asarray(sources["x"], float)) & np.isfinite(np.asarray(sources["y"], float))
     if "flags" in sources.colnames:
-        flags = np.asarray(sources["flags"]).astype(np.int64)
-        ok &= (flags & cfg.reject_flags) == 0 if cfg.reject_flags is not None else flags == 0
+        ok &= (np.asarray(sources["flags"]).astype(np.int64) & cfg.reject_flags) == 0
     if "kind" in sources.colnames:
         kind = cfg.star_kind or {"sidereal": "point", "rate": "streak"}.get(tracking)
         if kind is not None:
@@ -349,10 +353,11 @@ def _predict(fit: PlateFit, ra, dec, fld: _Field):
 
 
 def _max_order(n: int, cfg: SolveConfig, coverage: float = 1.0) -> int:
-    """Highest order allowed by the star count (3 more stars than coefficients) and by how much of
+    """Highest order allowed by the star count (3 more stars than coefficients up to order 3, 3
+    stars per coefficient above) and by how much of
     the frame the stars cover (polynomials extrapolate badly: < 25 % -> 1, < 50 % -> 2)."""
     order = 1
-    while order < cfg.max_order and n >= n_terms(order + 1) + 3:
+    while order < cfg.max_order and n >= (n_terms(order + 1) + 3 if order < 3 else 3 * n_terms(order + 1)):
         order += 1
     cap = 1 if coverage < 0.25 else 2 if coverage < 0.5 else cfg.max_order
     return min(order, cap)
@@ -624,6 +629,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
             if result is not None:
                 fit, i, j, lfa_total, _ = result
                 fit, ref, i, j = _polish(fit, ref, i, j, catalog, epoch, cfg, fld)
+                fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
                 return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec, base,
                                  time.perf_counter() - t0)
     if max_catalog_seen < cfg.min_matches:
@@ -661,6 +667,23 @@ def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
     if out is None or len(out[1]) < len(i):
         return fit, ref, i, j
     return out[0], ref2, out[1], out[2]
+
+
+def flags_of(sources: Table, idx: np.ndarray) -> np.ndarray:
+    if "flags" not in sources.colnames:
+        return np.zeros(len(idx), np.int64)
+    return np.asarray(sources["flags"]).astype(np.int64)[idx]
+
+
+def _clean_fit(fit, ref, i, j, flags, cfg: SolveConfig, fld: _Field):
+    """Refit without saturated/blended/edge stars when enough clean ones remain."""
+    clean = (flags[j] & cfg.fit_flags) == 0
+    if clean.all() or clean.sum() < max(cfg.min_matches, 20, len(i) // 2):
+        return fit, i, j
+    i, j = i[clean], j[clean]
+    ra, dec = np.asarray(ref["ra"], float)[i], np.asarray(ref["dec"], float)[i]
+    refit = _best_order(fld.xy[j], ra, dec, fld, fit.crval, _max_order(len(i), cfg, _coverage(fld.xy[j], fld)))
+    return (refit, i, j) if refit is not None else (fit, i, j)
 
 
 def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels):
