@@ -24,7 +24,8 @@ def sources_of(frame) -> Table:
         from aposos.detect import detect
     except ImportError:
         return _sep_sources(frame)
-    return detect(frame)
+    mode = "rate" if frame.meta.tracking == "rate" else "sidereal"
+    return detect(frame.data, mode=mode, saturation_adu=frame.meta.saturation_adu)
 
 
 def _sep_sources(frame) -> Table:
