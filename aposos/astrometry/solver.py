@@ -114,7 +114,9 @@ class PlateSolution:
         ``dra_arcsec, ddec_arcsec`` (catalog minus model, RA including cos dec).
     n_matched : int
     order : int
-        Polynomial order of the plate (1 = TAN only, >= 2 TAN-SIP).
+        Order of the plate's distortion polynomials (1 = TAN only, >= 2 TAN-SIP).
+    model : str
+        The plate model chosen by the held-out residuals, e.g. 'TAN+poly2+radial3'.
     rms_px, rms_arcsec : float
         RMS of the star residual norm (px, arcsec).
     ra_deg, dec_deg : float
@@ -140,6 +142,7 @@ class PlateSolution:
     matches: Table = field(default_factory=Table)
     n_matched: int = 0
     order: int = 0
+    model: str = ""
     rms_px: float = np.nan
     rms_arcsec: float = np.nan
     ra_deg: float = np.nan
@@ -176,7 +179,8 @@ class PlateSolution:
 
     def health(self) -> dict:
         """Telescope-health figures for the night report."""
-        return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "rms_px", "rms_arcsec",
+        return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "model", "rms_px",
+                                              "rms_arcsec",
                                               "pointing_offset_deg", "rotation_deg", "scale_arcsec",
                                               "scale_ratio", "parity", "method", "time_s")}
 
@@ -214,7 +218,7 @@ class PlateSolution:
         ax.set_ylim(0, self.shape[0])
         ax.set_aspect("equal")
         ax.set_title(f"{self.n_matched} stars, rms {self.rms_px:.3f} px ({self.rms_arcsec:.2f}\"), "
-                     f"order {self.order}; arrows x{scale:g}")
+                     f"{self.model}; arrows x{scale:g}")
         ax.set_xlabel("x [px]")
         ax.set_ylabel("y [px]")
         return fig
@@ -387,7 +391,7 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         cover = _coverage(fld.xy[j], fld)
         top = _max_order(len(i), cfg, cover) if (final and it >= 2) else min(_max_order(len(i), cfg, cover),
                                                                               1 + (it >= 1))
-        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top)
+        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top, radial=final and it >= 2)
         if fit is None:
             return None
         crval = fit.crval
@@ -405,7 +409,8 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
     if len(i) < 4:
         return None
     cover = _coverage(fld.xy[j], fld)
-    fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg, cover) if final else 2)
+    fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg, cover) if final else 2,
+                      radial=final)
     if fit is None:
         return None
     # final sigma clip on the residual norm
@@ -416,22 +421,25 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         if keep.all() or keep.sum() < 4:
             break
         refit = _best_order(fld.xy[j[keep]], ra[i[keep]], dec[i[keep]], fld, fit.crval,
-                            _max_order(int(keep.sum()), cfg, cover) if final else 2)
+                            _max_order(int(keep.sum()), cfg, cover) if final else 2, radial=final)
         if refit is None:
             break
         i, j, fit = i[keep], j[keep], refit
     return fit, i, j, radius
 
 
-def _best_order(xy, ra, dec, fld: _Field, crval, top: int) -> PlateFit:
-    """The fit of order 1..top with the smallest leave-one-out error (PRESS)."""
+def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True) -> PlateFit:
+    """The plate model with the smallest leave-one-out error (PRESS) among polynomial orders
+    1..top and, if ``radial``, orders 1 and 2 plus a radial cubic (one parameter: refractor
+    distortion, which sparse fields cannot afford as a full order-3 polynomial)."""
     best = None
     for order in range(1, max(top, 1) + 1):
-        if len(xy) < n_terms(order) + 3:
-            break
-        f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval)
-        if best is None or f.press() < best.press():
-            best = f
+        for rad in ((False, True) if radial and order <= 2 else (False,)):
+            if len(xy) < n_terms(order) + 3 + rad:
+                continue
+            f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad)
+            if best is None or f.press() < best.press():
+                best = f
     return best
 
 
@@ -754,13 +762,14 @@ def _solution(fit: PlateFit, ref, idx, i, j, fld: _Field, lfa, method, n_hyp, sc
     rms_px = float(np.sqrt(np.mean(np.sum(d ** 2, axis=1))))
     rms_arcsec = float(np.sqrt(np.mean(dra ** 2 + ddec ** 2)))
     offset = float(separation_deg(base["hint_ra_deg"], base["hint_dec_deg"], ra_c, dec_c))
-    reason = (f"ok: {len(i)} stars, rms {rms_px:.3f} px, order {fit.order}, "
+    reason = (f"ok: {len(i)} stars, rms {rms_px:.3f} px, {fit.model}, "
               f"log10 false alarm {lfa:.1f} ({method})")
     ratio = scale / scale_cfg
     if abs(ratio - 1) > 0.05:
         reason += f"; pixel scale {scale:.3f}\"/px is {100 * (ratio - 1):+.1f}% off the configuration"
     return PlateSolution(
-        accepted=True, reason=reason, wcs=fit.wcs, matches=matches, n_matched=len(i), order=fit.order,
+        accepted=True, reason=reason, wcs=fit.wcs, matches=matches, n_matched=len(i), order=max(fit.sip_order, 1),
+        model=fit.model,
         rms_px=rms_px, rms_arcsec=rms_arcsec, ra_deg=float(ra_c), dec_deg=float(dec_c), scale_arcsec=scale,
         scale_ratio=float(ratio), rotation_deg=float(np.degrees(np.arctan2(cd[0, 1], cd[1, 1])) % 360.0),
         parity=1 if np.linalg.det(cd) < 0 else -1, pointing_offset_deg=offset, log10_false_alarm=float(lfa),
