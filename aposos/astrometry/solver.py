@@ -475,7 +475,7 @@ class _Attempt:
         fld = self.fld
         area_img = fld.nx * fld.ny * fld.scale_deg ** 2
         cell = fld.width_px * fld.scale_deg / 3.0
-        per_cell = max(2, int(np.ceil(2.0 * n_img / area_img * cell ** 2)))
+        per_cell = max(2, int(np.ceil(1.5 * n_img / area_img * cell ** 2)))
         w = self.w_all
         ok = np.isfinite(w) & (np.abs(w) <= self.search_radius_deg + fld.radius_deg)
         idx = np.flatnonzero(ok)
@@ -502,7 +502,7 @@ class _Attempt:
         if key not in self.cache:  # catalog quads do not depend on the parity tried
             cat = self._catalog_subset(n_img, d_max_px * hi)
             wc = self.w_all[cat]
-            self.cache[key] = cat, QuadIndex(wc, build_quads(wc, d_min_px * lo, d_max_px * hi, n_inner=6))
+            self.cache[key] = cat, QuadIndex(wc, build_quads(wc, d_min_px * lo, d_max_px * hi, n_inner=5))
         cat, index = self.cache[key]
         wc = index.z
         iq, rq, _ = index.matches(z, img_quads, cfg.code_tol)
@@ -630,13 +630,15 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 continue
             attempt = _Attempt(fld, ref, ra0, dec0, search_r, tol, cfg, quad_cache)
             levels = cfg.levels[:2] if method == "blind" else cfg.levels
-            result = _search(attempt, cfg, n_hyp, levels)
+            def finish(fit, i, j, ref=ref, fld=fld):
+                return _final_fit(fit, ref, i, j, catalog, epoch, cfg, fld)
+
+            result = _search(attempt, cfg, n_hyp, levels, finish)
             n_hyp += attempt.n_hypotheses
             if attempt.best_note[0] > best_note[0]:
                 best_note = attempt.best_note
             if result is not None:
-                fit, i, j, lfa_total, _ = result
-                fit, ref, i, j = _polish(fit, ref, i, j, catalog, epoch, cfg, fld)
+                fit, ref, i, j, lfa_total = result
                 fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
                 return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec, base,
                                  time.perf_counter() - t0)
@@ -659,9 +661,19 @@ def _reference(catalog, ra0, dec0, radius_deg, epoch, cfg: SolveConfig, fld: _Fi
     return ref
 
 
+def _final_fit(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
+    """Final refinement (full model choice) of an accepted hypothesis, against a fresh catalog
+    cone centred on the solved field (the search cone may clip the frame, e.g. a blind tile).
+    Returns (fit, ref, i, j) or None."""
+    out = _polish(fit, ref, i, j, catalog, epoch, cfg, fld)
+    if out is not None:
+        return out
+    out = _refine(ref, fld, fit.crval, (i, j), cfg, final=True)
+    return None if out is None else (out[0], ref, out[1], out[2])
+
+
 def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
-    """Final fit against a fresh catalog cone centred on the solved field (the search cone may
-    have clipped part of the frame, e.g. for a blind tile)."""
+    """Refit on a catalog cone centred on the field; None if it matches fewer stars."""
     ra_c, dec_c = fit.wcs.all_pix2world(fld.centre_px[0], fld.centre_px[1], 0)
     ref2 = _reference(catalog, float(ra_c), float(dec_c), fld.radius_deg * 1.05 + 0.1, epoch, cfg, fld)
     ra2, dec2 = np.asarray(ref2["ra"], float), np.asarray(ref2["dec"], float)
@@ -670,10 +682,10 @@ def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
     rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
     ii, jj, _ = _match(pred[inside], fld, float(np.clip(4 * rms, 1.0, cfg.match_radius_px)))
     if len(ii) < len(i):
-        return fit, ref, i, j
+        return None
     out = _refine(ref2, fld, fit.crval, (inside[ii], jj), cfg, final=True)
     if out is None or len(out[1]) < len(i):
-        return fit, ref, i, j
+        return None
     return out[0], ref2, out[1], out[2]
 
 
@@ -694,7 +706,10 @@ def _clean_fit(fit, ref, i, j, flags, cfg: SolveConfig, fld: _Field):
     return (refit, i, j) if refit is not None else (fit, i, j)
 
 
-def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels):
+def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels, finish):
+    """Try hypotheses level by level; the first that passes the false-alarm test and, after
+    ``finish`` (the final fit), the star count and RMS checks, is returned as
+    (fit, ref, i_star, j_src, log10_false_alarm)."""
     for level in levels:
         n_img = min(level, len(attempt.fld.xy))
         tried = 0
@@ -712,16 +727,16 @@ def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels):
                 attempt.note(k, f"best candidate: {k} stars matched, log10 false alarm {lfa_total:.1f} "
                                 f"(need >= {cfg.min_matches} stars and <= {cfg.log10_false_alarm:g})")
                 continue
-            out = _refine(attempt.ref, attempt.fld, fit.crval, (i, j), cfg, final=True)
+            out = finish(fit, i, j)
             if out is None:
                 continue
-            fit, i, j, _ = out
+            fit, ref, i, j = out
             rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
             if len(i) < cfg.min_matches or rms > cfg.max_rms_px:
                 attempt.note(len(i), f"best candidate: {len(i)} stars, rms {rms:.2f} px (need >= {cfg.min_matches} "
                                      f"stars and rms <= {cfg.max_rms_px:g} px)")
                 continue
-            return fit, i, j, lfa_total, k
+            return fit, ref, i, j, lfa_total
         if n_img >= len(attempt.fld.xy):
             break
     return None
