@@ -251,8 +251,9 @@ def _station_defaults(frame, cfg: SolveConfig) -> tuple[float, int]:
 def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
     """Indices of sources usable as stars, brightest first.
 
-    Stars are points in sidereal frames and streaks (their centres: mid-exposure positions) in
-    rate-tracked ones; flagged sources (``flags & reject_flags``) are left out.
+    Stars are points (and saturated blobs of any shape) in sidereal frames and streaks (their
+    centres: mid-exposure positions) in rate-tracked ones; flagged sources
+    (``flags & reject_flags``) are left out.
     """
     n = len(sources)
     ok = np.isfinite(np.asarray(sources["x"], float)) & np.isfinite(np.asarray(sources["y"], float))
@@ -262,6 +263,8 @@ def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
         kind = cfg.star_kind or {"sidereal": "point", "rate": "streak"}.get(tracking)
         if kind is not None:
             is_kind = np.asarray(sources["kind"]).astype(str) == kind
+            if kind == "point" and "flags" in sources.colnames:  # saturated stars may bleed into streaks
+                is_kind |= (np.asarray(sources["flags"]).astype(np.int64) & flagbits.SATURATED) != 0
             if np.count_nonzero(ok & is_kind) >= 8:
                 ok &= is_kind
     idx = np.flatnonzero(ok)
