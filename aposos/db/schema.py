@@ -242,8 +242,12 @@ def decode_enum(codes, names: tuple[str, ...]) -> np.ndarray:
 
 
 def decode_str(values) -> np.ndarray:
-    """Unicode strings of fixed-width bytes."""
-    return np.char.decode(np.asarray(values), "utf-8")
+    """Unicode strings of fixed-width UTF-8 bytes (fast path for ASCII)."""
+    values = np.asarray(values)
+    try:
+        return values.astype(f"U{max(values.dtype.itemsize, 1)}")
+    except UnicodeDecodeError:
+        return np.char.decode(values, "utf-8")
 
 
 # --------------------------------------------------------------------------- keys

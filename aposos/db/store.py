@@ -744,7 +744,7 @@ class _View:
 
     def lookup(self, table: str, keys) -> np.ndarray:
         """Rows of ``table`` whose sort key (segment.SORTED_BY) is in ``keys``."""
-        keys = np.unique(np.asarray(keys))
+        keys = _sorted_unique(keys)
         name = segment.SORTED_BY[table]
         found = []
         for i, s in enumerate(self.segs):
@@ -826,9 +826,13 @@ class _View:
             atid, aseq = atid[order], aseq[order]
             last = np.r_[atid[1:] != atid[:-1], True]
             newest = seq == aseq[last][np.searchsorted(atid[last], tid)]
-        tr = self.lookup("tracklets", tid)
-        live = tr[self.frames_current(self.col("tracklets", "first_frame_uid")[tr])]
-        return newest & np.isin(tid, self.col("tracklets", "tracklet_id")[live])
+        if len(rows) == self.n("correlations"):
+            live = self.col("tracklets", "tracklet_id")[self.current_mask("tracklets")]
+        else:
+            tr = self.lookup("tracklets", tid)
+            live = self.col("tracklets", "tracklet_id")[
+                tr[self.frames_current(self.col("tracklets", "first_frame_uid")[tr])]]
+        return newest & np.isin(tid, live)
 
     def current(self, table: str) -> np.ndarray:
         return self.table(table, self.current_mask(table))
@@ -896,6 +900,12 @@ class _View:
                 "orbits": int(self.current_mask("orbits").sum()),
                 "unseen": int(self.current_mask("unseen").sum()),
                 "segments": int(n_segments)}
+
+
+def _sorted_unique(values) -> np.ndarray:
+    """Sorted distinct values (a sort, cheaper than np.unique's hashing for large int keys)."""
+    v = np.sort(np.asarray(values).ravel())
+    return v[np.r_[True, v[1:] != v[:-1]]] if len(v) else v
 
 
 def _ranges(start, count) -> np.ndarray:
