@@ -154,29 +154,28 @@ def observations(db, *, norad_id=None, start=None, end=None, station=None, track
 
 
 def _observation_table(view, obs, start_ns, end_ns, station, run_id, history) -> Table:
+    """Filter, sort and decode observation rows, joined with their frames."""
     fi = view.frame_index(obs["frame_uid"])
-    fr = view.table("frames", fi) if len(obs) else schema.empty("frames")
-    cur = view.current_mask("frames")[fi] if len(obs) else np.zeros(0, bool)
+    cur = view.current_mask("frames")[fi]
     keep = np.ones(len(obs), bool) if history else cur.copy()
     if start_ns is not None:
         keep &= obs["time_ns"] >= start_ns
     if end_ns is not None:
         keep &= obs["time_ns"] <= end_ns
     if station is not None:
-        keep &= fr["station"] == str(station).encode()
+        keep &= view.col("frames", "station")[fi] == str(station).encode()
     if run_id is not None:
-        keep &= fr["run_id"] == str(run_id).encode()
-    obs, fr, cur = obs[keep], fr[keep], cur[keep]
+        keep &= view.col("frames", "run_id")[fi] == str(run_id).encode()
+    obs, fi, cur = obs[keep], fi[keep], cur[keep]
     order = np.lexsort((obs["obs_index"], obs["frame_uid"], obs["time_ns"]))
-    obs, fr, cur = obs[order], fr[order], cur[order]
-    obs = obs.copy()
+    obs, fi, cur = obs[order], fi[order], cur[order]
     obs["tracklet_id"] = _effective_tracklets(view, obs)
     t = to_table("observations", obs)
-    t["station"] = schema.decode_str(fr["station"])
-    t["frame"] = schema.decode_str(fr["path"])
-    t["content_hash"] = schema.decode_str(fr["content_hash"])
-    t["pipeline_version"] = schema.decode_str(fr["pipeline_version"])
-    t["run_id"] = schema.decode_str(fr["run_id"])
+    frames, inv = np.unique(fi, return_inverse=True)  # decode each frame's strings once
+    for name, col in (("station", "station"), ("frame", "path"),
+                      ("content_hash", "content_hash"), ("pipeline_version", "pipeline_version"),
+                      ("run_id", "run_id")):
+        t[name] = schema.decode_str(view.col("frames", col)[frames])[inv]
     if history:
         t["current"] = cur
     return t
