@@ -88,6 +88,27 @@ def test_recommitting_the_same_frames_and_tracklets_adds_nothing(store):
     assert run in list(store.runs()["run_id"])
 
 
+def test_batched_frames_commit_as_one_unit_and_skip_known_ones(store):
+    store.begin_run("iran")
+    assert store.commit_frames([(*synthetic.frame("iran", i), None) for i in range(3)]) == 3
+    segments = store.summary()["segments"]
+    batch = [(*synthetic.frame("iran", i), None) for i in range(1, 6)]
+    assert store.commit_frames(batch) == 3          # frames 1 and 2 were in
+    assert store.summary()["segments"] == segments + 1
+    assert store.summary()["observations"] == sum(synthetic.n_obs(i) for i in range(6))
+    assert store.commit_frames(batch) == 0
+
+
+def test_a_held_lock_makes_a_second_writer_wait_then_fail_clearly(tmp_path):
+    from aposos.db.lock import StoreLock
+
+    db = Store.open(tmp_path / "s", "a", lock_timeout_s=0.2)
+    with StoreLock(db.root):
+        with pytest.raises(AposError, match=f"locked by another writer \\(pid {os.getpid()}\\)"):
+            db.begin_run("iran")
+    db.begin_run("iran")  # free again
+
+
 def test_newer_pipeline_version_supersedes_with_history(store):
     fill(store, "iran", range(4), pipeline_version="0.1.0")
     fill(store, "iran", [1, 2], pipeline_version="0.2.0")

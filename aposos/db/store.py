@@ -25,6 +25,7 @@ Write API (one writer per process; several processes are serialised by the lock)
     with Store.open(path, "a") as db:
         run = db.begin_run("iran", config_hash=...)
         db.commit_frame(FrameRecord(...), observations=table)   # durable on return
+        db.commit_frames([(record, observations, unseen), ...])  # several in one unit
         db.commit_tracklets(members, correlations=..., orbits=..., unseen=...)
         db.end_run()
 
@@ -433,7 +434,43 @@ class Store:
         ``unseen``: objects predicted in this frame but not detected (``norad_id``,
         ``ra_deg``, ``dec_deg``, optional ``mag_pred``, ``tle_epoch``, ``reason``).
         """
+        return self.commit_frames([(frame, observations, unseen)]) == 1
+
+    def commit_frames(self, results) -> int:
+        """Commit several frames' results as one unit (one segment, one manifest update:
+        cheaper than one commit per frame); ``results`` = [(FrameRecord, observations,
+        unseen)] (observations / unseen may be None). Frames already in are skipped.
+        Returns the number of frames added."""
         run_id = self._need_run()
+        units = [self._frame_rows(*r, run_id=run_id) for r in results]
+        added = [0]
+
+        def build(db):
+            new = []
+            for uid, f, obs, un in units:
+                i = db.view.frame_index(uid)
+                if i < 0:
+                    new.append((f, obs, un))
+                    continue
+                old = db.view.table("frames", [i])[0]
+                if (old["content_hash"], old["pipeline_version"]) != \
+                        (f["content_hash"][0], f["pipeline_version"][0]):
+                    raise AposError("frame key collision (two files share a 64-bit uid)",
+                                    path=f["path"][0].decode())
+            if len({int(f["frame_uid"][0]) for f, _, _ in new}) != len(new):
+                raise AposError("the same frame twice in one commit", path=db.root)
+            added[0] = len(new)
+            if not new:
+                return None
+            return {"frames": np.concatenate([f for f, _, _ in new]),
+                    "observations": np.concatenate([o for _, o, _ in new]),
+                    "unseen": np.concatenate([u for _, _, u in new])}, 1
+
+        self._publish(build)
+        return added[0]
+
+    def _frame_rows(self, frame: FrameRecord, observations=None, unseen=None, *, run_id):
+        """(frame_uid, frames row, observation rows, unseen rows) of one frame's results."""
         pv = self.pipeline_version
         uid = schema.frame_uid(frame.content_hash, pv)
         f = rows_from("frames", {k: [getattr(frame, k)] for k in (
@@ -446,8 +483,8 @@ class Store:
                 f[name + "_ns"] = schema.as_ns(t, name)
         nobs = _nrows(observations)
         obs = rows_from("observations", observations, nobs, frame_uid=uid,
-                        obs_index=np.arange(nobs, dtype=np.int32)) if nobs else None
-        if obs is not None:
+                        obs_index=np.arange(nobs, dtype=np.int32))
+        if nobs:
             if "tracklet_id" not in _colnames(observations):
                 obs["tracklet_id"] = 0
             if "end" not in _colnames(observations):
@@ -455,28 +492,9 @@ class Store:
             _check_observations(obs, frame.path)
             if frame.status != "ok":
                 raise AposError("a failed frame cannot carry observations", path=frame.path)
-        un = None
-        if _nrows(unseen):
-            un = rows_from("unseen", unseen, _nrows(unseen), run_id=run_id, frame_uid=uid,
-                           commit_seq=0)
-
-        def build(db):
-            i = db.view.frame_index(uid)
-            if i >= 0:
-                old = db.view.table("frames", [i])[0]
-                if old["content_hash"] != f["content_hash"][0] or old["pipeline_version"] != \
-                        f["pipeline_version"][0]:
-                    raise AposError("frame key collision (two files share a 64-bit uid)",
-                                    path=frame.path)
-                return None
-            tables = {"frames": f}
-            if obs is not None:
-                tables["observations"] = obs
-            if un is not None:
-                tables["unseen"] = un
-            return tables, 1
-
-        return self._publish(build)
+        un = rows_from("unseen", unseen, _nrows(unseen), run_id=run_id, frame_uid=uid,
+                       commit_seq=0)
+        return uid, f, obs, un
 
     # ---------------------------------------------------------------- tracklets
 
