@@ -205,6 +205,22 @@ def test_failed_frames_orbits_and_unseen_are_kept(store):
     assert un["station"][0] == "peru" and abs((un["t_mid"][0] - rec.t_mid).to_value(u.ns)) < 1
 
 
+def test_segments_read_by_offset_match_hdf5(store):
+    from aposos.db.segment import Segment
+
+    fill(store, "iran", range(6))
+    link(store, "iran", range(6), "t", 5)
+    store.compact()
+    (entry,) = store.manifest["segments"]
+    fast = Segment(os.path.join(store.root, "segments", entry["name"]), "x", entry)
+    slow = Segment(os.path.join(store.root, "segments", entry["name"]), "x")
+    for table in schema.TABLES:
+        for name in fast.cols[table]:
+            assert np.array_equal(fast.cols[table][name], slow.cols[table][name],
+                                  equal_nan=fast.cols[table][name].dtype.kind == "f"), name
+    assert np.array_equal(fast.tracklet_perm, slow.tracklet_perm)
+
+
 # ---------------------------------------------------------------- merge
 
 def test_stations_merge_without_duplicates(tmp_path):

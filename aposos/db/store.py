@@ -286,7 +286,7 @@ class Store:
                         if size != entry["size"]:
                             raise AposError(f"segment has {size} bytes, manifest says "
                                             f"{entry['size']}: the store was damaged", path=path)
-                        seg = segment.Segment(path, name)
+                        seg = segment.Segment(path, name, entry)
                     segs[name] = seg
             except FileNotFoundError:
                 continue  # a compaction replaced a segment meanwhile: read the manifest again
@@ -336,14 +336,14 @@ class Store:
         segdir = os.path.join(self.root, SEGMENTS)
         name = f"{seq[0]:012d}-{uuid.uuid4().hex[:8]}.h5"
         tmp = os.path.join(segdir, ".tmp-" + name)
-        segment.write(tmp, tables, {"seq_first": seq[0], "seq_end": seq[1]})
+        toc = segment.write(tmp, tables, {"seq_first": seq[0], "seq_end": seq[1]})
         _crash_point("segment_written")
         os.rename(tmp, os.path.join(segdir, name))
         segment.fsync_path(segdir)
         _crash_point("segment_renamed")
         m = dict(self.manifest)
         entry = {"name": name, "size": os.path.getsize(os.path.join(segdir, name)),
-                 "rows": {t: int(len(r)) for t, r in tables.items() if len(r)}}
+                 "rows": {t: int(len(r)) for t, r in tables.items() if len(r)}, "toc": toc}
         m["segments"] = [e for e in m["segments"] if e["name"] not in remove] + [entry]
         m["next_seq"] = max(int(m["next_seq"]), seq[1])
         m["generation"] = int(m["generation"]) + 1
@@ -694,7 +694,7 @@ def write_manifest(root: str, manifest: dict) -> None:
     """Publish ``manifest`` atomically (temp file, fsync, rename, fsync directory)."""
     tmp = os.path.join(root, f".MANIFEST.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest, f, separators=(",", ":"))
         f.flush()
         os.fsync(f.fileno())
     _crash_point("manifest_written")
