@@ -31,13 +31,18 @@ Write API (one writer per process; several processes are serialised by the lock)
 
 Scale and partitioning
 ----------------------
-One store holds the observations of every segment; a reader maps large columns from the files
-(no decompression, page-granular random access) and keeps the small tables (frames, tracklets,
-correlations, ...) in memory. Per-frame commits make small segments; when there are more than
+The manifest keeps, for every segment, the byte offset of each column (a table of contents
+written with the segment), so a reader opens a segment without any HDF5 call: small segments
+are read in one go, large columns are memory-mapped (no decompression, page-granular random
+access; only the columns a query touches are read). The files stay ordinary HDF5 (h5py reads
+them; the test suite checks both paths agree). Compression was considered and left out: it
+would force chunk decompression on every random lookup, and observations (66 bytes) compress
+poorly (floats). Per-frame commits make small segments; when there are more than
 ``max_segments`` of them the writer compacts the small ones into one (history is kept:
-superseded rows are rewritten, never dropped). At 10 million observations a store is about
-0.8 GB on disk (66 bytes per observation plus a 16-byte index) and answers a query by object or
-by night in milliseconds (benchmarks/bench_db.py). Beyond one store (plan): one store per
+superseded rows are rewritten, never dropped). At 10 million observations (1 M tracklets) a store is
+about 1.2 GB on disk (66 bytes per observation plus a 16-byte tracklet index, plus the
+tracklets and correlations) and answers a query by object in tens of milliseconds and a whole
+night (27 000 observations) in a few hundred (benchmarks/bench_db.py). Beyond one store (plan): one store per
 station and calendar month (``archive/2026-11/iran/``), each a self-contained directory with
 its own manifest, plus a small top-level catalogue (a JSON file per month listing each
 store's time span, stations and the NORAD ids it contains, rebuilt after each night). A time
@@ -246,8 +251,7 @@ class Store:
         root = os.path.abspath(os.fspath(path))
         if mode not in ("r", "a"):
             raise AposError(f"unknown store mode {mode!r} (use 'r' or 'a')")
-        if mode == "a" and (not os.path.exists(root)
-                            or (os.path.isdir(root) and not os.listdir(root))):
+        if mode == "a" and _is_new(root):
             _create(root)
         return cls(root, mode, lock_timeout_s, max_segments)
 
@@ -656,6 +660,18 @@ class Store:
 
 
 # --------------------------------------------------------------------------- manifest
+
+def _is_new(root: str) -> bool:
+    """Whether ``root`` is absent or an empty directory (or one a concurrent creator has only
+    begun: nothing but the lock file and an empty segments folder)."""
+    if not os.path.exists(root):
+        return True
+    if not os.path.isdir(root) or os.path.exists(os.path.join(root, MANIFEST)):
+        return False
+    segdir = os.path.join(root, SEGMENTS)
+    return set(os.listdir(root)) <= {"LOCK", SEGMENTS} and (
+        not os.path.isdir(segdir) or not os.listdir(segdir))
+
 
 def _create(root: str) -> None:
     os.makedirs(os.path.join(root, SEGMENTS), exist_ok=True)
