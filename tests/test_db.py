@@ -183,6 +183,35 @@ def test_late_tracklet_membership_survives_compaction(store):
     assert next(iter(store.segments.values())).nrows("tracklet_obs") == 0
 
 
+def test_streak_end_times_resolved_by_linking_replace_the_stored_ones(store):
+    store.begin_run("iran")
+    t = Time("2026-11-21T18:00:00", scale="utc") + [0, 2] * u.s  # shutter open, close
+    for i in range(2):
+        rec = FrameRecord(path=f"f{i}", content_hash=f"{i:064d}", station="iran",
+                          t_start=t[0] + 10 * i * u.s, t_mid=t[0] + (10 * i + 1) * u.s,
+                          t_end=t[1] + 10 * i * u.s)
+        # measured before linking: end 0 at open, end 1 at close, which is which unknown
+        store.commit_frame(rec, observations={
+            "time": t + 10 * i * u.s, "ra_deg": [10.0, 10.1], "dec_deg": [5.0, 5.0],
+            "sigma_arcsec": [1.0, 1.0], "kind": ["streak_end"] * 2, "end": [0, 1]})
+    # linking finds the object moved the other way: position 1 was at shutter open
+    hashes = [f"{i:064d}" for i in (0, 0, 1, 1)]
+    members = {"tracklet": ["s"] * 4, "content_hash": hashes, "obs_index": [0, 1, 0, 1],
+               "time": t[[1, 0, 1, 0]] + [0, 0, 10, 10] * u.s, "end": [1, 0, 1, 0]}
+    store.commit_tracklets(members)
+    def at_open(table):
+        return table[table["end"] == 0]
+    for when in ("before compaction", "after compaction"):
+        obs = store.observations(station="iran")
+        assert np.all(at_open(obs)["ra_deg"] == 10.1), when
+        dt = (at_open(obs)["time"] - (t[0] + [0, 10] * u.s)).to_value(u.ns)
+        assert np.all(np.abs(dt) < 1), when
+        store.compact()
+    bad = dict(members, time=t[[1, 0, 1, 0]] + [0, 0, 30, 30] * u.s, tracklet=["z"] * 4)
+    with pytest.raises(AposError, match="outside its frame"):
+        store.commit_tracklets(bad)
+
+
 def test_failed_frames_orbits_and_unseen_are_kept(store):
     store.begin_run("peru")
     store.commit_frame(FrameRecord(path="/data/bad.fits", content_hash="ab" * 32, station="peru",

@@ -87,7 +87,7 @@ def _obs_of_tracklets(view, tids) -> np.ndarray:
             rows = np.sort(np.asarray(seg.tracklet_perm[_ranges(lo, hi - lo)]))
             parts.append(seg.observation_rows(rows))
     wanted = set(tids.tolist())
-    linked = [(f, i) for (f, i), t in view.members.items() if t in wanted]
+    linked = [key for key, (t, _, _) in view.members.items() if t in wanted]
     if linked:
         f, i = np.array(linked).T
         fi = view.frame_index(f)
@@ -99,12 +99,14 @@ def _obs_of_tracklets(view, tids) -> np.ndarray:
     return np.concatenate(parts) if parts else schema.empty("observations")
 
 
-def _effective_tracklets(view, obs) -> np.ndarray:
-    tid = obs["tracklet_id"].copy()
-    if view.members:
-        for k in np.nonzero(tid == 0)[0]:
-            tid[k] = view.members.get((int(obs["frame_uid"][k]), int(obs["obs_index"][k])), 0)
-    return tid
+def _apply_links(view, obs) -> None:
+    """Give observations the tracklet, time and end of memberships not yet compacted."""
+    if not view.members:
+        return
+    for k in range(len(obs)):
+        link = view.members.get((int(obs["frame_uid"][k]), int(obs["obs_index"][k])))
+        if link is not None:
+            obs["tracklet_id"][k], obs["time_ns"][k], obs["end"][k] = link
 
 
 def _frame_mask(view, start_ns, end_ns, station, run_id, history):
@@ -155,6 +157,7 @@ def observations(db, *, norad_id=None, start=None, end=None, station=None, track
 
 def _observation_table(view, obs, start_ns, end_ns, station, run_id, history) -> Table:
     """Filter, sort and decode observation rows, joined with their frames."""
+    _apply_links(view, obs)
     fi = view.frame_index(obs["frame_uid"])
     cur = view.current_mask("frames")[fi]
     keep = np.ones(len(obs), bool) if history else cur.copy()
@@ -169,7 +172,6 @@ def _observation_table(view, obs, start_ns, end_ns, station, run_id, history) ->
     obs, fi, cur = obs[keep], fi[keep], cur[keep]
     order = np.lexsort((obs["obs_index"], obs["frame_uid"], obs["time_ns"]))
     obs, fi, cur = obs[order], fi[order], cur[order]
-    obs["tracklet_id"] = _effective_tracklets(view, obs)
     t = to_table("observations", obs)
     frames, inv = np.unique(fi, return_inverse=True)  # decode each frame's strings once
     for name, col in (("station", "station"), ("frame", "path"),

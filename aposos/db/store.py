@@ -508,7 +508,9 @@ class Store:
 
         ``members``: one row per observation in a tracklet: ``tracklet`` (label, <= 32
         bytes), ``content_hash`` (of the frame) and ``obs_index`` (row of that frame's
-        observations), all of frames committed by this pipeline version.
+        observations), all of frames committed by this pipeline version; optionally ``time``
+        (Time) and ``end``, the values linking resolved (streak ends), which then replace
+        the observation's (within its frame's exposure, +-1 s).
         ``correlations``: ``tracklet`` (label) or ``tracklet_id``, ``norad_id``, ``status``,
         ``rank``, ``along_track_arcsec``, ``cross_track_arcsec``, ``tle_epoch`` (Time),
         ``score``, ``orbit_id``. ``orbits``: ``orbit_id``, ``epoch`` (Time), ``frame``,
@@ -747,8 +749,11 @@ class _View:
         self._uid_order = np.argsort(uid, kind="stable")
         self._uid_sorted = uid[self._uid_order]
         m = self.table("tracklet_obs")
-        self.members = {(int(f), int(i)): int(t) for t, f, i in
-                        zip(m["tracklet_id"], m["frame_uid"], m["obs_index"])}
+        #: (frame_uid, obs_index) -> (tracklet_id, time_ns, end) of memberships not yet
+        #: folded into the observations by a compaction
+        self.members = {(int(f), int(i)): (int(t), int(tn), int(e)) for t, f, i, tn, e in
+                        zip(m["tracklet_id"], m["frame_uid"], m["obs_index"], m["time_ns"],
+                            m["end"])}
 
     def n(self, table: str) -> int:
         return int(self.offsets[table][-1])
@@ -967,7 +972,19 @@ def _tracklet_rows(view: _View, members, pv: str, run_id: str, ids: dict) -> dic
     if np.any((index < 0) | (index >= view.col("frames", "obs_count")[fi])):
         raise AposError("tracklet member obs_index out of range", key="members.obs_index")
     times = _observation_field(view, fi, index, "time_ns")
+    ends = _observation_field(view, fi, index, "end")
     stored_tid = _observation_field(view, fi, index, "tracklet_id")
+    names = _colnames(members)
+    if "time" in names or "time_ns" in names:  # times resolved by linking (streak ends)
+        times = schema.as_ns(members["time" if "time" in names else "time_ns"], "members.time")
+        t0 = view.col("frames", "t_start_ns")[fi]
+        t1 = view.col("frames", "t_end_ns")[fi]
+        bad = (times < t0 - 1_000_000_000) | (times > t1 + 1_000_000_000)
+        if np.any(bad):
+            raise AposError("tracklet member time is outside its frame's exposure",
+                            key="members.time")
+    if "end" in names:
+        ends = np.asarray(members["end"]).astype(np.int8)
     t_rows, m_rows = [], []
     for label in dict.fromkeys(labels.tolist()):
         sel = np.nonzero(labels == label)[0]
@@ -980,7 +997,7 @@ def _tracklet_rows(view: _View, members, pv: str, run_id: str, ids: dict) -> dic
         if len(view.lookup("tracklets", [tid])):
             continue  # this tracklet is stored already
         for s in sel:
-            other = view.members.get((int(uids[s]), int(index[s])), int(stored_tid[s]))
+            other = view.members.get((int(uids[s]), int(index[s])), (int(stored_tid[s]),))[0]
             if other not in (0, tid):
                 raise AposError(f"observation {hashes[s]}:{index[s]} of tracklet {label!r} "
                                 f"already belongs to tracklet {other}", key="members")
@@ -991,7 +1008,8 @@ def _tracklet_rows(view: _View, members, pv: str, run_id: str, ids: dict) -> dic
                                 t_first_ns=times[sel].min(), t_last_ns=times[sel].max(),
                                 commit_seq=0))
         m_rows.append(rows_from("tracklet_obs", None, len(sel), tracklet_id=tid,
-                                frame_uid=uids[sel], obs_index=index[sel], commit_seq=0))
+                                frame_uid=uids[sel], obs_index=index[sel],
+                                time_ns=times[sel], end=ends[sel], commit_seq=0))
     cat = lambda t, r: np.concatenate(r) if r else schema.empty(t)  # noqa: E731
     return {"tracklets": cat("tracklets", t_rows), "tracklet_obs": cat("tracklet_obs", m_rows)}
 
@@ -1063,7 +1081,8 @@ def _compacted_rows(segs: list[segment.Segment]) -> dict[str, np.ndarray]:
         pos = np.searchsorted(key_obs, key_m, sorter=order)
         pos = np.minimum(pos, len(obs) - 1)
         found = key_obs[order[pos]] == key_m
-        obs["tracklet_id"][order[pos[found]]] = m["tracklet_id"][found]
+        for col in ("tracklet_id", "time_ns", "end"):
+            obs[col][order[pos[found]]] = m[col][found]
         tables["tracklet_obs"] = m[~found]
     tables["observations"] = obs
     return tables
