@@ -170,6 +170,13 @@ def test_concurrent_writers_are_serialised(tmp_path):
     Store.open(root, "a").close()
     stations = ["iran", "pakistan", "peru"]
     children = [_spawn(_finite_writer, root, st, 12) for st in stations]
+    seen, reads = 0, 0
+    while seen < 12 * len(stations) and reads < 300:
+        with Store.open(root, "r") as db:  # a reader while writers commit and compact
+            n = db.summary()["frames"]
+            assert n >= seen and len(db.observations()) == db.summary()["observations"]
+            seen, reads = n, reads + 1
+    assert reads > 1
     for pid, fd in children:
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
