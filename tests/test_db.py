@@ -88,6 +88,22 @@ def test_recommitting_the_same_frames_and_tracklets_adds_nothing(store):
     assert run in list(store.runs()["run_id"])
 
 
+def test_astropy_table_with_units_and_masked_magnitudes(store):
+    from astropy.table import MaskedColumn
+
+    store.begin_run("pakistan")
+    rec, obs = synthetic.frame("pakistan", 4)
+    n = len(obs["ra_deg"])
+    table = Table({"time": schema.ns_to_time(obs["time_ns"]), "ra_deg": obs["ra_deg"] * u.deg,
+                   "dec_deg": obs["dec_deg"] * u.deg, "sigma_arcsec": obs["sigma_arcsec"],
+                   "kind": obs["kind"], "end": obs["end"],
+                   "mag": MaskedColumn(np.arange(n, dtype=float), mask=np.arange(n) % 2 == 1)})
+    assert store.commit_frame(rec, observations=table)
+    got = store.observations(station="pakistan")
+    assert np.array_equal(got["ra_deg"], obs["ra_deg"])
+    assert np.array_equal(np.isnan(got["mag"]), np.arange(n) % 2 == 1)
+
+
 def test_batched_frames_commit_as_one_unit_and_skip_known_ones(store):
     store.begin_run("iran")
     assert store.commit_frames([(*synthetic.frame("iran", i), None) for i in range(3)]) == 3
@@ -301,6 +317,10 @@ def test_bad_input_is_an_aposerror(store):
     rec, obs = synthetic.frame("iran", 1)
     obs["kind"] = ["blob"] * len(obs["kind"])
     with pytest.raises(AposError, match="observations.kind"):
+        store.commit_frame(rec, observations=obs)
+    rec, obs = synthetic.frame("iran", 1)
+    obs["sigma_arcsec"] = obs["sigma_arcsec"][:2]
+    with pytest.raises(AposError, match="observations.sigma_arcsec"):
         store.commit_frame(rec, observations=obs)
     rec, obs = synthetic.frame("iran", 1)
     obs["dec_deg"] = obs["dec_deg"] + 200

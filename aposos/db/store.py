@@ -185,8 +185,11 @@ def rows_from(table: str, data, n: int | None = None, **fixed) -> np.ndarray:
         elif name.endswith("_ns"):
             rows[name] = schema.as_ns(src, where)
         else:
+            src = getattr(src, "value", src)  # Quantity -> its numbers (units per the schema)
+            if np.ma.is_masked(src) and kind == "f":
+                src = np.ma.filled(np.ma.asarray(src, dtype=float), np.nan)
             try:
-                rows[name] = np.asarray(getattr(src, "value", src), dtype=rows.dtype[name].base)
+                rows[name] = np.asarray(src, dtype=rows.dtype[name].base)
             except (TypeError, ValueError) as exc:
                 raise AposError(f"cannot store as {rows.dtype[name]}: {exc}", key=where) from exc
     return rows
