@@ -18,7 +18,7 @@ from astropy.table import Table
 
 from . import schema
 from .schema import NO_TIME
-from .store import _ranges
+from .view import ranges
 
 __all__ = ["observations", "object_history", "frames", "tracklets", "correlations", "runs",
            "orbits", "unseen"]
@@ -66,7 +66,7 @@ def _obs_of_frames(view, fi) -> np.ndarray:
     parts = []
     for s in np.unique(seg):
         sel = seg == s
-        rows = _ranges(view.col("frames", "obs_start")[fi[sel]],
+        rows = ranges(view.col("frames", "obs_start")[fi[sel]],
                        view.col("frames", "obs_count")[fi[sel]])
         parts.append(view.segs[s].observation_rows(np.sort(rows)))
     return np.concatenate(parts) if parts else schema.empty("observations")
@@ -84,7 +84,7 @@ def _obs_of_tracklets(view, tids) -> np.ndarray:
         lo = np.searchsorted(seg.tracklet_sorted, tids, "left")
         hi = np.searchsorted(seg.tracklet_sorted, tids, "right")
         if np.any(hi > lo):
-            rows = np.sort(np.asarray(seg.tracklet_perm[_ranges(lo, hi - lo)]))
+            rows = np.sort(np.asarray(seg.tracklet_perm[ranges(lo, hi - lo)]))
             parts.append(seg.observation_rows(rows))
     wanted = set(tids.tolist())
     linked = [key for key, (t, _, _) in view.members.items() if t in wanted]

@@ -56,14 +56,17 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import schema, segment
 from .lock import StoreLock
-from .schema import NO_TIME
+from .rows import FrameRecord, check_observations, colnames, content_hash, nrows, rows_from
+from .units import compacted_rows, correlation_rows, merge_rows, tracklet_rows
+from .view import View
 from ..errors import AposError
+
+__all__ = ["Store", "FrameRecord", "content_hash", "read_manifest", "write_manifest"]
 
 MANIFEST = "MANIFEST.json"
 SEGMENTS = "segments"
@@ -80,143 +83,6 @@ def _crash_point(name: str) -> None:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-def content_hash(path) -> str:
-    """sha256 hex digest of a file's bytes (the frame key that survives renames and copies)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except OSError as exc:
-        raise AposError(f"cannot read file to hash it ({exc.strerror})", path=path) from exc
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class FrameRecord:
-    """What the store keeps about one reduced (or failed) frame.
-
-    ``t_start``/``t_mid``/``t_end`` are astropy Times (UTC) or None when unknown (a frame that
-    failed before its header was read). ``status`` is 'ok' or 'failed' (then ``reason`` says
-    why). ``n_stars`` and ``astrometric_rms_arcsec`` describe the plate solution.
-    """
-
-    path: str
-    content_hash: str
-    station: str
-    t_start: object = None
-    t_mid: object = None
-    t_end: object = None
-    exposure_s: float = float("nan")
-    status: str = "ok"
-    reason: str = ""
-    n_stars: int = -1
-    astrometric_rms_arcsec: float = float("nan")
-
-    @classmethod
-    def from_meta(cls, meta, content_hash: str, **kw) -> "FrameRecord":
-        """Record of a :class:`aposos.model.FrameMeta` (``station`` may be overridden in kw)."""
-        kw.setdefault("station", meta.station or "")
-        return cls(path=meta.path, content_hash=content_hash, t_start=meta.t_start,
-                   t_mid=meta.t_mid, t_end=meta.t_end, exposure_s=meta.exposure_s, **kw)
-
-
-# --------------------------------------------------------------------------- row building
-
-_ENUMS = {("observations", "kind"): schema.OBS_KIND, ("frames", "status"): schema.FRAME_STATUS,
-          ("correlations", "status"): schema.CORR_STATUS, ("runs", "status"): schema.RUN_STATUS}
-_TRUNCATE = {("frames", "reason"), ("unseen", "reason"), ("frames", "path")}
-
-
-def _colnames(data) -> list[str]:
-    if data is None:
-        return []
-    if hasattr(data, "colnames"):
-        return list(data.colnames)
-    if isinstance(data, np.ndarray) and data.dtype.names:
-        return list(data.dtype.names)
-    return list(data.keys())
-
-
-def _nrows(data) -> int:
-    """Rows of a Table / dict of columns / structured array (0 for None)."""
-    names = _colnames(data)
-    return len(data[names[0]]) if names else 0
-
-
-def rows_from(table: str, data, n: int | None = None, **fixed) -> np.ndarray:
-    """Rows of ``table`` from an astropy Table / dict of columns / structured array.
-
-    Columns are matched by schema name; a ``*_ns`` column also accepts an astropy Time under
-    the name without ``_ns`` (``time``, ``t_start``, ``tle_epoch``...). ``fixed`` gives values
-    for every row. Missing columns get neutral values (NaN, '', 0, no time). Strings and enums
-    are validated (AposError names the column).
-    """
-    names = _colnames(data)
-    if n is None:
-        n = _nrows(data) if names else 1
-    for name in names:
-        if np.ndim(data[name]) == 0 or len(data[name]) != n:
-            raise AposError(f"column has {np.size(data[name])} rows, expected {n}",
-                            key=f"{table}.{name}")
-    rows = schema.empty(table, n)
-    for name, _ in schema.TABLES[table]:
-        if name in fixed:
-            src = fixed[name]
-        elif name in names:
-            src = data[name]
-        elif name.endswith("_ns") and name[:-3] in names:
-            src = data[name[:-3]]
-        else:
-            continue
-        if src is None:
-            continue
-        where = f"{table}.{name}"
-        kind = rows.dtype[name].base.kind
-        if (table, name) in _ENUMS:
-            rows[name] = schema.encode_enum(src, _ENUMS[(table, name)], where)
-        elif kind == "S":
-            rows[name] = schema.encode_str(src, rows.dtype[name].itemsize, where,
-                                           truncate=(table, name) in _TRUNCATE)
-        elif name.endswith("_ns"):
-            rows[name] = schema.as_ns(src, where)
-        else:
-            src = getattr(src, "value", src)  # Quantity -> its numbers (units per the schema)
-            if np.ma.is_masked(src) and kind == "f":
-                src = np.ma.filled(np.ma.asarray(src, dtype=float), np.nan)
-            try:
-                rows[name] = np.asarray(src, dtype=rows.dtype[name].base)
-            except (TypeError, ValueError) as exc:
-                raise AposError(f"cannot store as {rows.dtype[name]}: {exc}", key=where) from exc
-    return rows
-
-
-def _check_observations(obs: np.ndarray, where: str) -> None:
-    bad = ~(np.isfinite(obs["ra_deg"]) & np.isfinite(obs["dec_deg"])
-            & (obs["dec_deg"] >= -90) & (obs["dec_deg"] <= 90) & (obs["time_ns"] != NO_TIME))
-    if bad.any():
-        raise AposError(f"observation {int(np.argmax(bad))} has no valid time or RA/Dec",
-                        path=where, key="observations")
-
-
-def _row_bytes(rows: np.ndarray, ignore=("commit_seq",)) -> list[bytes]:
-    """Each row's bytes without the ``ignore`` fields (identity of content; NaN equals NaN)."""
-    from numpy.lib.recfunctions import repack_fields
-
-    keep = [n for n in rows.dtype.names if n not in ignore]
-    packed = repack_fields(rows[keep])
-    return [packed[i].tobytes() for i in range(len(packed))]
-
-
-def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
-    """Rows equal as multisets, ignoring commit_seq and run_id."""
-    ignore = ("commit_seq", "run_id")
-    return len(a) == len(b) and sorted(_row_bytes(a, ignore)) == sorted(_row_bytes(b, ignore))
-
 
 # --------------------------------------------------------------------------- store
 
@@ -302,10 +168,10 @@ class Store:
         raise AposError("store keeps changing under the reader; try again", path=self.root)
 
     @property
-    def view(self) -> "_View":
+    def view(self) -> View:
         """The in-memory view of the small tables, rebuilt when the store changed."""
         if self._view is None:
-            self._view = _View(list(self.segments.values()))
+            self._view = View(list(self.segments.values()))
         return self._view
 
     # ---------------------------------------------------------------- commit machinery
@@ -488,18 +354,18 @@ class Store:
             t = getattr(frame, name)
             if t is not None:
                 f[name + "_ns"] = schema.as_ns(t, name)
-        nobs = _nrows(observations)
+        nobs = nrows(observations)
         obs = rows_from("observations", observations, nobs, frame_uid=uid,
                         obs_index=np.arange(nobs, dtype=np.int32))
         if nobs:
-            if "tracklet_id" not in _colnames(observations):
+            if "tracklet_id" not in colnames(observations):
                 obs["tracklet_id"] = 0
-            if "end" not in _colnames(observations):
+            if "end" not in colnames(observations):
                 obs["end"] = -1
-            _check_observations(obs, frame.path)
+            check_observations(obs, frame.path)
             if frame.status != "ok":
                 raise AposError("a failed frame cannot carry observations", path=frame.path)
-        un = rows_from("unseen", unseen, _nrows(unseen), run_id=run_id, frame_uid=uid,
+        un = rows_from("unseen", unseen, nrows(unseen), run_id=run_id, frame_uid=uid,
                        commit_seq=0)
         return uid, f, obs, un
 
@@ -531,17 +397,17 @@ class Store:
         def build(db):
             view = db.view
             tables = {}
-            if _nrows(members):
-                tables.update(_tracklet_rows(view, members, pv, run_id, ids))
-            if _nrows(correlations):
-                c = _correlation_rows(correlations, ids, run_id)
+            if nrows(members):
+                tables.update(tracklet_rows(view, members, pv, run_id, ids))
+            if nrows(correlations):
+                c = correlation_rows(correlations, ids, run_id)
                 tables["correlations"] = view.new_correlations(c)
-            if _nrows(orbits):
+            if nrows(orbits):
                 tables["orbits"] = view.new_orbits(rows_from("orbits", orbits, run_id=run_id,
                                                              commit_seq=0))
-            if _nrows(unseen):
+            if nrows(unseen):
                 uids = [schema.frame_uid(h, pv) for h in np.asarray(unseen["content_hash"]).astype(str)]
-                u = rows_from("unseen", unseen, _nrows(unseen), run_id=run_id, frame_uid=uids,
+                u = rows_from("unseen", unseen, nrows(unseen), run_id=run_id, frame_uid=uids,
                               commit_seq=0)
                 tables["unseen"] = view.new_unseen(u)
             tables = {k: v for k, v in tables.items() if len(v)}
@@ -583,7 +449,7 @@ class Store:
         added: dict[str, int] = {}
 
         def build(db):
-            tables = _merge_rows(db.view, src)
+            tables = merge_rows(db.view, src)
             added.update({k: int(len(v)) for k, v in tables.items()})
             if not any(added.values()):
                 return None
@@ -617,7 +483,7 @@ class Store:
         if len(entries) < 2:
             return 0
         segs = [self.segments[e["name"]] for e in entries]
-        tables = _compacted_rows(segs)
+        tables = compacted_rows(segs)
         _crash_point("compacting")
         self._write_segment(segment.arrange(tables), remove=[e["name"] for e in entries],
                             seq=(int(self.manifest["next_seq"]), int(self.manifest["next_seq"])))
@@ -721,371 +587,3 @@ def write_manifest(root: str, manifest: dict) -> None:
     _crash_point("manifest_written")
     os.replace(tmp, os.path.join(root, MANIFEST))
     segment.fsync_path(root)
-
-
-# --------------------------------------------------------------------------- in-memory view
-
-def _newest_per_key(keys: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """Mask of rows whose commit_seq is the highest among rows with the same key."""
-    if len(keys) == 0:
-        return np.zeros(0, bool)
-    order = np.lexsort((seq, keys))
-    k, s = keys[order], seq[order]
-    last = np.r_[k[1:] != k[:-1], True]
-    best = np.repeat(s[last], np.diff(np.r_[0, np.nonzero(last)[0] + 1]))
-    mask = np.empty(len(keys), bool)
-    mask[order] = s == best
-    return mask
-
-
-class _View:
-    """All segments seen as one set of tables: columns concatenated on demand (memory maps
-    are not read until used), lookups by key, and which rows are current."""
-
-    def __init__(self, segs: list[segment.Segment]):
-        self.segs = segs
-        self.offsets = {t: np.cumsum([0] + [s.nrows(t) for s in segs]) for t in schema.TABLES}
-        self._cols: dict = {}
-        self._current: dict[str, np.ndarray] = {}
-        self.frame_seg = np.repeat(np.arange(len(segs)), np.diff(self.offsets["frames"]))
-        uid = self.col("frames", "frame_uid")
-        self._uid_order = np.argsort(uid, kind="stable")
-        self._uid_sorted = uid[self._uid_order]
-        m = self.table("tracklet_obs")
-        #: (frame_uid, obs_index) -> (tracklet_id, time_ns, end) of memberships not yet
-        #: folded into the observations by a compaction
-        self.members = {(int(f), int(i)): (int(t), int(tn), int(e)) for t, f, i, tn, e in
-                        zip(m["tracklet_id"], m["frame_uid"], m["obs_index"], m["time_ns"],
-                            m["end"])}
-
-    def n(self, table: str) -> int:
-        return int(self.offsets[table][-1])
-
-    def col(self, table: str, name: str) -> np.ndarray:
-        """One column of ``table`` over all segments (cached; a memory map if one segment)."""
-        key = (table, name)
-        if key not in self._cols:
-            parts = [s.cols[table][name] for s in self.segs]
-            if len(parts) == 1:
-                self._cols[key] = parts[0]
-            elif parts:
-                self._cols[key] = np.concatenate(parts)
-            else:
-                self._cols[key] = schema.empty(table)[name]
-        return self._cols[key]
-
-    def table(self, table: str, rows=None) -> np.ndarray:
-        """Structured rows of ``table`` (all, a boolean mask or positions)."""
-        if rows is None:
-            rows = slice(None)
-        first = self.col(table, schema.TABLES[table][0][0])[rows]
-        out = np.empty(len(first), schema.dtype(table))
-        for name in out.dtype.names:
-            out[name] = self.col(table, name)[rows]
-        return out
-
-    def lookup(self, table: str, keys) -> np.ndarray:
-        """Rows of ``table`` whose sort key (segment.SORTED_BY) is in ``keys``."""
-        keys = _sorted_unique(keys)
-        name = segment.SORTED_BY[table]
-        found = []
-        for i, s in enumerate(self.segs):
-            c = s.cols[table][name]
-            if len(c) == 0:
-                continue
-            lo = np.searchsorted(c, keys, "left")
-            hi = np.searchsorted(c, keys, "right")
-            if np.any(hi > lo):
-                found.append(self.offsets[table][i] + _ranges(lo, hi - lo))
-        return np.concatenate(found) if found else np.zeros(0, np.int64)
-
-    def frame_index(self, uid):
-        """Row in frames of frame uid(s), -1 where absent."""
-        uid = np.asarray(uid, dtype=np.int64)
-        if len(self._uid_sorted) == 0:
-            return np.full(uid.shape, -1) if uid.ndim else -1
-        pos = np.minimum(np.searchsorted(self._uid_sorted, uid), len(self._uid_sorted) - 1)
-        out = np.where(self._uid_sorted[pos] == uid, self._uid_order[pos], -1)
-        return out if uid.ndim else int(out)
-
-    # ---- which rows are current
-
-    def current_mask(self, table: str) -> np.ndarray:
-        """Which rows of ``table`` are current (not superseded)."""
-        if table not in self._current:
-            self._current[table] = self._compute_current(table)
-        return self._current[table]
-
-    def _compute_current(self, table: str) -> np.ndarray:
-        col = lambda name: self.col(table, name)  # noqa: E731
-        if table == "frames":
-            return self._current_frames()
-        if table == "runs":
-            return _newest_per_key(col("run_id"), col("commit_seq"))
-        if table == "orbits":
-            return _newest_per_key(col("orbit_id"), col("commit_seq"))
-        if table in ("tracklets", "unseen"):
-            return self.frames_current(col("first_frame_uid" if table == "tracklets"
-                                           else "frame_uid"))
-        if table == "correlations":
-            return self.correlations_current(np.arange(self.n(table)))
-        return np.ones(self.n(table), bool)
-
-    def _current_frames(self) -> np.ndarray:
-        pv = self.col("frames", "pipeline_version")
-        n = len(pv)
-        if n == 0 or np.all(pv == pv[0]):
-            return np.ones(n, bool)  # one pipeline version: every frame result is current
-        _, grp = np.unique(self.col("frames", "content_hash"), return_inverse=True)
-        uv, inv = np.unique(pv, return_inverse=True)
-        rank = schema.version_order(list(schema.decode_str(uv)))[inv]
-        order = np.lexsort((self.col("frames", "commit_seq"), rank, grp))
-        g = grp[order]
-        mask = np.zeros(n, bool)
-        mask[order[np.r_[g[1:] != g[:-1], True]]] = True
-        return mask
-
-    def frames_current(self, uids) -> np.ndarray:
-        """Whether the frames of ``uids`` exist and are current."""
-        i = self.frame_index(uids)
-        return (i >= 0) & self.current_mask("frames")[np.maximum(i, 0)]
-
-    def correlations_current(self, rows) -> np.ndarray:
-        """Whether correlation rows ``rows`` are current: newest commit for their tracklet,
-        and the tracklet current. Looks only at the tracklets concerned."""
-        rows = np.asarray(rows, np.int64)
-        if len(rows) == 0:
-            return np.zeros(0, bool)
-        tid = self.col("correlations", "tracklet_id")[rows]
-        seq = self.col("correlations", "commit_seq")[rows]
-        if len(rows) == self.n("correlations"):
-            newest = _newest_per_key(tid, seq)
-        else:
-            allr = self.lookup("correlations", tid)
-            atid = self.col("correlations", "tracklet_id")[allr]
-            aseq = self.col("correlations", "commit_seq")[allr]
-            order = np.lexsort((aseq, atid))
-            atid, aseq = atid[order], aseq[order]
-            last = np.r_[atid[1:] != atid[:-1], True]
-            newest = seq == aseq[last][np.searchsorted(atid[last], tid)]
-        if len(rows) == self.n("correlations"):
-            live = self.col("tracklets", "tracklet_id")[self.current_mask("tracklets")]
-        else:
-            tr = self.lookup("tracklets", tid)
-            live = self.col("tracklets", "tracklet_id")[
-                tr[self.frames_current(self.col("tracklets", "first_frame_uid")[tr])]]
-        return newest & np.isin(tid, live)
-
-    def current(self, table: str) -> np.ndarray:
-        return self.table(table, self.current_mask(table))
-
-    # ---- de-duplication helpers for commits
-
-    def new_correlations(self, c: np.ndarray) -> np.ndarray:
-        """Drop the correlations of tracklets whose current correlations are identical."""
-        rows = self.lookup("correlations", c["tracklet_id"])
-        cur = self.table("correlations", rows[self.correlations_current(rows)])
-        keep = np.ones(len(c), bool)
-        for tid in np.unique(c["tracklet_id"]):
-            sel = c["tracklet_id"] == tid
-            if _same_rows(c[sel], cur[cur["tracklet_id"] == tid]):
-                keep &= ~sel
-        return c[keep]
-
-    def new_orbits(self, o: np.ndarray) -> np.ndarray:
-        cur = self.current("orbits")
-        keep = [not _same_rows(o[i:i + 1], cur[cur["orbit_id"] == o["orbit_id"][i]])
-                for i in range(len(o))]
-        return o[np.array(keep, bool)] if len(o) else o
-
-    def new_unseen(self, u: np.ndarray) -> np.ndarray:
-        have = self.table("unseen", self.lookup("unseen", u["frame_uid"]))
-        key = set(zip(have["frame_uid"].tolist(), have["norad_id"].tolist()))
-        keep = np.array([(int(a), int(b)) not in key for a, b in
-                         zip(u["frame_uid"], u["norad_id"])], bool)
-        return u[keep] if len(u) else u
-
-    # ---- counts
-
-    def run_counts(self, run_id: str) -> dict[str, int]:
-        rid = run_id.encode()
-        f = self.col("frames", "run_id") == rid
-        t = self.col("tracklets", "run_id") == rid
-        c = self.current_mask("correlations") & (self.col("correlations", "run_id") == rid) \
-            & (self.col("correlations", "rank") == 0)
-        status = self.col("correlations", "status")
-        return {"n_frames": int(f.sum()),
-                "n_frames_failed": int(np.sum(self.col("frames", "status")[f] == 1)),
-                "n_observations": int(self.col("frames", "obs_count")[f].sum()),
-                "n_tracklets": int(t.sum()),
-                "n_identified": int(np.sum(status[c] == 0)),
-                "n_uct": int(np.sum(status[c] == 2))}
-
-    def summary(self, n_segments: int) -> dict[str, int]:
-        fr = self.current_mask("frames")
-        status = self.col("frames", "status")
-        count = self.col("frames", "obs_count")
-        best = self.current_mask("correlations") & (self.col("correlations", "rank") == 0)
-        cstat = self.col("correlations", "status")[best]
-        return {"runs": int(self.current_mask("runs").sum()),
-                "frames": int(fr.sum()),
-                "frames_ok": int(np.sum(status[fr] == 0)),
-                "frames_failed": int(np.sum(status[fr] == 1)),
-                "frames_superseded": int(len(fr) - fr.sum()),
-                "observations": int(count[fr].sum()),
-                "observations_total": int(count.sum()),
-                "tracklets": int(self.current_mask("tracklets").sum()),
-                "correlations": int(self.current_mask("correlations").sum()),
-                "identified": int(np.sum(cstat == 0)),
-                "ambiguous": int(np.sum(cstat == 1)),
-                "uct": int(np.sum(cstat == 2)),
-                "orbits": int(self.current_mask("orbits").sum()),
-                "unseen": int(self.current_mask("unseen").sum()),
-                "segments": int(n_segments)}
-
-
-def _sorted_unique(values) -> np.ndarray:
-    """Sorted distinct values (a sort, cheaper than np.unique's hashing for large int keys)."""
-    v = np.sort(np.asarray(values).ravel())
-    return v[np.r_[True, v[1:] != v[:-1]]] if len(v) else v
-
-
-def _ranges(start, count) -> np.ndarray:
-    """Concatenated ``arange(start[i], start[i] + count[i])``."""
-    start = np.asarray(start, np.int64)
-    count = np.asarray(count, np.int64)
-    total = int(count.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offsets = np.cumsum(count) - count
-    return np.repeat(start - offsets, count) + np.arange(total)
-
-
-# --------------------------------------------------------------------------- row assembly
-
-def _tracklet_rows(view: _View, members, pv: str, run_id: str, ids: dict) -> dict:
-    labels = np.asarray(members["tracklet"]).astype(str)
-    hashes = np.asarray(members["content_hash"]).astype(str)
-    index = np.asarray(members["obs_index"]).astype(np.int64)
-    uids = np.array([schema.frame_uid(h, pv) for h in hashes], dtype=np.int64)
-    fi = view.frame_index(uids)
-    if np.any(fi < 0):
-        raise AposError(f"tracklet member refers to a frame not committed by pipeline "
-                        f"{pv}: {hashes[np.argmax(fi < 0)]}", key="members.content_hash")
-    if np.any((index < 0) | (index >= view.col("frames", "obs_count")[fi])):
-        raise AposError("tracklet member obs_index out of range", key="members.obs_index")
-    times = _observation_field(view, fi, index, "time_ns")
-    ends = _observation_field(view, fi, index, "end")
-    stored_tid = _observation_field(view, fi, index, "tracklet_id")
-    names = _colnames(members)
-    if "time" in names or "time_ns" in names:  # times resolved by linking (streak ends)
-        times = schema.as_ns(members["time" if "time" in names else "time_ns"], "members.time")
-        t0 = view.col("frames", "t_start_ns")[fi]
-        t1 = view.col("frames", "t_end_ns")[fi]
-        bad = (times < t0 - 1_000_000_000) | (times > t1 + 1_000_000_000)
-        if np.any(bad):
-            raise AposError("tracklet member time is outside its frame's exposure",
-                            key="members.time")
-    if "end" in names:
-        ends = np.asarray(members["end"]).astype(np.int8)
-    t_rows, m_rows = [], []
-    for label in dict.fromkeys(labels.tolist()):
-        sel = np.nonzero(labels == label)[0]
-        station = np.unique(view.col("frames", "station")[fi[sel]])
-        if len(station) != 1:
-            raise AposError(f"tracklet {label!r} mixes stations", key="members")
-        st = station[0].decode()
-        tid = schema.tracklet_uid(pv, st, zip(hashes[sel], index[sel]))
-        ids[label] = tid
-        if len(view.lookup("tracklets", [tid])):
-            continue  # this tracklet is stored already
-        for s in sel:
-            other = view.members.get((int(uids[s]), int(index[s])), (int(stored_tid[s]),))[0]
-            if other not in (0, tid):
-                raise AposError(f"observation {hashes[s]}:{index[s]} of tracklet {label!r} "
-                                f"already belongs to tracklet {other}", key="members")
-        first = sel[np.argmin(times[sel])]
-        t_rows.append(rows_from("tracklets", None, 1, tracklet_id=tid, label=label,
-                                run_id=run_id, station=st, pipeline_version=pv,
-                                first_frame_uid=uids[first], n_obs=len(sel),
-                                t_first_ns=times[sel].min(), t_last_ns=times[sel].max(),
-                                commit_seq=0))
-        m_rows.append(rows_from("tracklet_obs", None, len(sel), tracklet_id=tid,
-                                frame_uid=uids[sel], obs_index=index[sel],
-                                time_ns=times[sel], end=ends[sel], commit_seq=0))
-    cat = lambda t, r: np.concatenate(r) if r else schema.empty(t)  # noqa: E731
-    return {"tracklets": cat("tracklets", t_rows), "tracklet_obs": cat("tracklet_obs", m_rows)}
-
-
-def _observation_field(view: _View, fi: np.ndarray, index: np.ndarray, col: str) -> np.ndarray:
-    out = np.empty(len(fi), schema.dtype("observations")[col])
-    seg = view.frame_seg[fi]
-    rows = view.col("frames", "obs_start")[fi] + index
-    for s in np.unique(seg):
-        sel = seg == s
-        out[sel] = view.segs[s].obs[col][rows[sel]]
-    return out
-
-
-def _correlation_rows(correlations, ids: dict, run_id: str) -> np.ndarray:
-    names = _colnames(correlations)
-    n = _nrows(correlations)
-    if "tracklet_id" in names:
-        tid = np.asarray(correlations["tracklet_id"], dtype=np.int64)
-    elif "tracklet" in names:
-        labels = np.asarray(correlations["tracklet"]).astype(str)
-        missing = [x for x in labels if x not in ids]
-        if missing:
-            raise AposError(f"correlation refers to unknown tracklet {missing[0]!r}",
-                            key="correlations.tracklet")
-        tid = np.array([ids[x] for x in labels], dtype=np.int64)
-    else:
-        raise AposError("correlations need a 'tracklet' or 'tracklet_id' column",
-                        key="correlations")
-    c = rows_from("correlations", correlations, n, tracklet_id=tid, run_id=run_id,
-                  commit_seq=0)
-    if "rank" not in names:
-        c["rank"] = 0
-    if "norad_id" not in names:
-        c["norad_id"] = 0
-    return c
-
-
-def _merge_rows(view: _View, src: Store) -> dict[str, np.ndarray]:
-    """Rows of ``src`` that ``view`` does not have yet (full history of src)."""
-    sv = src.view
-    frames = sv.table("frames", view.frame_index(sv.col("frames", "frame_uid")) < 0)
-    obs = [s.observation_slice(0, s.n_obs) for s in sv.segs]
-    obs = np.concatenate(obs) if obs else schema.empty("observations")
-    out = {"frames": frames,
-           "observations": obs[np.isin(obs["frame_uid"], frames["frame_uid"])]}
-    t = sv.table("tracklets")
-    out["tracklets"] = t[~np.isin(t["tracklet_id"], view.col("tracklets", "tracklet_id"))]
-    m = sv.table("tracklet_obs")
-    out["tracklet_obs"] = m[np.isin(m["tracklet_id"], out["tracklets"]["tracklet_id"])]
-    out["unseen"] = view.new_unseen(sv.table("unseen"))
-    for table in ("runs", "correlations", "orbits"):
-        rows = sv.table(table)
-        known = set(_row_bytes(view.table(table)))
-        mask = np.array([b not in known for b in _row_bytes(rows)], bool)
-        out[table] = rows[mask] if len(rows) else rows
-    return {k: v.copy() for k, v in out.items()}
-
-
-def _compacted_rows(segs: list[segment.Segment]) -> dict[str, np.ndarray]:
-    """All rows of ``segs`` as one segment's tables, memberships folded into observations."""
-    tables = {t: np.concatenate([s.table(t) for s in segs]) for t in schema.SMALL_TABLES}
-    obs = np.concatenate([s.observation_slice(0, s.n_obs) for s in segs])
-    m = tables["tracklet_obs"]
-    if len(m) and len(obs):
-        key_obs = obs[["frame_uid", "obs_index"]].astype([("f", "i8"), ("i", "i4")])
-        key_m = m[["frame_uid", "obs_index"]].astype([("f", "i8"), ("i", "i4")])
-        order = np.argsort(key_obs, kind="stable")
-        pos = np.searchsorted(key_obs, key_m, sorter=order)
-        pos = np.minimum(pos, len(obs) - 1)
-        found = key_obs[order[pos]] == key_m
-        for col in ("tracklet_id", "time_ns", "end"):
-            obs[col][order[pos[found]]] = m[col][found]
-        tables["tracklet_obs"] = m[~found]
-    tables["observations"] = obs
-    return tables
