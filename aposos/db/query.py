@@ -129,7 +129,7 @@ def _ns(t, what):
 
 def _tracklets_of_object(view, norad_id, history):
     """Correlation rows naming ``norad_id`` (current ones unless ``history``)."""
-    rows = np.nonzero(view.col("correlations", "norad_id") == int(norad_id))[0]
+    rows = view.where("correlations", "norad_id", int(norad_id))
     if not history:
         rows = rows[view.correlations_current(rows)]
     return view.table("correlations", rows)

@@ -63,14 +63,40 @@ class View:
                 self._cols[key] = schema.empty(table)[name]
         return self._cols[key]
 
+    def take(self, table: str, name: str, rows) -> np.ndarray:
+        """Values of one column at global row positions ``rows``, read from each segment in
+        place (no concatenated copy of the column is made)."""
+        rows = np.asarray(rows, np.int64)
+        if len(self.segs) == 1 or (table, name) in self._cols:
+            return self.col(table, name)[rows]
+        dt = np.dtype(dict(schema.TABLES[table])[name])
+        out = np.empty((len(rows),) + dt.shape, dt.base)
+        seg = np.searchsorted(self.offsets[table], rows, "right") - 1
+        for i in np.unique(seg):
+            sel = seg == i
+            out[sel] = self.segs[i].cols[table][name][rows[sel] - self.offsets[table][i]]
+        return out
+
+    def where(self, table: str, name: str, value) -> np.ndarray:
+        """Global rows where a column equals ``value`` (scanned segment by segment)."""
+        found = [self.offsets[table][i] + np.nonzero(s.cols[table][name] == value)[0]
+                 for i, s in enumerate(self.segs)]
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
+
     def table(self, table: str, rows=None) -> np.ndarray:
         """Structured rows of ``table`` (all, a boolean mask or positions)."""
         if rows is None:
-            rows = slice(None)
-        first = self.col(table, schema.TABLES[table][0][0])[rows]
+            get = lambda name: self.col(table, name)  # noqa: E731
+        else:
+            rows = np.asarray(rows)
+            rows = np.nonzero(rows)[0] if rows.dtype == bool else rows
+            get = lambda name: self.take(table, name, rows)  # noqa: E731
+        names = [name for name, _ in schema.TABLES[table]]
+        first = get(names[0])
         out = np.empty(len(first), schema.dtype(table))
-        for name in out.dtype.names:
-            out[name] = self.col(table, name)[rows]
+        out[names[0]] = first
+        for name in names[1:]:
+            out[name] = get(name)
         return out
 
     def lookup(self, table: str, keys) -> np.ndarray:
@@ -145,14 +171,14 @@ class View:
         rows = np.asarray(rows, np.int64)
         if len(rows) == 0:
             return np.zeros(0, bool)
-        tid = self.col("correlations", "tracklet_id")[rows]
-        seq = self.col("correlations", "commit_seq")[rows]
+        tid = self.take("correlations", "tracklet_id", rows)
+        seq = self.take("correlations", "commit_seq", rows)
         if len(rows) == self.n("correlations"):
             newest = newest_per_key(tid, seq)
         else:
             allr = self.lookup("correlations", tid)
-            atid = self.col("correlations", "tracklet_id")[allr]
-            aseq = self.col("correlations", "commit_seq")[allr]
+            atid = self.take("correlations", "tracklet_id", allr)
+            aseq = self.take("correlations", "commit_seq", allr)
             order = np.lexsort((aseq, atid))
             atid, aseq = atid[order], aseq[order]
             last = np.r_[atid[1:] != atid[:-1], True]
@@ -161,8 +187,8 @@ class View:
             live = self.col("tracklets", "tracklet_id")[self.current_mask("tracklets")]
         else:
             tr = self.lookup("tracklets", tid)
-            live = self.col("tracklets", "tracklet_id")[
-                tr[self.frames_current(self.col("tracklets", "first_frame_uid")[tr])]]
+            live = self.take("tracklets", "tracklet_id",
+                             tr[self.frames_current(self.take("tracklets", "first_frame_uid", tr))])
         return newest & np.isin(tid, live)
 
     def current(self, table: str) -> np.ndarray:
