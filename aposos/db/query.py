@@ -209,14 +209,14 @@ def frames(db, *, start=None, end=None, station=None, run_id=None, history=False
         mask &= view.col("frames", "t_end_ns") >= start_ns
     if end_ns is not None:
         mask &= view.col("frames", "t_start_ns") <= end_ns
-    t = _select(view, "frames", mask, history)
-    t.sort(["t_start", "frame_uid"])
-    return t
+    order = np.lexsort((view.col("frames", "frame_uid"), view.col("frames", "t_start_ns")))
+    return _select(view, "frames", mask, history, order=order)
 
 
-def _select(view, table, mask, history) -> Table:
-    """Rows of ``table`` where ``mask``, current ones unless ``history`` (then a column)."""
-    rows = np.nonzero(mask)[0]
+def _select(view, table, mask, history, order=None) -> Table:
+    """Rows of ``table`` where ``mask`` (in ``order`` if given), current ones unless
+    ``history`` (then a ``current`` column)."""
+    rows = np.nonzero(mask)[0] if order is None else order[mask[order]]
     if table == "correlations":
         cur = view.correlations_current(rows)
     else:
