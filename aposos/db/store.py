@@ -32,22 +32,29 @@ Write API (one writer per process; several processes are serialised by the lock)
 Scale and partitioning
 ----------------------
 The manifest keeps, for every segment, the byte offset of each column (a table of contents
-written with the segment), so a reader opens a segment without any HDF5 call: small segments
-are read in one go, large columns are memory-mapped (no decompression, page-granular random
-access; only the columns a query touches are read). The files stay ordinary HDF5 (h5py reads
-them; the test suite checks both paths agree). Compression was considered and left out: it
-would force chunk decompression on every random lookup, and observations (66 bytes) compress
-poorly (floats). Per-frame commits make small segments; when there are more than
-``max_segments`` of them the writer compacts the small ones into one (history is kept:
-superseded rows are rewritten, never dropped). At 10 million observations (1 M tracklets) a store is
-about 1.2 GB on disk (66 bytes per observation plus a 16-byte tracklet index, plus the
-tracklets and correlations) and answers a query by object in tens of milliseconds and a whole
-night (27 000 observations) in a few hundred (benchmarks/bench_db.py). Beyond one store (plan): one store per
-station and calendar month (``archive/2026-11/iran/``), each a self-contained directory with
-its own manifest, plus a small top-level catalogue (a JSON file per month listing each
-store's time span, stations and the NORAD ids it contains, rebuilt after each night). A time
-query opens only the months it spans; an object query reads the catalogue to open only the
-stores that saw the object. Merging the stations of a month into one store is ``merge``.
+written with the segment), so a reader opens a segment without any HDF5 call: a small segment
+is read in one go, a large one is memory-mapped column by column (page-granular random
+access, only the columns a query touches are read). The files stay ordinary HDF5 (h5py reads
+them; a test checks both paths agree). Compression was weighed and left out: every random
+lookup would decompress whole chunks, and the float columns compress poorly.
+
+Per-frame commits make small segments; past ``max_segments`` the writer compacts the small
+ones (< 1 M observations) into one, so a store is a few large segments plus a bounded tail of
+recent ones. History is kept through compaction (superseded rows are rewritten, not dropped).
+At 10 M observations (1 M tracklets, one year, three stations) a store is 1.2 GB (66 bytes per
+observation + 16 of tracklet index + tracklets and correlations); an object's history takes
+tens of ms, a night of 27 000 observations about 0.1-0.4 s (benchmarks/bench_db.py).
+
+Beyond one store (plan, not built): one store per calendar month
+(``archive/2026-11/``, the three stations merged into it with :meth:`Store.merge`), each
+self-contained with its own manifest, plus a small top-level ``catalogue.json`` rebuilt after
+each night listing each month's time span, stations, observation count and the set of NORAD
+ids it holds. A time query opens only the months it overlaps; an object query opens only the
+months whose id set names the object. A month of three stations is ~1 M observations, well
+inside one store's comfortable range, and a month closed for writing is compacted to one
+segment. Limits today: compaction and merge hold the rows of the segments involved in memory
+(about 0.2 kB per observation at peak); the lock is ``flock``, reliable on a local disk, not
+across hosts on NFS (stations send their stores and the data centre merges them).
 """
 
 from __future__ import annotations
