@@ -347,3 +347,16 @@ def test_cli_summary(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an aposos store" in err
     assert not os.path.exists(tmp_path / "MANIFEST.json")
+
+
+def test_benchmark_script_runs(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_db.py"
+    spec = importlib.util.spec_from_file_location("bench_db", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--obs", "100000", "--dir", str(tmp_path / "bench")])
+    out = capsys.readouterr().out
+    assert "100,000 observations" in out and "24 hours" in out and "delta segments" in out
