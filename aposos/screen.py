@@ -37,6 +37,7 @@ from sgp4.api import SatrecArray
 
 from . import directions as d
 from . import predict as P
+from .errors import AposError
 from .tle import TleCatalog, as_entries
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ def fields_from_frames(frames, station=None, radius_deg=None, pointing_error_deg
     metas = [getattr(f, "meta", f) for f in frames]
     rows = []
     for m in metas:
+        if m.pointing_ra_deg is None or m.pointing_dec_deg is None:
+            raise AposError("frame has no pointing: cannot screen its field (plate-solve it first)",
+                            path=m.path or None)
         r = radius_deg
         if r is None:
             st = load_station(station or m.station)

@@ -141,3 +141,17 @@ def test_polyline_separation_matches_scalar_reference():
     got = S.polyline_separation(units, np.repeat(centres, counts, axis=0), starts)
     ref = [S.path_min_separation(units[a:a + n], c) for a, n, c in zip(starts, counts, centres)]
     assert np.allclose(got, ref, atol=1e-12)
+
+
+def test_fields_from_frames():
+    from aposos.errors import AposError
+    from aposos.model import FrameMeta
+    t = Time("2026-11-21T18:00:00", scale="utc")
+    meta = FrameMeta(path="f.fits", station="iran", t_start=t, t_mid=t + 5 * u.s, t_end=t + 10 * u.s,
+                     exposure_s=10.0, pointing_ra_deg=30.0, pointing_dec_deg=10.0)
+    f = S.fields_from_frames([meta], pointing_error_deg=0.5)
+    # iran: 4096 x 4096 px of 9 um at 750 mm -> 2.475"/px, half-diagonal 1.99 deg
+    assert f["radius_deg"][0] == pytest.approx(0.5 * np.hypot(4096, 4096) * 2.4752 / 3600 + 0.5, abs=1e-3)
+    assert abs((f["t_end"][0] - f["t_start"][0]).to_value(u.s) - 10) < 1e-6
+    with pytest.raises(AposError, match="no pointing"):
+        S.fields_from_frames([meta.replace(pointing_ra_deg=None)])
