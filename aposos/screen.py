@@ -128,7 +128,7 @@ def _field_arrays(fields):
     return c, np.radians(np.asarray(fields["radius_deg"], float))
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)  # parallel=True measured no gain on the shared 2-core machine
 def _gate_kernel(pos, vel, k, w, first, count, centre, gate_base, up_knot, min_sin_elev):
     """Numba twin of :func:`gate_reference` (see there); returns bool ``(n, frames)``."""
     n = pos.shape[0]
@@ -137,7 +137,7 @@ def _gate_kernel(pos, vel, k, w, first, count, centre, gate_base, up_knot, min_s
     smax = 0
     for f in range(nf):
         smax = max(smax, count[f])
-    for i in numba.prange(n):
+    for i in range(n):
         b = np.empty((smax, 3))
         for f in range(nf):
             visible = False
