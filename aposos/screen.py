@@ -125,8 +125,8 @@ def _hermite_weights(tau, step_s):
 def _knot_states(sats, geom):
     """Topocentric GCRS position (km) and velocity (km/s) at the knots, ``(n, K, 3)``, NaN on SGP4 error."""
     err, r, v = SatrecArray(sats).sgp4(*(np.ascontiguousarray(a) for a in geom.jd))
-    r = np.einsum("kij,nkj->nki", geom.teme_to_gcrs, r) - geom.obs_pos_km
-    v = np.einsum("kij,nkj->nki", geom.teme_to_gcrs, v) - geom.obs_vel_km_s
+    r = np.einsum("kij,nkj->nki", geom.teme_to_gcrs, r, optimize=True) - geom.obs_pos_km
+    v = np.einsum("kij,nkj->nki", geom.teme_to_gcrs, v, optimize=True) - geom.obs_vel_km_s
     r[err != 0] = np.nan
     return r, v
 
