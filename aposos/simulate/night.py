@@ -156,8 +156,9 @@ def write_sample_night(folder, *, seed: int = SEED, shape=(640, 640), catalog=No
     Layout: ``<station>/<station>_<sequence>_<k>.fits`` (the station's dialect, lossless tile
     compression), ``truth/<same stem>.ecsv.gz`` (truth table of the frame),
     ``tle_catalog.txt`` (published 3LE catalog), ``truth_tles.txt`` (the true orbits),
-    ``night.ecsv`` (one row per frame: file, station, sequence, tracking, target, times,
-    exposure, ``in_catalog`` of the target, ``bad`` reason).
+    ``night.ecsv`` (one row per frame: ``file, station, sequence, tracking, target`` (NORAD),
+    ``t_start`` (UTC ISO), ``exposure_s``, ``satellites_on_image``, ``uncatalogued_on_image``,
+    ``bad`` (bool) and ``problem`` (why, or 'none')).
     """
     from ..ingest import write_frame
 
@@ -181,20 +182,29 @@ def write_sample_night(folder, *, seed: int = SEED, shape=(640, 640), catalog=No
                 path.write_bytes(raw[: len(raw) // 2])
             truth.meta["file"] = str(path.relative_to(folder))
             truth.meta["bad"] = seq.bad[k]
-            with gzip.open(folder / "truth" / f"{stem}.ecsv.gz", "wt") as f:
-                _compact(truth).write(f, format="ascii.ecsv")
+            _write_gzipped_ecsv(folder / "truth" / f"{stem}.ecsv.gz", _compact(truth))
             sats = truth[truth["kind"] == "satellite"]
             rows.append({"file": str(path.relative_to(folder)), "station": seq.station, "sequence": seq.name,
                          "tracking": seq.tracking, "target": seq.target.norad, "t_start": t0.isot,
                          "exposure_s": seq.exposure_s, "satellites_on_image": int(sats["on_image"].sum()),
                          "uncatalogued_on_image": int((sats["on_image"] & ~sats["in_catalog"]).sum()),
-                         "bad": seq.bad[k]})
+                         "bad": bool(seq.bad[k]), "problem": seq.bad[k] or "none"})
             log.info("wrote %s (%d satellites on the image)", path, rows[-1]["satellites_on_image"])
     index = Table(rows=rows)
     index.meta = {"night": NIGHT_DATE, "seed": seed, "uncatalogued": sorted(uncatalogued),
-                  "command": f"aposos simulate --sample-night {folder}"}
+                  "command": "aposos simulate --sample-night DIR (make sample)"}
     index.write(folder / "night.ecsv", format="ascii.ecsv", overwrite=True)
     return index
+
+
+def _write_gzipped_ecsv(path, table: Table) -> None:
+    """ECSV, gzipped without time stamp or name in the gzip header (byte-reproducible)."""
+    import io
+
+    text = io.StringIO()
+    table.write(text, format="ascii.ecsv")
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+        f.write(text.getvalue().encode())
 
 
 def read_truth(path) -> Table:
