@@ -1,0 +1,88 @@
+"""Truth observations for the orbit tests: SGP4 truth objects seen through aposos.directions.
+
+Truth orbits are synthetic TLEs (sgp4init); directions are the reduction's star-relative
+RA/Dec (light time, minus annual aberration) from the configured stations, with Gaussian
+noise. Visibility: object >= 15 deg elevation while the Sun is below -12 deg.
+"""
+
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import get_sun
+from astropy.table import Table
+from astropy.time import Time
+from sgp4.api import WGS72, Satrec
+
+from aposos import directions as d
+from aposos.config import load_station
+
+EPOCH_1949 = 2433281.5  # JD of 1949-12-31 00:00 UTC, sgp4init's epoch origin
+
+
+def satellite(epoch: Time, n_rev_day, e, i_deg, raan_deg, argp_deg, m_deg, bstar=0.0, satnum=90000):
+    """A Satrec built from mean elements (the 'truth TLE')."""
+    sat = Satrec()
+    sat.sgp4init(WGS72, "i", satnum, epoch.utc.jd - EPOCH_1949, bstar, 0.0, 0.0, e,
+                 np.radians(argp_deg), np.radians(i_deg), np.radians(m_deg),
+                 n_rev_day * 2 * np.pi / 1440.0, np.radians(raan_deg))
+    return sat
+
+
+def gcrs_positions(sat, times: Time):
+    err, r, v = sat.sgp4_array(times.jd1, times.jd2)
+    assert not err.any()
+    return d.teme_to_gcrs(r, times)
+
+
+def position_function(sat, times):
+    def at(dt_s):
+        tt = times + np.asarray(dt_s) * u.s
+        err, r, _ = sat.sgp4_array(tt.jd1, tt.jd2)
+        return d.teme_to_gcrs(r, times)  # rotation constant over the light time
+    return at
+
+
+def radec(sat, station, times):
+    loc = load_station(station).location
+    return d.star_relative_radec(position_function(sat, times), loc, times)
+
+
+def visibility(sat, station, t0: Time, hours=14.0, step_s=60.0, min_elev_deg=15.0):
+    """Times (Time array on a step grid) when the object is observable from the station."""
+    loc = load_station(station).location
+    times = t0 + np.arange(0, hours * 3600, step_s) * u.s
+    obs_p, _ = d.observer_posvel_gcrs(loc, times)
+    up = obs_p / np.linalg.norm(obs_p, axis=-1, keepdims=True)
+    topo = gcrs_positions(sat, times) - obs_p
+    elev = np.degrees(np.arcsin(np.sum(topo * up, -1) / np.linalg.norm(topo, axis=-1)))
+    sun = get_sun(times).cartesian.xyz.value.T
+    sun_elev = np.degrees(np.arcsin(np.sum(sun * up, -1) / np.linalg.norm(sun, axis=-1)))
+    return times[(elev >= min_elev_deg) & (sun_elev < -12)]
+
+
+def tracklet(sat, station, t_start: Time, rng, n=10, span_s=120.0, sigma_arcsec=1.0):
+    """One tracklet Table (time, ra_deg, dec_deg, sigma_arcsec, station) with Gaussian noise."""
+    times = t_start + np.linspace(0, span_s, n) * u.s
+    ra, dec, _ = radec(sat, station, times)
+    dra = rng.normal(0, sigma_arcsec, n) / 3600 / np.cos(np.radians(dec))
+    ddec = rng.normal(0, sigma_arcsec, n) / 3600
+    return Table(dict(time=times, ra_deg=(ra + dra) % 360, dec_deg=dec + ddec,
+                      sigma_arcsec=np.full(n, sigma_arcsec), station=np.full(n, station)))
+
+
+def pick_starts(visible: Time, count: int, min_gap_s: float):
+    """Up to ``count`` start times from a visibility grid, spread over it, >= min_gap_s apart."""
+    if len(visible) == 0:
+        return []
+    sec = (visible - visible[0]).sec
+    chosen = []
+    for target in np.linspace(sec[0], sec[-1] - 180, count) if sec[-1] > 180 else [sec[0]]:
+        k = int(np.argmin(np.abs(sec - target)))
+        if all(abs(sec[k] - c) >= min_gap_s for c in chosen) and (k + 3 < len(sec) and sec[k + 3] - sec[k] <= 181):
+            chosen.append(sec[k])
+    return [visible[0] + c * u.s for c in chosen]
+
+
+def separation_km(sat_a, sat_b, times):
+    return np.linalg.norm(gcrs_positions(sat_a, times) - gcrs_positions(sat_b, times), axis=-1)
