@@ -5,9 +5,10 @@ computed, divided by each observation's sigma), so that every observation of eve
 counts with its own uncertainty. The Jacobian is by forward differences with per-parameter
 steps. Optional Gaussian priors on parameters (e.g. B*) enter as extra residual rows.
 
-Outlier rejection: after convergence, an observation whose normalised residual length
-exceeds ``reject_sigma`` times the robust scale (from the median, Rayleigh law for 2
-coordinates) is dropped and the fit is repeated, until nothing changes.
+Outlier rejection: after convergence, every observation is judged again: it is kept when its
+normalised residual length is within ``reject_sigma`` times the robust scale (from the
+median, Rayleigh law for 2 coordinates; never below 1); the fit is repeated until the kept set
+no longer changes (when more than 10 % would go at once, only the worst goes).
 """
 
 from __future__ import annotations
@@ -140,17 +141,19 @@ def fit(fun, x0, steps, used=None, prior_x=None, prior_sigma=None, reject_sigma=
         prior_x, prior_sigma = np.asarray(prior_x, float), np.asarray(prior_sigma, float)
     x = np.asarray(x0, float)
     total = 0
+    allowed = used.copy()
     for _ in range(max_rounds):
         x, J, r, it = levenberg_marquardt(fun, x, steps, used, prior_x, prior_sigma, max_iter)
         total += it
         d2 = np.sum(r ** 2, axis=1)
         scale2 = max(np.median(d2[used]) / RAYLEIGH_MEDIAN_SQ, 1.0)
-        bad = used & (d2 > reject_sigma ** 2 * scale2)
-        if not bad.any():
+        keep = allowed & (d2 <= reject_sigma ** 2 * scale2)  # every observation re-judged
+        if keep.sum() < 0.9 * used.sum():  # many flagged: one gross outlier may drag the fit, drop the worst only
+            keep = used.copy()
+            keep[np.argmax(np.where(used, d2, -np.inf))] = False
+        if np.array_equal(keep, used):
             break
-        # drop the worst first when many are flagged (one gross outlier inflates the others)
-        worst = d2 >= np.quantile(d2[bad], 0.5)
-        used &= ~(bad & worst)
+        used = keep
     dof = max(2 * used.sum() - len(x), 1)
     chi2_red = float(np.sum(r[used] ** 2) / dof)
     cov = covariance(J, x, prior_x, prior_sigma) * max(chi2_red, 1.0)

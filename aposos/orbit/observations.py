@@ -73,8 +73,9 @@ class Observations:
         sub = Observations(self.times[idx], self.unit[idx], self.sigma_rad[idx], self.obs_pos_km[idx],
                            self.obs_vel_km_s[idx], self.earth_vel_km_s[idx], self.sun_au[idx],
                            trk.astype(int), self.station[idx], self.row[idx], self.table)
-        if "teme_to_gcrs" in self.__dict__:
-            sub.__dict__["teme_to_gcrs"] = self.teme_to_gcrs[idx]
+        for name in ("teme_to_gcrs", "aberration_offset"):
+            if name in self.__dict__:
+                sub.__dict__[name] = self.__dict__[name][idx]
         return sub
 
     @cached_property
@@ -97,14 +98,30 @@ class Observations:
         e_dec = np.stack([-np.sin(dec) * np.cos(ra), -np.sin(dec) * np.sin(ra), np.cos(dec)], axis=-1)
         return np.stack([e_ra, e_dec], axis=1)
 
-    def predict_units(self, position_at) -> np.ndarray:
+    @cached_property
+    def aberration_offset(self) -> np.ndarray:
+        """(n, 3) star-relative minus geometric unit vector, evaluated at the measured directions.
+
+        The star-relative aberration changes by < 0.4 arcsec per degree of direction, so inside
+        the least-squares iterations it is applied as this fixed offset; final residuals use
+        the full model (``exact=True``).
+        """
+        return d.star_relative_unit(self.unit, self.obs_vel_km_s, self.earth_vel_km_s, self.sun_au) - self.unit
+
+    def predict_units(self, position_at, exact: bool = True) -> np.ndarray:
         """Predicted star-relative unit vectors (n, 3).
 
         ``position_at(dt_s)`` returns the satellite's GCRS position (km, shape (n, 3)) at
         ``times + dt_s``; light time and aberration follow :mod:`aposos.directions`.
+        ``exact=False`` (inside fits): one light-time iteration (< 2 us error) and the
+        aberration as :attr:`aberration_offset`.
         """
-        r_topo, _ = d.solve_light_time(position_at, self.times, self.obs_pos_km)
-        return d.star_relative_unit(r_topo, self.obs_vel_km_s, self.earth_vel_km_s, self.sun_au)
+        if exact:
+            r_topo, _ = d.solve_light_time(position_at, self.times, self.obs_pos_km)
+            return d.star_relative_unit(r_topo, self.obs_vel_km_s, self.earth_vel_km_s, self.sun_au)
+        r_topo, _ = d.solve_light_time(position_at, self.times, self.obs_pos_km, iterations=1)
+        u = r_topo / np.linalg.norm(r_topo, axis=-1, keepdims=True) + self.aberration_offset
+        return u / np.linalg.norm(u, axis=-1, keepdims=True)
 
     def residuals_arcsec(self, predicted_unit) -> np.ndarray:
         """(n, 2) residuals observed - computed: (dRA cos Dec, dDec), arcsec."""

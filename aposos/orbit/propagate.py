@@ -69,7 +69,7 @@ def kepler_fg(r0, v0, dt, mu=MU_KM3_S2, iterations=50):
     c, s = stumpff(z)
     f = 1 - chi ** 2 / rn * c
     g = dt - chi ** 3 / sqmu * s
-    r = (rn * vr / sqmu * chi ** 2 * c + (1 - alpha * rn) * chi ** 3 * s + rn)  # |r(dt)|
+    r = chi ** 2 * c + rn * vr / sqmu * chi * (1 - z * s) + rn * (1 - z * c)  # |r(dt)|
     fdot = sqmu / (r * rn) * (alpha * chi ** 3 * s - chi)
     gdot = 1 - chi ** 2 / r * c
     return f, g, fdot, gdot
@@ -126,7 +126,7 @@ def j2_acceleration(r, pole, mu=MU_KM3_S2, j2=J2, re=R_EARTH_KM):
     return -mu * r / rn ** 3 + k * ((5 * z ** 2 / rn ** 2 - 1) * r - 2 * z * pole)
 
 
-def propagate_j2(state, dt_s, pole=(0.0, 0.0, 1.0), rtol=1e-11):
+def propagate_j2(state, dt_s, pole=(0.0, 0.0, 1.0), rtol=1e-11, j2=J2):
     """Two-body + J2 states (k, m, 6) at offsets ``dt_s`` (m,) from ``state`` (k, 6) (km, km/s).
 
     ``pole`` is the unit vector of Earth's rotation axis in the state's frame (in GCRS: the
@@ -141,7 +141,7 @@ def propagate_j2(state, dt_s, pole=(0.0, 0.0, 1.0), rtol=1e-11):
 
     def rhs(_t, y):
         y = y.reshape(k, 6)
-        return np.concatenate([y[:, 3:], j2_acceleration(y[:, :3], pole)], axis=1).ravel()
+        return np.concatenate([y[:, 3:], j2_acceleration(y[:, :3], pole, j2=j2)], axis=1).ravel()
 
     for sign in (1, -1):
         sel = np.flatnonzero(sign * dt_s > 0)

@@ -101,8 +101,8 @@ def _span_distance(obs, t, included, k):
     return max(0.0, ti.min() - tk.max(), tk.min() - ti.max())
 
 
-def _tracklet_score(obs, x, epoch_days, k):
-    sub = obs.subset(obs.tracklet == k)
+def _tracklet_score(sub, x, epoch_days):
+    """Median normalised chi^2 of the observations ``sub`` predicted by parameters ``x``."""
     try:
         r = tlefit.residual_function(sub, epoch_days)(x)
     except ValueError:
@@ -110,19 +110,19 @@ def _tracklet_score(obs, x, epoch_days, k):
     return float(np.median(np.sum(r ** 2, axis=1)))
 
 
-def scan_mean_motion(obs, x, epoch_days, epoch_time, k, rel_range=0.02, step_rad=0.004):
+def scan_mean_motion(obs, x, epoch_days, epoch_time, k, rel_range=0.02, step_rad=0.006):
     """Parameters with the mean motion that best predicts tracklet ``k`` (revolution count)."""
-    t = (obs.times - epoch_time).sec
-    dt_day = float(np.mean(t[obs.tracklet == k])) / 86400.0
+    sub = obs.subset(obs.tracklet == k)
+    dt_day = float(np.mean((sub.times - epoch_time).sec)) / 86400.0
     if abs(dt_day) < 1e-6:
         return x
     half = min(0.6 / abs(dt_day), rel_range * x[0])
     step = step_rad / (2 * np.pi * abs(dt_day))
-    best, best_score = x, _tracklet_score(obs, x, epoch_days, k)
+    best, best_score = x, _tracklet_score(sub, x, epoch_days)
     for dn in np.arange(-half, half + step, step):
         trial = x.copy()
         trial[0] += dn
-        s = _tracklet_score(obs, trial, epoch_days, k)
+        s = _tracklet_score(sub, trial, epoch_days)
         if s < best_score:
             best, best_score = trial, s
     return best

@@ -96,14 +96,14 @@ def position_function(sat: Satrec, obs):
     return at
 
 
-def predicted_units(sat: Satrec, obs):
-    return obs.predict_units(position_function(sat, obs))
+def predicted_units(sat: Satrec, obs, exact: bool = True):
+    return obs.predict_units(position_function(sat, obs), exact=exact)
 
 
 def residual_function(obs, epoch_days: float):
     """``fun(x) -> (n, 2)`` normalised residuals (observed - SGP4 model) / sigma."""
     def fun(x):
-        return obs.residuals_arcsec(predicted_units(satrec(x, epoch_days), obs)) / (obs.sigma_rad[:, None] / (np.pi / 648000))
+        return obs.residuals_arcsec(predicted_units(satrec(x, epoch_days), obs, exact=False)) / (obs.sigma_rad[:, None] / (np.pi / 648000))
     return fun
 
 

@@ -1,0 +1,136 @@
+"""Which uncorrelated tracklets belong to one object, across stations and nights.
+
+Nothing is assumed about which tracklets go together; membership is decided by fitting:
+
+1. Pair gate (cheap): two tracklets are compared only if their apparent angular rates
+   (star-relative, deg/s) are within a factor :data:`RATE_RATIO`; LEO and GEO tracklets never
+   pair.
+   A tracklet that alone determines an orbit (a LEO pass) predicts the other: the pair is
+   dropped if no mean motion brings that prediction within :data:`PREDICTION_GATE_DEG`.
+2. Pair fits: every gated pair is fitted (:func:`aposos.orbit.solve.fit_orbit`); a pair is
+   compatible when the fit keeps both tracklets with reduced chi^2 below the gate.
+3. Greedy clustering, best (lowest chi^2) compatible pairs first: a pair of free tracklets
+   opens an object; a free tracklet joins an object only if the fit of the whole object with it
+   still passes the gate. Two objects are never merged through one pair.
+4. Objects with fewer than ``min_tracklets`` tracklets are dissolved (their tracklets stay
+   unassociated): two tracklets of a GEO object from one station can be joined by orbits of
+   other objects, so a pair is not proof.
+
+The result lists, per input tracklet, the object number (-1: unassociated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .lsq import FitError
+from .observations import Observations, prepare
+from . import tlefit
+from .solve import MAX_CHI2_RED, _tracklet_score, fit_orbit, scan_mean_motion
+
+RATE_RATIO = 6.0
+PREDICTION_GATE_DEG = 1.0
+SELF_DETERMINED_RATE_DEG_S = 0.05  # faster tracklets (LEO) are tried alone as anchors
+
+
+@dataclass
+class Association:
+    """``object_of[k]``: object number of input tracklet ``k`` (-1 unassociated);
+    ``objects``: list of tracklet index lists (input numbering); ``pairs_fitted``: count."""
+
+    object_of: np.ndarray
+    objects: list[list[int]]
+    pairs_fitted: int
+
+
+def angular_rates_deg_s(obs: Observations) -> np.ndarray:
+    """Mean apparent angular rate of each tracklet, deg/s (first to last observation)."""
+    out = np.zeros(obs.n_tracklets)
+    t = (obs.times - obs.times[0]).sec
+    for k in range(obs.n_tracklets):
+        i = np.flatnonzero(obs.tracklet == k)
+        a, b = obs.unit[i[0]], obs.unit[i[-1]]
+        ang = np.degrees(np.arctan2(np.linalg.norm(np.cross(a, b)), a @ b))
+        out[k] = ang / max(t[i[-1]] - t[i[0]], 1e-3)
+    return out
+
+
+def _anchor(obs: Observations, k: int):
+    """(x, epoch_days) of an orbit from tracklet ``k`` alone, or None."""
+    try:
+        of = fit_orbit(obs.subset(obs.tracklet == k))
+    except (FitError, ValueError):
+        return None
+    return (of.x, of.epoch_days) if of.fit.chi2_red < MAX_CHI2_RED else None
+
+
+def _predicts(obs: Observations, anchor, k: int) -> bool:
+    """Whether the anchor orbit, with some mean motion, passes within the gate of tracklet ``k``."""
+    from astropy.time import Time
+
+    x, epoch_days = anchor
+    epoch = Time(tlefit.JD_1949, epoch_days, format="jd", scale="utc")
+    best = scan_mean_motion(obs, x, epoch_days, epoch, k)
+    score = _tracklet_score(obs.subset(obs.tracklet == k), best, epoch_days)  # median normalised chi^2
+    sigma_deg = float(np.median(obs.sigma_rad[obs.tracklet == k])) * 180 / np.pi
+    return bool(np.sqrt(score) * sigma_deg < PREDICTION_GATE_DEG)
+
+
+def _fits(obs: Observations, tracklets, gate):
+    """chi^2/dof if the tracklets fit one orbit (all kept), else None."""
+    sub = obs.subset(np.isin(obs.tracklet, tracklets))
+    try:
+        of = fit_orbit(sub)
+    except (FitError, ValueError):
+        return None
+    if of.bad_tracklets or of.fit.chi2_red > gate:
+        return None
+    per_trk = [of.fit.used[sub.tracklet == k].mean() for k in range(sub.n_tracklets)]
+    return of.fit.chi2_red if min(per_trk) >= 0.5 else None
+
+
+def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> Association:
+    """Group tracklets (a list of Tables, see :func:`aposos.orbit.determine_orbit`) into objects."""
+    obs = prepare(tracklets)
+    n = obs.n_tracklets
+    # internal (time-ordered) tracklet number -> input position
+    to_input = np.array([int(obs.table["tracklet"][obs.row[np.flatnonzero(obs.tracklet == k)[0]]]) for k in range(n)])
+    rates = angular_rates_deg_s(obs)
+    anchors = {k: _anchor(obs, k) for k in range(n) if rates[k] > SELF_DETERMINED_RATE_DEG_S}
+    pairs = []
+    fitted = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            if max(rates[i], rates[j]) > RATE_RATIO * max(min(rates[i], rates[j]), 1e-9):
+                continue
+            a = anchors.get(i) or anchors.get(j)
+            if a is not None and not _predicts(obs, a, j if anchors.get(i) else i):
+                continue
+            fitted += 1
+            chi2 = _fits(obs, [i, j], gate)
+            if chi2 is not None:
+                pairs.append((chi2, i, j))
+    pairs.sort()
+    member = np.full(n, -1)
+    objects: list[list[int]] = []
+    for _, i, j in pairs:
+        a, b = member[i], member[j]
+        if a < 0 and b < 0:
+            member[[i, j]] = len(objects)
+            objects.append([i, j])
+        elif (a < 0) != (b < 0):
+            obj, new = (a, j) if a >= 0 else (b, i)
+            if _fits(obs, objects[obj] + [new], gate) is not None:
+                member[new] = obj
+                objects[obj].append(new)
+    object_of = np.full(n, -1)
+    groups = []
+    for members in objects:
+        if len(members) >= min_tracklets:
+            groups.append(sorted(int(to_input[k]) for k in members))
+    groups.sort()
+    for g, members in enumerate(groups):
+        object_of[members] = g
+    return Association(object_of=object_of, objects=groups, pairs_fitted=fitted)
