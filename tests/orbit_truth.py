@@ -141,3 +141,30 @@ def mixed_night(seed=5):
             tracklets += trs
             truth += [k] * len(trs)
     return tracklets, np.array(truth), sats
+
+
+def small_mixed_night(seed=5):
+    """Two GEO objects (one per station) and three LEO objects over the three stations,
+    at most two passes per station: (tracklets, truth object per tracklet, satellites)."""
+    rng = np.random.default_rng(seed)
+    t0 = Time("2026-11-20T12:00:00", scale="utc")
+    sats = [
+        satellite(t0, 1.00272, 0.0004, 0.06, 0.0, 100, 200, satnum=90001),   # GEO ~60 E
+        satellite(t0, 1.00275, 0.0002, 1.20, 5.0, 30, 268, satnum=90002),    # GEO ~65 E, inclined
+        satellite(t0, 15.2, 0.001, 97.5, 120, 90, 270, bstar=1e-4, satnum=90003),
+        satellite(t0, 15.05, 0.0015, 53.0, 40, 10, 100, bstar=5e-5, satnum=90004),
+        satellite(t0, 14.3, 0.002, 70.0, 200, 200, 20, bstar=2e-5, satnum=90005),
+    ]
+    plan = {0: ["iran"], 1: ["pakistan"], 2: ["iran", "pakistan", "peru"], 3: ["iran", "pakistan", "peru"],
+            4: ["iran", "pakistan", "peru"]}
+    tracklets, truth = [], []
+    for k, sat in enumerate(sats):
+        for station in plan[k]:
+            if k < 2:
+                trs = [tracklet(sat, station, s, rng) for s in pick_starts(visibility(sat, station, t0, hours=22), 3, 3600)]
+            else:
+                trs = pass_tracklets(sat, station, t0, rng, max_passes=2)
+            tracklets += trs
+            truth += [k] * len(trs)
+    order = rng.permutation(len(tracklets))  # no help from the input order
+    return [tracklets[i] for i in order], np.array(truth)[order], sats

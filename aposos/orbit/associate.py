@@ -11,7 +11,8 @@ Nothing is assumed about which tracklets go together; membership is decided by f
    compatible when the fit keeps both tracklets with reduced chi^2 below the gate.
 3. Greedy clustering, best (lowest chi^2) compatible pairs first: a pair of free tracklets
    opens an object; a free tracklet joins an object only if the fit of the whole object with it
-   still passes the gate. Two objects are never merged through one pair.
+   still passes the gate. Two objects linked by a compatible pair are merged only if the fit
+   of their union passes the gate.
 4. Objects with fewer than ``min_tracklets`` tracklets are dissolved (their tracklets stay
    unassociated): two tracklets of a GEO object from one station can be joined by orbits of
    other objects, so a pair is not proof.
@@ -60,7 +61,7 @@ def angular_rates_deg_s(obs: Observations) -> np.ndarray:
 def _anchor(obs: Observations, k: int):
     """(x, epoch_days) of an orbit from tracklet ``k`` alone, or None."""
     try:
-        of = fit_orbit(obs.subset(obs.tracklet == k))
+        of = fit_orbit(obs.subset(obs.tracklet == k), max_seeds=2)
     except (FitError, ValueError):
         return None
     return (of.x, of.epoch_days) if of.fit.chi2_red < MAX_CHI2_RED else None
@@ -82,13 +83,29 @@ def _fits(obs: Observations, tracklets, gate):
     """chi^2/dof if the tracklets fit one orbit (all kept), else None."""
     sub = obs.subset(np.isin(obs.tracklet, tracklets))
     try:
-        of = fit_orbit(sub)
+        of = fit_orbit(sub, max_seeds=3)
     except (FitError, ValueError):
         return None
     if of.bad_tracklets or of.fit.chi2_red > gate:
         return None
     per_trk = [of.fit.used[sub.tracklet == k].mean() for k in range(sub.n_tracklets)]
     return of.fit.chi2_red if min(per_trk) >= 0.5 else None
+
+
+def _merge(obs, objects, pairs, member, gate):
+    """Merge two objects when a compatible pair links them and their union fits one orbit."""
+    merged = True
+    while merged:
+        merged = False
+        for _, i, j in pairs:
+            a, b = member[i], member[j]
+            if a >= 0 and b >= 0 and a != b and objects[a] and objects[b]:
+                if _fits(obs, objects[a] + objects[b], gate) is not None:
+                    objects[a] = objects[a] + objects[b]
+                    member[objects[b]] = a
+                    objects[b] = []
+                    merged = True
+    return [o for o in objects if o]
 
 
 def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> Association:
@@ -125,6 +142,7 @@ def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> 
             if _fits(obs, objects[obj] + [new], gate) is not None:
                 member[new] = obj
                 objects[obj].append(new)
+    objects = _merge(obs, objects, pairs, member, gate)
     object_of = np.full(n, -1)
     groups = []
     for members in objects:

@@ -160,10 +160,10 @@ def grow(obs: Observations, seed: OrbitFit) -> OrbitFit:
     return OrbitFit(x, seed.epoch_days, seed.epoch_index, current, sorted(included), sorted(bad))
 
 
-def fit_orbit(obs: Observations, bstar_prior=tlefit.BSTAR_PRIOR, reject_sigma=4.0) -> OrbitFit:
+def fit_orbit(obs: Observations, bstar_prior=tlefit.BSTAR_PRIOR, reject_sigma=4.0, max_seeds=6) -> OrbitFit:
     """The best SGP4 fit over all seeds; raises FitError if no seed gives an orbit."""
     best = None
-    for seed in seeds(obs):
+    for seed in seeds(obs, max_seeds):
         grown = grow(obs, seed)
         if best is None or len(grown.tracklets) > len(best.tracklets) or (
                 len(grown.tracklets) == len(best.tracklets) and grown.fit.chi2_red < best.fit.chi2_red):
