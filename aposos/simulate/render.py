@@ -64,21 +64,55 @@ def add_points(image, x, y, flux_e, fwhm_px, *, radius_sigma=6.0):
     return image
 
 
-def add_streaks(image, x0, y0, x1, y1, flux_e, fwhm_px, *, step_px=0.1):
+def add_streaks(image, x0, y0, x1, y1, flux_e, fwhm_px, *, step_px=0.1, chunk_px=48.0):
     """Add streaks: a point moving uniformly from (x0, y0) to (x1, y1) during the exposure.
 
     ``flux_e`` is the total flux of each streak in electrons; it is spread evenly along the
-    segment, sampled every ``step_px`` pixels (each sample a pixel-integrated Gaussian).
+    segment, sampled every ``step_px`` pixels (each sample a pixel-integrated Gaussian, at
+    the midpoints of equal sub-intervals: the time average of the moving PSF). Long streaks
+    are cut into pieces of at most ``chunk_px``, each rendered as one small matrix product
+    on its bounding box; pieces off the image are skipped.
     """
     x0, y0, x1, y1, flux_e = (np.atleast_1d(np.asarray(a, float)) for a in (x0, y0, x1, y1, flux_e))
+    fwhm = np.broadcast_to(np.asarray(fwhm_px, float), x0.shape)
     for i in range(len(x0)):
         length = math.hypot(x1[i] - x0[i], y1[i] - y0[i])
         k = max(int(math.ceil(length / step_px)), 1)
-        # midpoints of k equal sub-intervals: the time average of the moving PSF
         f = (np.arange(k) + 0.5) / k
-        add_points(image, x0[i] + f * (x1[i] - x0[i]), y0[i] + f * (y1[i] - y0[i]),
-                   np.full(k, flux_e[i] / k), fwhm_px)
+        xs, ys = x0[i] + f * (x1[i] - x0[i]), y0[i] + f * (y1[i] - y0[i])
+        per_chunk = max(int(chunk_px / step_px), 1)
+        for j in range(0, k, per_chunk):
+            _add_samples(image, xs[j:j + per_chunk], ys[j:j + per_chunk], flux_e[i] / k,
+                         fwhm[i] / FWHM_PER_SIGMA)
     return image
+
+
+def add_polylines(image, xs, ys, flux_e, fwhm_px, *, step_px=0.1):
+    """Add sources moving along polylines: vertices ``xs, ys`` (n, k+1) px at equal time steps.
+
+    ``flux_e`` (n, k) is the flux collected on each of the k sub-segments (equal durations, so
+    a non-uniform angular rate shows as sub-segments of different lengths, each with its
+    share of the flux). Used for curved LEO streaks and for stars in rate-tracked frames.
+    """
+    xs, ys = np.atleast_2d(xs), np.atleast_2d(ys)
+    flux_e = np.broadcast_to(np.asarray(flux_e, float), (xs.shape[0], xs.shape[1] - 1))
+    fwhm = np.broadcast_to(np.asarray(fwhm_px, float), (xs.shape[0],))
+    for j in range(xs.shape[1] - 1):
+        add_streaks(image, xs[:, j], ys[:, j], xs[:, j + 1], ys[:, j + 1], flux_e[:, j], fwhm, step_px=step_px)
+    return image
+
+
+def _add_samples(image, xs, ys, flux_each, sigma, radius_sigma=6.0):
+    """Add ``len(xs)`` Gaussians of equal flux at (xs, ys) as one outer product on their box."""
+    ny, nx = image.shape
+    half = radius_sigma * sigma + 1
+    xa, xb = max(int(math.floor(xs.min() - half)), 0), min(int(math.ceil(xs.max() + half)) + 1, nx)
+    ya, yb = max(int(math.floor(ys.min() - half)), 0), min(int(math.ceil(ys.max() + half)) + 1, ny)
+    if xa >= xb or ya >= yb:
+        return
+    px = _pixel_integrated_gauss(xs, np.full(len(xs), xa), xb - xa, sigma)
+    py = _pixel_integrated_gauss(ys, np.full(len(ys), ya), yb - ya, sigma)
+    image[ya:yb, xa:xb] += flux_each * (py.T @ px)
 
 
 def sky(shape, level_e, gradient_e_per_px=(0.0, 0.0)):

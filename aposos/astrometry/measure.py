@@ -1,0 +1,172 @@
+"""Star-relative RA/Dec, UTC time tags and uncertainties of the non-stellar sources of a frame.
+
+Observations table (one row per measured position; the shared contract):
+
+``time``          UTC astropy Time of the position.
+``ra_deg, dec_deg``  star-relative ICRF direction (the plate maps pixels to catalog positions,
+                  so annual aberration is removed: see ``shared/docs/astro-notes.md``).
+``sigma_arcsec``  1-sigma per-axis uncertainty: centroid error (``x_err, y_err`` or
+                  ``end_sigma_px``) times the local scale, combined in quadrature with the plate
+                  model's error at that pixel.
+``source_index``  row of the Sources table.
+``kind``          'point' | 'streak_end' | 'streak_centre' | 'streak_point'.
+``end``           0 / 1 for the two streak ends, -1 otherwise.
+``x, y``          px, 0-based.
+``mag``           calibrated against the catalog stars of the frame (catalog band, e.g. Gaia G)
+                  from ``flux``; NaN when no flux or no zero point.
+``station``, ``frame``  station name and frame path/id.
+``star_like``     (extra) True when the source has the morphology of the frame's stars (an
+                  unmatched point in a sidereal frame: maybe a star fainter than the catalog,
+                  maybe a slow object); linking across frames decides.
+
+Time tags. Points: mid-exposure. Streak ends: the row with ``end=0`` (``x0, y0``) is tagged
+``t_start`` and ``end=1`` (``x1, y1``) ``t_end`` -- *assuming* end 0 came first; one frame cannot
+tell, so linking may swap the two times of a pair. Streak centre: mid-exposure (independent of
+the direction; exact for a constant angular rate). ``streak_points`` interior points are
+interpolated along the streak with linearly interpolated times (same direction assumption).
+
+In rate-tracked frames the stars are streaks: unmatched streaks parallel to and as long as the
+matched star trails are faint stars and are not reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.table import Table
+from astropy.time import TimeDelta
+
+from ..errors import AposError
+
+OBSERVATION_COLUMNS = ("time", "ra_deg", "dec_deg", "sigma_arcsec", "source_index", "kind", "end", "x", "y",
+                       "mag", "station", "frame", "star_like")
+
+DEFAULT_CENTROID_SIGMA_PX = 0.5
+
+
+def measure(frame, sources: Table, solution, *, streak_points: int = 0, include_star_like: bool = True,
+            reject_flags: int | None = None) -> Table:
+    """Observations (see the module docstring) of every non-stellar candidate in ``sources``.
+
+    Candidates are sources not matched to catalog stars by ``solution`` and without artefact
+    flags (``flags & reject_flags``; None: any flag set). Raises :class:`AposError` when the
+    solution was not accepted (no positions are ever made from a guessed plate).
+    """
+    if not getattr(solution, "accepted", False):
+        raise AposError(f"frame {frame.meta.path!r} has no accepted plate solution: {getattr(solution, 'reason', '?')}")
+    meta = frame.meta
+    n = len(sources)
+    cand = _candidates(sources, solution, meta.tracking, reject_flags)
+    rows = _rows(sources, cand, meta.tracking, streak_points, include_star_like)
+    x, y = rows["x"], rows["y"]
+    t = Table()
+    dt = (meta.t_mid - meta.t_start).sec, (meta.t_end - meta.t_start).sec
+    offs = np.where(rows["tfrac"] < 0, dt[0], rows["tfrac"] * dt[1])
+    t["time"] = meta.t_start.utc + TimeDelta(offs, format="sec")
+    if len(x):
+        ra, dec = solution.pixel_to_world(x, y)
+    else:
+        ra, dec = np.zeros(0), np.zeros(0)
+    t["ra_deg"] = np.asarray(ra, float)
+    t["dec_deg"] = np.asarray(dec, float)
+    plate = solution.plate_sigma_arcsec(x, y) if len(x) else np.zeros(0)
+    t["sigma_arcsec"] = np.hypot(rows["sigma_px"] * solution.scale_arcsec, plate)
+    t["source_index"] = rows["source_index"]
+    t["kind"] = rows["kind"].astype("<U13")
+    t["end"] = rows["end"]
+    t["x"], t["y"] = x, y
+    t["mag"] = _magnitudes(sources, solution)[rows["source_index"]] if n else np.zeros(0)
+    t["station"] = np.full(len(x), meta.station or "", dtype=object).astype(str)
+    t["frame"] = np.full(len(x), meta.path or "", dtype=object).astype(str)
+    t["star_like"] = rows["star_like"]
+    for col, unit in (("ra_deg", "deg"), ("dec_deg", "deg"), ("sigma_arcsec", "arcsec"), ("x", "pix"), ("y", "pix")):
+        t[col].unit = unit
+    t.meta.update(frame=meta.path, station=meta.station, plate_rms_arcsec=solution.rms_arcsec,
+                  plate_n_matched=solution.n_matched)
+    return t
+
+
+def _col(sources, name, default=np.nan):
+    if name in sources.colnames:
+        return np.asarray(sources[name], float) if name != "kind" else np.asarray(sources[name]).astype(str)
+    return np.full(len(sources), default)
+
+
+def _candidates(sources, solution, tracking, reject_flags) -> np.ndarray:
+    n = len(sources)
+    ok = np.isfinite(_col(sources, "x")) & np.isfinite(_col(sources, "y"))
+    ok[np.asarray(solution.matches["source_index"], int)] = False
+    if "flags" in sources.colnames:
+        flags = np.asarray(sources["flags"]).astype(np.int64)
+        ok &= (flags & reject_flags) == 0 if reject_flags is not None else flags == 0
+    kind = _col(sources, "kind", "point") if "kind" in sources.colnames else np.full(n, "point")
+    if tracking == "rate":
+        ok &= ~_star_trails(sources, solution, kind)
+    return np.flatnonzero(ok)
+
+
+def _star_trails(sources, solution, kind) -> np.ndarray:
+    """Streaks with the angle and length of the matched star trails (rate-tracked frames)."""
+    m = np.asarray(solution.matches["source_index"], int)
+    ang, length = _col(sources, "angle_deg"), _col(sources, "length_px")
+    star = m[kind[m] == "streak"]
+    if len(star) < 3:
+        return np.zeros(len(sources), bool)
+    a0 = np.degrees(np.angle(np.median(np.exp(2j * np.radians(ang[star])).real)
+                             + 1j * np.median(np.exp(2j * np.radians(ang[star])).imag))) / 2
+    l0 = np.median(length[star])
+    dang = np.abs((ang - a0 + 90.0) % 180.0 - 90.0)
+    return (kind == "streak") & (dang < 3.0) & (np.abs(length - l0) < 0.1 * l0 + 3.0)
+
+
+def _rows(sources, cand, tracking, streak_points, include_star_like) -> dict:
+    kind = _col(sources, "kind") if "kind" in sources.colnames else np.full(len(sources), "point")
+    x, y = _col(sources, "x"), _col(sources, "y")
+    xe, ye = _col(sources, "x_err"), _col(sources, "y_err")
+    sig_c = np.sqrt(0.5 * (xe ** 2 + ye ** 2))
+    sig_c = np.where(np.isfinite(sig_c), sig_c, DEFAULT_CENTROID_SIGMA_PX)
+    es = _col(sources, "end_sigma_px")
+    es = np.where(np.isfinite(es), es, np.maximum(sig_c, DEFAULT_CENTROID_SIGMA_PX))
+    x0, y0, x1, y1 = (_col(sources, c) for c in ("x0", "y0", "x1", "y1"))
+    out = {k: [] for k in ("x", "y", "sigma_px", "source_index", "kind", "end", "tfrac", "star_like")}
+
+    def add(xs, ys, sig, i, k, end, tfrac, star_like=False):
+        out["x"].append(xs)
+        out["y"].append(ys)
+        out["sigma_px"].append(sig)
+        out["source_index"].append(i)
+        out["kind"].append(k)
+        out["end"].append(end)
+        out["tfrac"].append(tfrac)
+        out["star_like"].append(star_like)
+
+    for i in cand:
+        has_ends = np.all(np.isfinite([x0[i], y0[i], x1[i], y1[i]]))
+        if kind[i] == "streak" and has_ends:
+            add(x0[i], y0[i], es[i], i, "streak_end", 0, 0.0)
+            add(x1[i], y1[i], es[i], i, "streak_end", 1, 1.0)
+            add(x[i], y[i], sig_c[i], i, "streak_centre", -1, -1.0)
+            for f in np.arange(1, streak_points + 1) / (streak_points + 1):
+                add(x0[i] + f * (x1[i] - x0[i]), y0[i] + f * (y1[i] - y0[i]),
+                    es[i] * np.hypot(1 - f, f),
+                    i, "streak_point", -1, f)
+        else:
+            star_like = tracking == "sidereal" and kind[i] == "point"
+            if star_like and not include_star_like:
+                continue
+            add(x[i], y[i], sig_c[i], i, "point", -1, -1.0, star_like)
+    return {k: np.asarray(v, dtype={"kind": "<U13", "source_index": np.int64, "end": np.int64,
+                                    "star_like": bool}.get(k, float)) for k, v in out.items()}
+
+
+def _magnitudes(sources, solution) -> np.ndarray:
+    """Catalog-band magnitudes from ``flux`` with the frame's median zero point (NaN if none)."""
+    flux = _col(sources, "flux")
+    m = solution.matches
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inst = -2.5 * np.log10(np.where(flux > 0, flux, np.nan))
+    si = np.asarray(m["source_index"], int)
+    zp = np.asarray(m["mag"], float) - inst[si] if len(si) else np.zeros(0)
+    zp = zp[np.isfinite(zp)]
+    if len(zp) == 0:
+        return np.full(len(sources), np.nan)
+    return inst + np.median(zp)

@@ -1,0 +1,744 @@
+"""Plate solving: which catalog stars are in the frame, and the TAN + SIP WCS that maps them.
+
+Algorithm (all steps vectorised numpy/scipy; a few hundred ms per field with a good hint):
+
+1. **Reference stars**: a catalog cone around the header pointing, wide enough for the field
+   plus the hint error (``hint_radius_deg``, default 2), moved to the frame's mid-exposure epoch.
+2. **Asterisms**: quads (:mod:`.quads`) of the brightest image sources (in pixel units, x axis
+   mirrored for parity +1) and of density-matched catalog stars (standard coordinates at the
+   hint); a k-d tree on the 4-d codes yields candidate correspondences. Quad sizes are limited
+   by the expected pixel scale (``scale_tolerance``). Source depth grows in steps (20, 35, 60
+   brightest) until a solution is accepted.
+3. **Verification**: each candidate gives a similarity transform; the catalog is re-projected
+   at the implied field centre and predicted in pixels. Acceptance is a likelihood test: the
+   number ``k`` of catalog stars inside the frame that find an image source within ``r`` px is
+   compared with what a random alignment gives (binomial, ``p0 = n_src * pi r^2 / area``). The
+   false-alarm probability, multiplied by the number of hypotheses tried (Bonferroni), must be
+   below ``10**log10_false_alarm`` (default 1e-9), with at least ``min_matches`` stars.
+4. **Fit**: iterative TAN + SIP least squares (:mod:`.fit`) with re-matching at a radius that
+   shrinks with the residuals, sigma clipping (``clip_sigma``) and the SIP order chosen by the
+   leave-one-out (held-out) residual among 1..``max_order``, capped by the star count and by
+   how much of the frame the stars cover.
+5. **Fallbacks**: a scale search (quad sizes +-35 %) when the configured pixel scale may be
+   wrong, then a blind search over tiles of sky around the hint out to ``blind_radius_deg``
+   (default 15). Nothing found: ``accepted=False`` with the reason; no WCS is returned.
+
+Conventions: pixels 0-based (aposos), ``PlateSolution.wcs`` is a FITS-standard astropy WCS
+(CRPIX 1-based), so use ``wcs.pixel_to_world_values(x, y)`` or ``wcs.all_pix2world(x, y, 0)``.
+Parity +1 means east is left when north is up (``det(CD) < 0``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from astropy.table import Table
+from scipy.spatial import cKDTree
+from scipy.stats import binom
+
+from ..errors import AposError
+from .fit import PlateFit, fit_tan_sip, n_terms
+from .quads import QuadIndex, build_quads
+from .refstars import reference_stars, unblended
+from .tangent import deproject, project, separation_deg
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """Knobs of :func:`solve` (all have defaults; pass any as keyword to ``solve``).
+
+    pixel_scale_arcsec, parity : None means "from the station config" (scale scaled by the
+        frame's binning relative to the configured binning). ``parity=0`` tries both.
+    hint_radius_deg : how far the true centre may be from the header pointing.
+    scale_tolerance : fractional scale range of quads in the first pass.
+    scale_search : retry with +-35 % scale when the first pass fails.
+    blind, blind_radius_deg, blind_time_limit_s : tile search around the hint when all else fails.
+    levels : numbers of brightest sources used for quads, tried in order.
+    code_tol : radius in quad-code space.
+    log10_false_alarm : acceptance threshold on the Bonferroni-corrected false-alarm probability.
+    min_matches : fewest matched stars for an accepted solution.
+    max_order : highest SIP order tried (1 = plain TAN).
+    clip_sigma : outlier rejection threshold (in robust sigma of the residual norm).
+    max_rms_px : a solution with larger star residuals is rejected.
+    match_radius_px : largest star-source distance used for matching during refinement.
+    star_kind : 'point' | 'streak' | None: source kind used as stars (None: from tracking).
+    reject_flags : sources with ``flags & reject_flags`` are not used (None: any flag set).
+    mag_limit : faintest catalog magnitude used.
+    """
+
+    pixel_scale_arcsec: float | None = None
+    parity: int | None = None
+    hint_radius_deg: float = 2.0
+    scale_tolerance: float = 0.05
+    scale_search: bool = True
+    blind: bool = True
+    blind_radius_deg: float = 15.0
+    blind_time_limit_s: float = 120.0
+    levels: tuple = (20, 35, 60)
+    code_tol: float = 0.012
+    max_hypotheses: int = 3000
+    log10_false_alarm: float = -9.0
+    min_matches: int = 12
+    max_order: int = 4
+    clip_sigma: float = 4.0
+    max_rms_px: float = 1.5
+    match_radius_px: float = 6.0
+    star_kind: str | None = None
+    reject_flags: int | None = None
+    mag_limit: float = np.inf
+
+
+@dataclass
+class PlateSolution:
+    """Result of :func:`solve`. When ``accepted`` is False, ``wcs`` is None and ``reason`` says why.
+
+    Attributes
+    ----------
+    accepted : bool
+    reason : str
+        Why the frame was accepted ("ok: ...") or failed.
+    wcs : astropy.wcs.WCS or None
+        TAN or TAN-SIP, FITS convention: call with origin 0 for aposos pixels
+        (``wcs.pixel_to_world_values(x, y)``).
+    matches : Table
+        One row per catalog star matched and kept in the fit: ``source_index`` (row in the
+        Sources table), ``x, y`` (px), ``ra, dec`` (deg, catalog at frame epoch), ``mag``
+        (catalog), ``catalog_id``, ``dx_px, dy_px`` (model minus measured pixel position),
+        ``dra_arcsec, ddec_arcsec`` (catalog minus model, RA including cos dec).
+    n_matched : int
+    order : int
+        Polynomial order of the plate (1 = TAN only, >= 2 TAN-SIP).
+    rms_px, rms_arcsec : float
+        RMS of the star residual norm (px, arcsec).
+    ra_deg, dec_deg : float
+        Sky position of the frame centre.
+    scale_arcsec : float
+        Mean pixel scale at the centre (arcsec/px); ``scale_ratio`` is it over the configured.
+    rotation_deg : float
+        Position angle of the image +y axis, deg east of north.
+    parity : int
+        +1 east left when north up (det CD < 0), -1 mirrored.
+    hint_ra_deg, hint_dec_deg, pointing_offset_deg : float
+        Header pointing and its distance from the solved centre (telescope health).
+    log10_false_alarm : float
+        Bonferroni-corrected log10 probability that the match is chance.
+    method : str
+        'hint', 'scale-search' or 'blind'.
+    n_hypotheses, time_s : int, float
+    """
+
+    accepted: bool
+    reason: str
+    wcs: object = None
+    matches: Table = field(default_factory=Table)
+    n_matched: int = 0
+    order: int = 0
+    rms_px: float = np.nan
+    rms_arcsec: float = np.nan
+    ra_deg: float = np.nan
+    dec_deg: float = np.nan
+    scale_arcsec: float = np.nan
+    scale_ratio: float = np.nan
+    rotation_deg: float = np.nan
+    parity: int = 0
+    hint_ra_deg: float = np.nan
+    hint_dec_deg: float = np.nan
+    pointing_offset_deg: float = np.nan
+    log10_false_alarm: float = np.nan
+    method: str = ""
+    n_hypotheses: int = 0
+    time_s: float = 0.0
+    shape: tuple = (0, 0)
+    fit: PlateFit | None = field(default=None, repr=False)
+
+    def pixel_to_world(self, x, y):
+        """(ra, dec) in deg of 0-based pixels."""
+        if self.wcs is None:
+            raise AposError(f"frame has no accepted plate solution ({self.reason})")
+        return self.wcs.all_pix2world(np.asarray(x, float), np.asarray(y, float), 0)
+
+    def world_to_pixel(self, ra_deg, dec_deg):
+        """0-based pixels of (ra, dec) in deg."""
+        if self.wcs is None:
+            raise AposError(f"frame has no accepted plate solution ({self.reason})")
+        return self.wcs.all_world2pix(np.asarray(ra_deg, float), np.asarray(dec_deg, float), 0)
+
+    def plate_sigma_arcsec(self, x, y) -> np.ndarray:
+        """1-sigma per-axis error (arcsec) of the plate model at pixels (x, y)."""
+        return self.fit.plate_sigma_deg(x, y) * 3600.0
+
+    def health(self) -> dict:
+        """Telescope-health figures for the night report."""
+        return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "rms_px", "rms_arcsec",
+                                              "pointing_offset_deg", "rotation_deg", "scale_arcsec",
+                                              "scale_ratio", "parity", "method", "time_s")}
+
+    def residual_pattern(self, n_bins: int = 4) -> Table:
+        """Mean star residual (px) in an ``n_bins`` x ``n_bins`` grid over the image.
+
+        Columns ``x, y`` (cell centre, px), ``n``, ``dx_px, dy_px`` (mean model minus measured).
+        A pattern (not noise) means the plate model is missing distortion.
+        """
+        ny, nx = self.shape
+        m = self.matches
+        ix = np.clip((np.asarray(m["x"]) / nx * n_bins).astype(int), 0, n_bins - 1)
+        iy = np.clip((np.asarray(m["y"]) / ny * n_bins).astype(int), 0, n_bins - 1)
+        rows = []
+        for j in range(n_bins):
+            for i in range(n_bins):
+                sel = (ix == i) & (iy == j)
+                rows.append(((i + 0.5) * nx / n_bins, (j + 0.5) * ny / n_bins, int(sel.sum()),
+                             float(np.mean(m["dx_px"][sel])) if sel.any() else np.nan,
+                             float(np.mean(m["dy_px"][sel])) if sel.any() else np.nan))
+        return Table(rows=rows, names=("x", "y", "n", "dx_px", "dy_px"))
+
+    def plot_residuals(self, ax=None, scale: float = 500.0):
+        """Quiver plot of the star residuals (arrows magnified ``scale`` times); returns the figure."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(6, 6))
+        else:
+            fig = ax.figure
+        m = self.matches
+        if len(m):
+            ax.quiver(m["x"], m["y"], m["dx_px"], m["dy_px"], angles="xy", scale_units="xy", scale=1.0 / scale)
+        ax.set_xlim(0, self.shape[1])
+        ax.set_ylim(0, self.shape[0])
+        ax.set_aspect("equal")
+        ax.set_title(f"{self.n_matched} stars, rms {self.rms_px:.3f} px ({self.rms_arcsec:.2f}\"), "
+                     f"order {self.order}; arrows x{scale:g}")
+        ax.set_xlabel("x [px]")
+        ax.set_ylabel("y [px]")
+        return fig
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _station_defaults(frame, cfg: SolveConfig) -> tuple[float, int]:
+    scale, parity = cfg.pixel_scale_arcsec, cfg.parity
+    if scale is None or parity is None:
+        station = getattr(frame.meta, "station", None)
+        if station is None:
+            raise AposError("pixel scale/parity unknown: frame has no station; pass pixel_scale_arcsec= and parity=",
+                            key="pixel_scale_arcsec")
+        from ..config import load_station
+
+        st = load_station(station)
+        if scale is None:
+            scale = st.pixel_scale_arcsec * (frame.meta.binning or 1) / st.camera["binning"]
+        if parity is None:
+            parity = int(st.telescope["parity"])
+    if not (np.isfinite(scale) and scale > 0):
+        raise AposError(f"pixel scale {scale!r} arcsec/px is not positive", key="pixel_scale_arcsec")
+    if parity not in (1, -1, 0):
+        raise AposError(f"parity {parity!r} is not +1, -1 or 0 (try both)", key="parity")
+    return float(scale), int(parity)
+
+
+def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
+    """Indices of sources usable as stars, brightest first.
+
+    Stars are points in sidereal frames and streaks (their centres: mid-exposure positions) in
+    rate-tracked ones; flagged sources (``flags & reject_flags``) are left out.
+    """
+    n = len(sources)
+    ok = np.isfinite(np.asarray(sources["x"], float)) & np.isfinite(np.asarray(sources["y"], float))
+    if "flags" in sources.colnames:
+        flags = np.asarray(sources["flags"]).astype(np.int64)
+        ok &= (flags & cfg.reject_flags) == 0 if cfg.reject_flags is not None else flags == 0
+    if "kind" in sources.colnames:
+        kind = cfg.star_kind or {"sidereal": "point", "rate": "streak"}.get(tracking)
+        if kind is not None:
+            is_kind = np.asarray(sources["kind"]).astype(str) == kind
+            if np.count_nonzero(ok & is_kind) >= 8:
+                ok &= is_kind
+    idx = np.flatnonzero(ok)
+    if "flux" in sources.colnames:
+        bright = np.asarray(sources["flux"], float)[idx]
+    elif "snr" in sources.colnames:
+        bright = np.asarray(sources["snr"], float)[idx]
+    else:
+        bright = -np.arange(n, dtype=float)[idx]
+    return idx[np.argsort(-np.nan_to_num(bright, nan=-np.inf), kind="stable")]
+
+
+# ----------------------------------------------------------------------------- the solver
+
+
+class _Field:
+    """Everything that stays fixed while hypotheses are tried on one frame."""
+
+    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int):
+        self.xy = xy  # (n, 2) brightest first
+        self.ny, self.nx = shape
+        self.scale_deg = scale_deg
+        self.parity = parity
+        self.centre_px = np.array([(self.nx - 1) / 2.0, (self.ny - 1) / 2.0])
+        self.tree = cKDTree(xy) if len(xy) else None
+
+    def z(self, n=None):
+        """Image positions as complex numbers with the sky's handedness (x mirrored for parity +1)."""
+        xy = self.xy[:n]
+        return (-self.parity * xy[:, 0]) + 1j * xy[:, 1]
+
+    def to_xy(self, z):
+        return np.stack([-self.parity * z.real, z.imag], -1)
+
+    @property
+    def width_px(self):
+        return float(min(self.nx, self.ny))
+
+    @property
+    def radius_deg(self):
+        return 0.5 * np.hypot(self.nx, self.ny) * self.scale_deg
+
+
+def _similarity(z, w):
+    """Least-squares w = a z + b (complex) from matched points."""
+    zc, wc = z - z.mean(), w - w.mean()
+    a = np.sum(np.conj(zc) * wc) / np.sum(np.abs(zc) ** 2)
+    return a, w.mean() - a * z.mean()
+
+
+def _match(pred_xy, fld: _Field, radius_px: float):
+    """One-to-one matches of predicted star pixels to sources: (star idx, source idx, dist)."""
+    if fld.tree is None or len(pred_xy) == 0:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+    d, j = fld.tree.query(pred_xy, distance_upper_bound=radius_px)
+    i = np.flatnonzero(np.isfinite(d))
+    d, j = d[i], j[i]
+    order = np.argsort(d, kind="stable")
+    i, j, d = i[order], j[order], d[order]
+    _, first = np.unique(j, return_index=True)
+    keep = np.sort(first)
+    return i[keep], j[keep], d[keep]
+
+
+def _inside(xy, fld: _Field, margin: float = 0.0):
+    return ((xy[:, 0] > -0.5 + margin) & (xy[:, 0] < fld.nx - 0.5 - margin)
+            & (xy[:, 1] > -0.5 + margin) & (xy[:, 1] < fld.ny - 0.5 - margin))
+
+
+def _log10_false_alarm(k: int, m: int, n_src: int, radius_px: float, fld: _Field) -> float:
+    """log10 P(>= k of m catalog stars find one of n_src random sources within radius)."""
+    if k <= 0 or m <= 0:
+        return 0.0
+    p0 = min(n_src * np.pi * radius_px ** 2 / (fld.nx * fld.ny), 0.999)
+    lsf = binom.logsf(k - 1, m, p0)
+    if not np.isfinite(lsf):  # underflow: the first term of the tail dominates
+        lsf = binom.logpmf(k, m, p0)
+    return float(lsf / np.log(10.0))
+
+
+def _predict_linear(fit: PlateFit, ra, dec, fld: _Field):
+    """Pixels of (ra, dec) through the linear part of a fit (fast, for matching)."""
+    xi, eta = project(ra, dec, *fit.crval)
+    uv = np.linalg.solve(fit.cd, np.stack([xi, eta]))
+    return uv.T + np.asarray(fit.crpix0)
+
+
+def _predict(fit: PlateFit, ra, dec, fld: _Field):
+    if fit.order < 2:
+        return _predict_linear(fit, ra, dec, fld)
+    x, y = fit.wcs.all_world2pix(ra, dec, 0, tolerance=1e-6, maxiter=50, quiet=True)
+    return np.stack([x, y], -1)
+
+
+def _max_order(n: int, cfg: SolveConfig, coverage: float = 1.0) -> int:
+    """Highest order allowed by the star count (3 more stars than coefficients) and by how much of
+    the frame the stars cover (polynomials extrapolate badly: < 25 % -> 1, < 50 % -> 2)."""
+    order = 1
+    while order < cfg.max_order and n >= n_terms(order + 1) + 3:
+        order += 1
+    cap = 1 if coverage < 0.25 else 2 if coverage < 0.5 else cfg.max_order
+    return min(order, cap)
+
+
+def _coverage(xy: np.ndarray, fld: _Field) -> float:
+    """Fraction of the frame inside the convex hull of the stars."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    if len(xy) < 3:
+        return 0.0
+    try:
+        return float(ConvexHull(xy).volume / (fld.nx * fld.ny))
+    except QhullError:
+        return 0.0
+
+
+def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
+    """Iterate match -> fit -> clip from initial star/source pairs; returns (fit, i_star, j_src, order)."""
+    ra, dec = np.asarray(ref["ra"], float), np.asarray(ref["dec"], float)
+    i, j = pairs
+    fit = None
+    radius = cfg.match_radius_px
+    for it in range(6):
+        if len(i) < 4:
+            return None
+        cover = _coverage(fld.xy[j], fld)
+        top = _max_order(len(i), cfg, cover) if (final and it >= 2) else min(_max_order(len(i), cfg, cover),
+                                                                              1 + (it >= 1))
+        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top)
+        if fit is None:
+            return None
+        crval = fit.crval
+        pred = _predict(fit, ra, dec, fld)
+        inside = np.flatnonzero(_inside(pred, fld, margin=-radius))
+        resid = _resid_px(fit)
+        sig = np.sqrt(np.median(resid ** 2) / 1.386) if len(resid) else radius
+        radius = float(np.clip(cfg.clip_sigma * sig, 1.0, cfg.match_radius_px))
+        ii, jj, _ = _match(pred[inside], fld, radius)
+        i_new, j_new = inside[ii], jj
+        if len(i_new) == len(i) and np.array_equal(np.sort(i_new), np.sort(i)) and it >= 2:
+            i, j = i_new, j_new
+            break
+        i, j = i_new, j_new
+    if len(i) < 4:
+        return None
+    cover = _coverage(fld.xy[j], fld)
+    fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg, cover) if final else 2)
+    if fit is None:
+        return None
+    # final sigma clip on the residual norm
+    for _ in range(5):
+        resid = _resid_px(fit)
+        sig = np.sqrt(np.median(resid ** 2) / 1.386)
+        keep = resid <= max(cfg.clip_sigma * sig, 1e-3)
+        if keep.all() or keep.sum() < 4:
+            break
+        refit = _best_order(fld.xy[j[keep]], ra[i[keep]], dec[i[keep]], fld, fit.crval,
+                            _max_order(int(keep.sum()), cfg, cover) if final else 2)
+        if refit is None:
+            break
+        i, j, fit = i[keep], j[keep], refit
+    return fit, i, j, radius
+
+
+def _best_order(xy, ra, dec, fld: _Field, crval, top: int) -> PlateFit:
+    """The fit of order 1..top with the smallest leave-one-out error (PRESS)."""
+    best = None
+    for order in range(1, max(top, 1) + 1):
+        if len(xy) < n_terms(order) + 3:
+            break
+        f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval)
+        if best is None or f.press() < best.press():
+            best = f
+    return best
+
+
+def _resid_px(fit: PlateFit) -> np.ndarray:
+    """Residual norm (px) of the fitted stars, through the inverse of CD (local pixel units)."""
+    return np.hypot(*np.linalg.solve(fit.cd, np.stack([fit.resid_xi_deg, fit.resid_eta_deg])))
+
+
+class _Attempt:
+    """Quad matching around one sky position (the hint, or a blind tile)."""
+
+    def __init__(self, fld: _Field, ref: Table, ra0: float, dec0: float, search_radius_deg: float,
+                 scale_tol: float, cfg: SolveConfig, cache: dict | None = None):
+        self.fld, self.ref, self.cfg = fld, ref, cfg
+        self.cache = {} if cache is None else cache
+        self.ra0, self.dec0 = ra0, dec0
+        self.scale_tol = scale_tol
+        self.search_radius_deg = search_radius_deg
+        self.ra, self.dec = np.asarray(ref["ra"], float), np.asarray(ref["dec"], float)
+        self.mag = np.asarray(ref["mag"], float)
+        xi, eta = project(self.ra, self.dec, ra0, dec0)
+        self.w_all = xi + 1j * eta
+        self.n_hypotheses = 0
+        self.best_note = (0, "")
+
+    def note(self, k: int, text: str):
+        """Remember why the best rejected candidate was rejected (for the failure reason)."""
+        if k > self.best_note[0]:
+            self.best_note = (k, text)
+
+    def _catalog_subset(self, n_img: int, d_max_deg: float):
+        """Density-matched catalog stars (brightest per cell), indices into ref."""
+        fld = self.fld
+        area_img = fld.nx * fld.ny * fld.scale_deg ** 2
+        cell = fld.width_px * fld.scale_deg / 3.0
+        per_cell = max(2, int(np.ceil(2.0 * n_img / area_img * cell ** 2)))
+        w = self.w_all
+        ok = np.isfinite(w) & (np.abs(w) <= self.search_radius_deg + fld.radius_deg)
+        idx = np.flatnonzero(ok)
+        cx = np.floor(w[idx].real / cell).astype(np.int64)
+        cy = np.floor(w[idx].imag / cell).astype(np.int64)
+        key = (cx + 10000) * 20000 + (cy + 10000)
+        order = np.lexsort((self.mag[idx], key))
+        k_sorted = key[order]
+        start = np.searchsorted(k_sorted, k_sorted, side="left")
+        rank = np.arange(len(order)) - start
+        chosen = idx[order[rank < per_cell]]
+        return np.sort(chosen)  # ref is brightest first, so sorting indices keeps brightness order
+
+    def hypotheses(self, n_img: int):
+        fld, cfg = self.fld, self.cfg
+        z = fld.z(n_img)
+        w_px = fld.width_px
+        d_max_px = w_px * min(0.7, 3.0 / np.sqrt(n_img))
+        d_min_px = 0.08 * w_px
+        img_quads = build_quads(z, d_min_px, d_max_px, n_inner=4)
+        s = fld.scale_deg
+        lo, hi = s * (1 - self.scale_tol), s * (1 + self.scale_tol)
+        key = (self.ra0, self.dec0, self.scale_tol, n_img)
+        if key not in self.cache:  # catalog quads do not depend on the parity tried
+            cat = self._catalog_subset(n_img, d_max_px * hi)
+            wc = self.w_all[cat]
+            self.cache[key] = cat, QuadIndex(wc, build_quads(wc, d_min_px * lo, d_max_px * hi, n_inner=6))
+        cat, index = self.cache[key]
+        wc = index.z
+        iq, rq, _ = index.matches(z, img_quads, cfg.code_tol)
+        if len(iq) == 0:
+            return
+        scale = np.abs(wc[rq[:, 1]] - wc[rq[:, 0]]) / np.abs(z[iq[:, 1]] - z[iq[:, 0]])
+        ok = (scale >= lo) & (scale <= hi)
+        for a, b in zip(iq[ok], rq[ok]):
+            yield a, cat[b]
+
+    def verify(self, img_quad, cat_quad):
+        """Try one correspondence; returns (fit, i_star, j_src, log10_fa) or None."""
+        fld, cfg = self.fld, self.cfg
+        self.n_hypotheses += 1
+        z_all = fld.z()
+        a, b = _similarity(z_all[img_quad], self.w_all[cat_quad])
+        w_c = a * complex(-fld.parity * fld.centre_px[0], fld.centre_px[1]) + b
+        ra_c, dec_c = deproject(w_c.real, w_c.imag, self.ra0, self.dec0)
+        xi, eta = project(self.ra, self.dec, float(ra_c), float(dec_c))
+        w_new = xi + 1j * eta
+        a, b = _similarity(z_all[img_quad], w_new[cat_quad])
+        pred = fld.to_xy((w_new - b) / a)
+        good = np.isfinite(pred[:, 0])
+        inside = np.flatnonzero(good & _inside(np.where(good[:, None], pred, -1e9), fld))
+        inside = np.setdiff1d(inside, cat_quad)
+        m = len(inside)
+        if m < cfg.min_matches:
+            return None
+        r1 = max(cfg.match_radius_px, 0.004 * max(fld.nx, fld.ny))
+        ii, jj, _ = _match(pred[inside], fld, r1)
+        k = len(ii)
+        if k < cfg.min_matches - 4 or _log10_false_alarm(k, m, len(fld.xy), r1, fld) > -3.0:
+            return None
+        i0 = np.concatenate([inside[ii], cat_quad])
+        j0 = np.concatenate([jj, img_quad])
+        out = _refine(self.ref, fld, (float(ra_c), float(dec_c)), (i0, j0), cfg, final=False)
+        if out is None:
+            return None
+        fit, i, j, radius = out
+        pred = _predict(fit, self.ra, self.dec, fld)
+        inside = np.flatnonzero(_inside(pred, fld))
+        rf = float(np.clip(radius, 1.0, cfg.match_radius_px))
+        ii, jj, _ = _match(pred[inside], fld, rf)
+        lfa = _log10_false_alarm(len(ii), len(inside), len(fld.xy), rf, fld)
+        return fit, i, j, lfa, len(ii)
+
+
+def _fail(reason, **kw) -> PlateSolution:
+    return PlateSolution(accepted=False, reason=reason, **kw)
+
+
+def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
+    """Plate-solve one frame from its detected sources.
+
+    Parameters
+    ----------
+    frame : aposos.model.Frame
+        Uses ``meta.pointing_ra_deg/dec_deg`` (hint), ``meta.t_mid`` (catalog epoch),
+        ``meta.tracking`` (points or streaks are stars), ``meta.station``/``binning`` (pixel
+        scale and parity from the station config) and the image shape.
+    sources : astropy Table
+        Sources table of :func:`aposos.detect.detect` (``x, y`` 0-based px; ``flux`` orders
+        them; ``kind`` and ``flags`` are used when present).
+    catalog : aposos.catalog.StarCatalog, optional
+        Default: the bundled Gaia DR3 G < 10 (:func:`aposos.catalog.gaia`).
+    **config
+        Any field of :class:`SolveConfig`.
+
+    Returns
+    -------
+    PlateSolution
+        ``accepted`` True with the WCS and quality figures, or False with ``reason`` (and no WCS).
+        Bad configuration (unknown scale, bad parity) raises :class:`AposError`.
+    """
+    t0 = time.perf_counter()
+    unknown = set(config) - set(SolveConfig.__dataclass_fields__)
+    if unknown:
+        raise AposError(f"unknown solve option(s): {', '.join(sorted(unknown))}", key=sorted(unknown)[0])
+    cfg = SolveConfig(**config)
+    scale_arcsec, parity = _station_defaults(frame, cfg)
+    meta = frame.meta
+    shape = tuple(frame.shape)
+    hint = (meta.pointing_ra_deg, meta.pointing_dec_deg)
+    base = dict(hint_ra_deg=np.nan if hint[0] is None else float(hint[0]),
+                hint_dec_deg=np.nan if hint[1] is None else float(hint[1]), shape=shape)
+    idx = star_sources(sources, meta.tracking, cfg)
+    if len(idx) < cfg.min_matches:
+        return _fail(f"too few usable star sources ({len(idx)} < {cfg.min_matches}): clouds, focus or exposure?",
+                     time_s=time.perf_counter() - t0, **base)
+    if hint[0] is None or hint[1] is None or not np.all(np.isfinite(hint)):
+        return _fail("no pointing hint in the header (blind all-sky solving is not supported)",
+                     time_s=time.perf_counter() - t0, **base)
+    xy = np.stack([np.asarray(sources["x"], float)[idx], np.asarray(sources["y"], float)[idx]], -1)
+    parities = (parity,) if parity else (1, -1)
+    epoch = meta.t_mid
+    n_hyp = 0
+    best_fail = "no asterism of the image matched the catalog around the hint"
+    max_catalog_seen = 0
+    best_note = (0, "")
+
+    plan = [("hint", float(hint[0]), float(hint[1]), cfg.hint_radius_deg, cfg.scale_tolerance)]
+    if cfg.scale_search:
+        plan.append(("scale-search", float(hint[0]), float(hint[1]), cfg.hint_radius_deg, 0.35))
+    if cfg.blind:
+        plan += [("blind", ra, dec, r, cfg.scale_tolerance)
+                 for ra, dec, r in _blind_tiles(float(hint[0]), float(hint[1]), cfg.hint_radius_deg,
+                                                cfg.blind_radius_deg)]
+    ref_cache, quad_cache = {}, {}
+    t_blind = None
+    for method, ra0, dec0, search_r, tol in plan:
+        if method == "blind":
+            t_blind = t_blind or time.perf_counter()
+            if time.perf_counter() - t_blind > cfg.blind_time_limit_s:
+                best_fail += f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
+                break
+        for par in parities:
+            fld = _Field(xy, shape, scale_arcsec / 3600.0, par)
+            key = (ra0, dec0)
+            if key not in ref_cache:
+                ref_cache[key] = _reference(catalog, ra0, dec0, search_r + fld.radius_deg * (1 + tol) + 0.2,
+                                            epoch, cfg, fld)
+            ref = ref_cache[key]
+            max_catalog_seen = max(max_catalog_seen, len(ref))
+            if len(ref) < cfg.min_matches:
+                continue
+            attempt = _Attempt(fld, ref, ra0, dec0, search_r, tol, cfg, quad_cache)
+            levels = cfg.levels[:2] if method == "blind" else cfg.levels
+            result = _search(attempt, cfg, n_hyp, levels)
+            n_hyp += attempt.n_hypotheses
+            if attempt.best_note[0] > best_note[0]:
+                best_note = attempt.best_note
+            if result is not None:
+                fit, i, j, lfa_total, _ = result
+                fit, ref, i, j = _polish(fit, ref, i, j, catalog, epoch, cfg, fld)
+                return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec, base,
+                                 time.perf_counter() - t0)
+    if max_catalog_seen < cfg.min_matches:
+        reason = (f"catalog has {max_catalog_seen} usable stars around the hint (< {cfg.min_matches}): "
+                  "field too sparse for this catalog")
+    else:
+        reason = f"{best_fail} ({n_hyp} hypotheses tested, none significant)"
+        if best_note[1]:
+            reason += f"; {best_note[1]}"
+    return _fail(reason, n_hypotheses=n_hyp, time_s=time.perf_counter() - t0, **base)
+
+
+def _reference(catalog, ra0, dec0, radius_deg, epoch, cfg: SolveConfig, fld: _Field) -> Table:
+    ref = reference_stars(catalog, ra0, dec0, radius_deg, epoch=epoch, mag_limit=cfg.mag_limit)
+    if len(ref) > 1:
+        keep = unblended(np.asarray(ref["ra"]), np.asarray(ref["dec"]), np.asarray(ref["mag"]),
+                         3.0 * fld.scale_deg, (ra0, dec0))
+        ref = ref[keep]
+    return ref
+
+
+def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
+    """Final fit against a fresh catalog cone centred on the solved field (the search cone may
+    have clipped part of the frame, e.g. for a blind tile)."""
+    ra_c, dec_c = fit.wcs.all_pix2world(fld.centre_px[0], fld.centre_px[1], 0)
+    ref2 = _reference(catalog, float(ra_c), float(dec_c), fld.radius_deg * 1.05 + 0.1, epoch, cfg, fld)
+    ra2, dec2 = np.asarray(ref2["ra"], float), np.asarray(ref2["dec"], float)
+    pred = _predict(fit, ra2, dec2, fld)
+    inside = np.flatnonzero(np.isfinite(pred[:, 0]) & _inside(np.nan_to_num(pred, nan=-1e9), fld))
+    rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
+    ii, jj, _ = _match(pred[inside], fld, float(np.clip(4 * rms, 1.0, cfg.match_radius_px)))
+    if len(ii) < len(i):
+        return fit, ref, i, j
+    out = _refine(ref2, fld, fit.crval, (inside[ii], jj), cfg, final=True)
+    if out is None or len(out[1]) < len(i):
+        return fit, ref, i, j
+    return out[0], ref2, out[1], out[2]
+
+
+def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels):
+    for level in levels:
+        n_img = min(level, len(attempt.fld.xy))
+        tried = 0
+        for img_quad, cat_quad in attempt.hypotheses(n_img):
+            if tried >= cfg.max_hypotheses:
+                break
+            tried += 1
+            res = attempt.verify(img_quad, cat_quad)
+            if res is None:
+                continue
+            fit, i, j, lfa, k = res
+            n_total = n_hyp_before + attempt.n_hypotheses
+            lfa_total = lfa + np.log10(max(n_total, 1))
+            if k < cfg.min_matches or lfa_total > cfg.log10_false_alarm:
+                attempt.note(k, f"best candidate: {k} stars matched, log10 false alarm {lfa_total:.1f} "
+                                f"(need >= {cfg.min_matches} stars and <= {cfg.log10_false_alarm:g})")
+                continue
+            out = _refine(attempt.ref, attempt.fld, fit.crval, (i, j), cfg, final=True)
+            if out is None:
+                continue
+            fit, i, j, _ = out
+            rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
+            if len(i) < cfg.min_matches or rms > cfg.max_rms_px:
+                attempt.note(len(i), f"best candidate: {len(i)} stars, rms {rms:.2f} px (need >= {cfg.min_matches} "
+                                     f"stars and rms <= {cfg.max_rms_px:g} px)")
+                continue
+            return fit, i, j, lfa_total, k
+        if n_img >= len(attempt.fld.xy):
+            break
+    return None
+
+
+def _blind_tiles(ra0, dec0, tile_r, max_r):
+    """Tile centres on rings around (ra0, dec0) out to ``max_r`` (deg), each searched ``tile_r`` wide."""
+    step = 1.3 * tile_r
+    out = []
+    n_rings = int(np.ceil(max_r / step))
+    for k in range(1, n_rings + 1):
+        rho = min(k * step, 180.0)
+        n_az = max(6, int(np.ceil(2 * np.pi * np.sin(np.radians(rho)) / np.radians(step))))
+        for az in np.linspace(0, 2 * np.pi, n_az, endpoint=False) + 0.5 * k:
+            # destination point at distance rho, azimuth az
+            d0, r0, rr = np.radians(dec0), np.radians(ra0), np.radians(rho)
+            dec = np.arcsin(np.sin(d0) * np.cos(rr) + np.cos(d0) * np.sin(rr) * np.cos(az))
+            ra = r0 + np.arctan2(np.sin(az) * np.sin(rr) * np.cos(d0), np.cos(rr) - np.sin(d0) * np.sin(dec))
+            out.append((float(np.degrees(ra) % 360.0), float(np.degrees(dec)), tile_r))
+    return out
+
+
+def _solution(fit: PlateFit, ref, idx, i, j, fld: _Field, lfa, method, n_hyp, scale_cfg, base, dt):
+    fit = fit.with_inverse()
+    ra, dec = np.asarray(ref["ra"])[i], np.asarray(ref["dec"])[i]
+    xy = fld.xy[j]
+    pred = _predict(fit, ra, dec, fld)
+    d = pred - xy
+    mra, mdec = fit.wcs.all_pix2world(xy[:, 0], xy[:, 1], 0)
+    dra = ((ra - mra + 180.0) % 360.0 - 180.0) * np.cos(np.radians(dec)) * 3600.0
+    ddec = (dec - mdec) * 3600.0
+    matches = Table({"source_index": idx[j], "x": xy[:, 0], "y": xy[:, 1], "ra": ra, "dec": dec,
+                     "mag": np.asarray(ref["mag"])[i], "catalog_id": np.asarray(ref["source_id"])[i],
+                     "dx_px": d[:, 0], "dy_px": d[:, 1], "dra_arcsec": dra, "ddec_arcsec": ddec})
+    cd = fit.cd
+    ra_c, dec_c = fit.wcs.all_pix2world(fld.centre_px[0], fld.centre_px[1], 0)
+    scale = float(np.sqrt(abs(np.linalg.det(cd))) * 3600.0)
+    rms_px = float(np.sqrt(np.mean(np.sum(d ** 2, axis=1))))
+    rms_arcsec = float(np.sqrt(np.mean(dra ** 2 + ddec ** 2)))
+    offset = float(separation_deg(base["hint_ra_deg"], base["hint_dec_deg"], ra_c, dec_c))
+    reason = (f"ok: {len(i)} stars, rms {rms_px:.3f} px, order {fit.order}, "
+              f"log10 false alarm {lfa:.1f} ({method})")
+    ratio = scale / scale_cfg
+    if abs(ratio - 1) > 0.05:
+        reason += f"; pixel scale {scale:.3f}\"/px is {100 * (ratio - 1):+.1f}% off the configuration"
+    return PlateSolution(
+        accepted=True, reason=reason, wcs=fit.wcs, matches=matches, n_matched=len(i), order=fit.order,
+        rms_px=rms_px, rms_arcsec=rms_arcsec, ra_deg=float(ra_c), dec_deg=float(dec_c), scale_arcsec=scale,
+        scale_ratio=float(ratio), rotation_deg=float(np.degrees(np.arctan2(cd[0, 1], cd[1, 1])) % 360.0),
+        parity=1 if np.linalg.det(cd) < 0 else -1, pointing_offset_deg=offset, log10_false_alarm=float(lfa),
+        method=method, n_hypotheses=n_hyp, time_s=dt, fit=fit, **base)

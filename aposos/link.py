@@ -1,0 +1,368 @@
+"""Tracklets: observations of one object by one station across consecutive frames.
+
+Input is an Observations table (see :func:`aposos.astrometry.measure`) for one station and
+night: points (rate-tracked frames) and streaks (sidereal frames: two ends at shutter open
+and close, which is which unresolved, plus the centre at mid-exposure).
+
+Linking works on one *anchor* position per detection and frame (a point, or a streak's
+centre):
+
+0. static sources (an anchor found again at the same place, within ``static_radius_arcsec``,
+   in ``static_min_frames`` other frames: stars too faint for the catalog) are set aside;
+1. seeds: pairs of anchors in nearby frames whose implied angular rate is below
+   ``max_rate_deg_s`` and, for streaks, agrees with the streak's own length and direction;
+2. growth: each seed's constant-rate motion is predicted into the other frames and the
+   nearest anchor within a gate (``gate_sigma`` times the combined uncertainty plus a floor)
+   is attached; the motion is refitted after each attachment;
+3. acceptance: at least ``min_frames`` frames (short tracklets must fit within
+   ``short_chi2_per_dof``), RMS consistent with the measurement errors,
+   and a rate above ``min_rate_deg_s`` (static sources -- stars missing from the catalog --
+   are not satellites).
+
+For streaks, the fitted direction of motion resolves which end was recorded at shutter open:
+:func:`link` returns the observations with resolved times (``time`` of each end set to the
+frame's open or close instant, ``end`` = 0 at open, 1 at close).
+
+The motion model is a polynomial in time of the along-track and cross-track angles about
+the tracklet's best-fitting great circle (refitted as it grows): degree 1 is exactly a great
+circle at constant rate; degree 2 (rate change, small-circle curvature: LEO near culmination,
+long arcs) is used when a chi-square test finds it significant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table
+from astropy.time import Time
+
+from .directions import radec_deg, unit_from_radec
+
+ARCSEC_PER_RAD = 206264.80624709636
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Linking parameters (angles in degrees unless named otherwise)."""
+
+    max_rate_deg_s: float = 2.0         # fastest object to link (LEO near zenith: ~1-2 deg/s)
+    min_rate_deg_s: float = 2e-4        # slower than this is a static source (0.7 arcsec/s)
+    max_gap_frames: int = 3             # frames an object may be missed between detections
+    min_frames: int = 3                 # frames for a tracklet of points (streaks: 2, their
+                                        # own velocities must agree with the motion)
+    short_frames: int = 4               # tracklets with fewer frames than this ...
+    short_chi2_per_dof: float = 4.0     # ... must fit this well (no gate floor): chance
+                                        # alignments of noise are then ~1e-2 per night
+    gate_sigma: float = 5.0             # gate in units of the combined 1-sigma uncertainty
+    gate_floor_arcsec: float = 5.0      # gate floor (model error, timing)
+    streak_rate_tolerance: float = 0.25  # |rate from streak - rate from positions| / rate
+    static_radius_arcsec: float = 3.0   # an anchor seen again this close is static ...
+    static_min_frames: int = 2          # ... when seen in this many other frames
+
+
+def _basis(centre):
+    """East, north, centre unit vectors of the tangent plane at ``centre``."""
+    z = centre / np.linalg.norm(centre)
+    east = np.cross([0.0, 0.0, 1.0], z)
+    if np.linalg.norm(east) < 1e-12:  # at a pole
+        east = np.array([1.0, 0.0, 0.0])
+    east /= np.linalg.norm(east)
+    return east, np.cross(z, east), z
+
+
+def _great_circle_basis(unit, weights):
+    """(A, B, P): P the pole of the best-fitting great circle, A its point nearest the mean, B = P x A."""
+    mean = (weights[:, None] * unit).sum(axis=0)
+    if len(unit) == 2:
+        pole = np.cross(unit[0], unit[1])
+    else:
+        _, vecs = np.linalg.eigh((weights[:, None] * unit).T @ unit)
+        pole = vecs[:, 0]
+    if np.linalg.norm(pole) < 1e-15:  # no motion: any great circle through the mean
+        pole = np.cross(mean, [0.0, 0.0, 1.0] if abs(mean[2]) < 0.9 * np.linalg.norm(mean) else [1.0, 0.0, 0.0])
+    pole /= np.linalg.norm(pole)
+    a = mean - (mean @ pole) * pole
+    a /= np.linalg.norm(a)
+    return a, np.cross(pole, a), pole
+
+
+def _project(unit, basis):
+    """Great-circle coordinates (radians): along-track angle from A, cross-track angle from the circle."""
+    a, b, pole = basis
+    return np.stack([np.arctan2(unit @ b, unit @ a), np.arcsin(np.clip(unit @ pole, -1, 1))], axis=-1)
+
+
+def _deproject(lam_beta, basis):
+    a, b, pole = basis
+    lam, beta = lam_beta[..., :1], lam_beta[..., 1:2]
+    return np.cos(beta) * (np.cos(lam) * a + np.sin(lam) * b) + np.sin(beta) * pole
+
+
+def _fit(t_s, xy, sigma_rad, degree):
+    """Weighted polynomial fit of plane positions: (coeffs (deg+1, 2), chi2, coefficient covariance)."""
+    a = np.vander(t_s, degree + 1, increasing=True) / sigma_rad[:, None]
+    cov = np.linalg.pinv(a.T @ a)
+    coeffs = cov @ (a.T @ (xy / sigma_rad[:, None]))
+    chi2 = float(np.sum((xy / sigma_rad[:, None] - a @ coeffs) ** 2))
+    return coeffs, chi2, cov
+
+
+@dataclass
+class _Motion:
+    """A fitted tracklet motion: tangent-plane basis, time origin, polynomial, covariance."""
+
+    basis: tuple
+    t0_s: float
+    coeffs: np.ndarray
+    cov: np.ndarray
+    chi2: float
+    degree: int
+
+    def position(self, t_s):
+        """Unit vectors at times ``t_s`` (seconds since the night reference)."""
+        dt = np.atleast_1d(np.asarray(t_s, float)) - self.t0_s
+        return _deproject(np.vander(dt, self.coeffs.shape[0], increasing=True) @ self.coeffs, self.basis)
+
+    def sigma_rad(self, t_s):
+        """1-sigma per axis of the fitted position at ``t_s`` (radians)."""
+        v = np.vander(np.atleast_1d(np.asarray(t_s, float)) - self.t0_s, self.cov.shape[0], increasing=True)
+        return np.sqrt(np.einsum("ij,jk,ik->i", v, self.cov, v))
+
+    def velocity_rad_s(self, t_s, dt_s=0.5):
+        """Angular velocity (rad/s) at ``t_s`` as a 3-vector tangent to the sky."""
+        p = self.position([t_s - dt_s, t_s + dt_s])
+        return (p[1] - p[0]) / (2 * dt_s)
+
+
+def _fit_motion(members, max_degree=2) -> _Motion:
+    unit = np.array([m.unit for m in members])
+    t = np.array([m.t_s for m in members])
+    sig = np.array([m.sigma for m in members])
+    basis = _great_circle_basis(unit, 1.0 / sig**2)
+    xy = _project(unit, basis)
+    t0 = float(t.mean())
+    coeffs, chi2, cov = _fit(t - t0, xy, sig, 1)
+    motion = _Motion(basis, t0, coeffs, cov, chi2, 1)
+    if max_degree >= 2 and len(members) >= 4:
+        c2, chi2_2, cov2 = _fit(t - t0, xy, sig, 2)
+        if chi2 - chi2_2 > 11.8:  # chi-square(2) at 99.7 %: the curvature is real
+            motion = _Motion(basis, t0, c2, cov2, chi2_2, 2)
+    return motion
+
+
+@dataclass
+class _Anchor:
+    index: int                # row of the observations table
+    frame: int                # frame number (0..)
+    t_s: float                # seconds since the night reference
+    unit: np.ndarray          # direction (ICRF unit vector)
+    sigma: float              # rad
+    velocity: np.ndarray | None  # streak end-to-end velocity (3-vector, rad/s, sign unknown)
+
+
+def _anchors(obs: Table, t0: Time):
+    """One anchor per detection (points, streak centres) and the per-row arrays behind them."""
+    frames, frame_index = np.unique(np.asarray(obs["frame"]).astype(str), return_inverse=True)
+    unit = unit_from_radec(np.asarray(obs["ra_deg"], float), np.asarray(obs["dec_deg"], float))
+    t_s = (obs["time"] - t0).to_value("s")
+    sigma = np.asarray(obs["sigma_arcsec"], float) / ARCSEC_PER_RAD
+    kind = np.asarray(obs["kind"]).astype(str)
+    src = np.asarray(obs["source_index"])
+    end = np.asarray(obs["end"])
+    anchors = []
+    for i in np.flatnonzero((kind == "point") | (kind == "streak_centre")):
+        velocity = None
+        if kind[i] == "streak_centre":
+            ends = np.flatnonzero((frame_index == frame_index[i]) & (src == src[i]) & (kind == "streak_end"))
+            if len(ends) == 2:
+                e0, e1 = ends[np.argsort(end[ends])]
+                dt = abs(t_s[e1] - t_s[e0])
+                if dt > 0:
+                    velocity = (unit[e1] - unit[e0]) / dt
+        anchors.append(_Anchor(int(i), int(frame_index[i]), float(t_s[i]), unit[i], float(sigma[i]), velocity))
+    return anchors, len(frames), unit, t_s, frame_index
+
+
+def _static(anchors, cfg) -> np.ndarray:
+    """True for anchors found again at the same place in ``static_min_frames`` other frames."""
+    from scipy.spatial import cKDTree
+
+    if not anchors:
+        return np.zeros(0, bool)
+    unit = np.array([a.unit for a in anchors])
+    frame = np.array([a.frame for a in anchors])
+    near = cKDTree(unit).query_ball_point(unit, cfg.static_radius_arcsec / ARCSEC_PER_RAD)
+    return np.array([len(set(frame[n]) - {frame[i]}) >= cfg.static_min_frames for i, n in enumerate(near)])
+
+
+def _rates_agree(streak_velocity, velocity, tol):
+    """A streak's velocity (sign unknown) agrees with a velocity from positions."""
+    if streak_velocity is None:
+        return True
+    speed = np.linalg.norm(velocity)
+    return min(np.linalg.norm(streak_velocity - velocity),
+               np.linalg.norm(streak_velocity + velocity)) <= tol * max(speed, 1e-15)
+
+
+def _angle(u, v):
+    return float(np.arctan2(np.linalg.norm(np.cross(u, v)), u @ v))
+
+
+def _grow(seed, by_frame, used, cfg, n_frames):
+    """Grow a tracklet from a seed pair, nearest frames first; returns (members, motion)."""
+    members = list(seed)
+    motion = _fit_motion(members, max_degree=1)
+    tried: set[int] = set()
+    floor = cfg.gate_floor_arcsec / ARCSEC_PER_RAD
+    while True:
+        have = {m.frame for m in members}
+        lo, hi = min(have), max(have)
+        todo = [f for f in range(max(lo - cfg.max_gap_frames - 1, 0), min(hi + cfg.max_gap_frames + 2, n_frames))
+                if f not in have and f not in tried and f in by_frame]
+        if not todo:
+            return members, motion
+        f = min(todo, key=lambda g: min(abs(g - lo), abs(g - hi)))
+        tried.add(f)
+        best, best_d = None, np.inf
+        for a in by_frame[f]:
+            if a.index in used:
+                continue
+            d = _angle(a.unit, motion.position(a.t_s)[0])
+            gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor
+            if d < gate and d < best_d and _rates_agree(a.velocity, motion.velocity_rad_s(a.t_s),
+                                                        cfg.streak_rate_tolerance):
+                best, best_d = a, d
+        if best is not None:
+            members.append(best)
+            motion = _fit_motion(members)
+
+
+def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
+    """Link observations of one station and night into tracklets.
+
+    Returns
+    -------
+    tracklets : Table
+        One row per tracklet: ``tracklet`` (int id), ``n_frames``, ``t_ref`` (UTC Time,
+        mean of the anchor times), ``ra_deg``, ``dec_deg`` (at ``t_ref``),
+        ``ra_rate_deg_s`` (dRA/dt * cos(dec)), ``dec_rate_deg_s``, ``sigma_arcsec``
+        (position at ``t_ref``, per axis), ``rms_arcsec`` (anchor residuals), ``degree``
+        (1: constant rate; 2: curvature), ``t_first``, ``t_last`` (UTC Time).
+    observations : Table
+        A copy of ``obs`` with a ``tracklet`` column (-1: not linked), a ``static`` column
+        (True: found again at the same place in other frames) and, for the ends of linked
+        streaks, ``time`` and ``end`` resolved (0 = shutter open, 1 = close).
+    """
+    cfg = config or LinkConfig()
+    out = obs.copy()
+    out["tracklet"] = np.full(len(out), -1, dtype=np.int64)
+    out["static"] = np.zeros(len(out), dtype=bool)
+    if len(obs) == 0:
+        return _tracklet_table([]), out
+    t0 = Time(obs["time"]).min()
+    anchors, n_frames, unit_all, t_all, frame_index = _anchors(obs, t0)
+    static = _static(anchors, cfg)
+    for a, s in zip(anchors, static):
+        out["static"][a.index] = s
+    by_frame: dict[int, list[_Anchor]] = {}
+    for a, s in zip(anchors, static):
+        if not s:
+            by_frame.setdefault(a.frame, []).append(a)
+    used: set[int] = set()
+    rows = []
+    for _, _, a, b in _seed_pairs(by_frame, n_frames, cfg):
+        if a.index in used or b.index in used:
+            continue
+        members, motion = _grow((a, b), by_frame, used, cfg, n_frames)
+        both_streaks = all(m.velocity is not None for m in members)
+        if len(members) < (2 if both_streaks else cfg.min_frames) or not _acceptable(members, motion, cfg):
+            continue
+        tid = len(rows)
+        used.update(m.index for m in members)
+        _assign(out, members, tid, motion, unit_all, t_all, frame_index)
+        rows.append(_tracklet_row(tid, members, motion, t0))
+    return _tracklet_table(rows), out
+
+
+def _seed_pairs(by_frame, n_frames, cfg):
+    """Candidate pairs (gap, speed, a, b) in nearby frames, kinematically possible, best first."""
+    pairs = []
+    min_rate, max_rate = np.radians(cfg.min_rate_deg_s), np.radians(cfg.max_rate_deg_s)
+    for f, la in by_frame.items():
+        for g in range(f + 1, min(f + cfg.max_gap_frames + 2, n_frames)):
+            for a in la:
+                for b in by_frame.get(g, ()):
+                    dt = b.t_s - a.t_s
+                    if dt <= 0:
+                        continue
+                    velocity = (b.unit - a.unit) / dt
+                    speed = np.linalg.norm(velocity)
+                    if not (min_rate <= speed <= max_rate):
+                        continue
+                    if _rates_agree(a.velocity, velocity, cfg.streak_rate_tolerance) and \
+                            _rates_agree(b.velocity, velocity, cfg.streak_rate_tolerance):
+                        pairs.append((g - f, speed, a, b))
+    pairs.sort(key=lambda p: (p[0], p[1]))
+    return pairs
+
+
+def _acceptable(members, motion, cfg) -> bool:
+    dof = max(2 * len(members) - 2 * (motion.degree + 1), 1)
+    speed = np.linalg.norm(motion.velocity_rad_s(motion.t0_s))
+    limit = cfg.short_chi2_per_dof if len(members) < cfg.short_frames else cfg.gate_sigma ** 2
+    return motion.chi2 / dof <= limit and speed >= np.radians(cfg.min_rate_deg_s)
+
+
+def _assign(out, members, tid, motion, unit_all, t_all, frame_index):
+    """Mark members and their streak ends; the end lying backwards along the motion is shutter open."""
+    kind = np.asarray(out["kind"]).astype(str)
+    src = np.asarray(out["source_index"])
+    for m in members:
+        out["tracklet"][m.index] = tid
+        if kind[m.index] != "streak_centre":
+            continue
+        ends = np.flatnonzero((frame_index == frame_index[m.index]) & (src == src[m.index]) & (kind == "streak_end"))
+        if len(ends) != 2:
+            continue
+        velocity = motion.velocity_rad_s(t_all[m.index])
+        along = [(unit_all[e] - unit_all[m.index]) @ velocity for e in ends]
+        first, last = (ends[0], ends[1]) if along[0] < along[1] else (ends[1], ends[0])
+        t_open, t_close = min(t_all[ends]), max(t_all[ends])
+        t_ref = Time(out["time"][m.index])
+        out["time"][first] = t_ref + (t_open - t_all[m.index]) * u.s
+        out["time"][last] = t_ref + (t_close - t_all[m.index]) * u.s
+        out["end"][first], out["end"][last] = 0, 1
+        out["tracklet"][first] = out["tracklet"][last] = tid
+
+
+def _tracklet_row(tid, members, motion, t0):
+    tm = motion.t0_s
+    pos = motion.position(tm)[0]
+    velocity = motion.velocity_rad_s(tm)
+    ra, dec = radec_deg(pos)
+    east, north, _ = _basis(pos)
+    times = np.array([m.t_s for m in members])
+    unit = np.array([m.unit for m in members])
+    resid = [_angle(a, b) for a, b in zip(unit, motion.position(times))]
+    return {"tracklet": tid, "n_frames": len(members), "t_ref": t0 + tm * u.s, "ra_deg": float(ra),
+            "dec_deg": float(dec), "ra_rate_deg_s": float(np.degrees(velocity @ east)),
+            "dec_rate_deg_s": float(np.degrees(velocity @ north)),
+            "sigma_arcsec": float(np.sqrt(motion.cov[0, 0])) * ARCSEC_PER_RAD,
+            "rms_arcsec": float(np.sqrt(np.mean(np.square(resid)))) * ARCSEC_PER_RAD,
+            "degree": motion.degree, "t_first": t0 + times.min() * u.s, "t_last": t0 + times.max() * u.s}
+
+
+def _tracklet_table(rows) -> Table:
+    names = ("tracklet", "n_frames", "t_ref", "ra_deg", "dec_deg", "ra_rate_deg_s", "dec_rate_deg_s",
+             "sigma_arcsec", "rms_arcsec", "degree", "t_first", "t_last")
+    times = ("t_ref", "t_first", "t_last")
+    tab = Table({n: [r[n] for r in rows] for n in names if n not in times},
+                dtype=[np.int64, int, float, float, float, float, float, float, int])
+    for c in times:
+        tab[c] = Time([r[c] for r in rows]) if rows else Time([], format="mjd", scale="utc")
+    for col, unit in (("ra_deg", "deg"), ("dec_deg", "deg"), ("ra_rate_deg_s", "deg/s"),
+                      ("dec_rate_deg_s", "deg/s"), ("sigma_arcsec", "arcsec"), ("rms_arcsec", "arcsec")):
+        tab[col].unit = unit
+    return tab[list(names)]
