@@ -77,6 +77,25 @@ class OrbitSolution:
     def satrec(self) -> Satrec | None:
         return Satrec.twoline2rv(*self.tle) if self.tle else None
 
+    def position_sigma_km(self, time: Time) -> float:
+        """Formal 1-sigma (root of the covariance trace) of the TLE position at ``time``, km.
+
+        The element covariance mapped through SGP4 (forward differences): how well the
+        data determine the prediction, e.g. 24 h ahead.
+        """
+        sat = self.satrec
+        x = tlefit.params_from_keplerian(sat.no_kozai * tlefit.MINUTES_PER_DAY / (2 * np.pi), sat.ecco, sat.inclo,
+                                         sat.nodeo, sat.argpo, sat.mo, sat.bstar)
+        epoch_days = (sat.jdsatepoch - tlefit.JD_1949) + sat.jdsatepochF
+
+        def pos(xx):
+            err, r, _ = tlefit.satrec(xx, epoch_days).sgp4(time.utc.jd1, time.utc.jd2)
+            return np.array(r)
+
+        p0 = pos(x)
+        J = np.stack([(pos(x + h * e) - p0) / h for h, e in zip(tlefit.STEPS, np.eye(7))], axis=1)
+        return float(np.sqrt(np.trace(J @ self.element_covariance @ J.T)))
+
     def __repr__(self):
         if not self.determined:
             return f"OrbitSolution(undetermined: {self.reason})"
@@ -110,8 +129,9 @@ def determine_orbit(observations, *, satnum: int = 99999, reject_sigma: float = 
 
     ``observations``: an astropy Table with ``time`` (UTC), ``ra_deg``, ``dec_deg`` (star-
     relative ICRF), ``sigma_arcsec`` and the observer as ``station`` (configured name) or
-    ``lat_deg``, ``lon_deg``, ``height_m``; optionally ``tracklet`` (else tracklets are split
-    per station at gaps > 15 min). Or a list of such Tables, one per tracklet.
+    ``lat_deg``, ``lon_deg``, ``height_m``; optionally ``tracklet`` (per-station numbers as
+    :func:`aposos.link.link` writes them; rows with -1 are ignored), else tracklets are split
+    per station at gaps > 15 min. Or a list of such Tables, one per tracklet.
     Bad input (missing column, non-finite value, unknown station) raises AposError.
     """
     obs = prepare(observations)

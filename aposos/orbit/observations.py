@@ -161,8 +161,9 @@ def _observer_columns(table: Table, where: str):
 def _as_table(observations) -> tuple[Table, np.ndarray | None]:
     """One Table and the tracklet index per row (None when tracklets must be found)."""
     if isinstance(observations, Table):
-        if "tracklet" in observations.colnames:
-            return observations, np.asarray(observations["tracklet"])
+        if "tracklet" in observations.colnames:  # as from aposos.link: -1 = not linked, ignored
+            table = observations[np.asarray(observations["tracklet"]) >= 0]
+            return table, np.asarray(table["tracklet"])
         return observations, None
     tables = list(observations)
     if not tables or not all(isinstance(t, Table) for t in tables):
@@ -203,6 +204,9 @@ def prepare(observations, where: str = "observations") -> Observations:
     loc, names = _observer_columns(table, where)
     if ids is None:
         ids = _split_tracklets(times, names)
+    else:  # tracklet numbers are per station (aposos.link): key on (station, number)
+        _, ids = np.unique(np.char.add(np.char.add(names.astype(str), "|"), np.asarray(ids).astype(str)),
+                           return_inverse=True)
     order = np.argsort((times - times[0]).sec, kind="stable") if n else np.zeros(0, int)
     t_sorted = times[order]
     obs_p, obs_v = d.observer_posvel_gcrs(loc[order], t_sorted) if n else (np.zeros((0, 3)),) * 2
