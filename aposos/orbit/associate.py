@@ -6,7 +6,8 @@ Nothing is assumed about which tracklets go together; membership is decided by f
    (star-relative, deg/s) are within a factor :data:`RATE_RATIO`; LEO and GEO tracklets never
    pair.
    A tracklet that alone determines an orbit (a LEO pass) predicts the other: the pair is
-   dropped if no mean motion brings that prediction within :data:`PREDICTION_GATE_DEG`.
+   dropped if no mean motion brings that prediction within :data:`PREDICTION_GATE_DEG`, else
+   its fit starts from that orbit and mean motion.
 2. Pair fits: every gated pair is fitted (:func:`aposos.orbit.solve.fit_orbit`); a pair is
    compatible when the fit keeps both tracklets with reduced chi^2 below the gate.
 3. Greedy clustering, best (lowest chi^2) compatible pairs first: a pair of free tracklets
@@ -29,7 +30,7 @@ import numpy as np
 from .lsq import FitError
 from .observations import Observations, prepare
 from . import tlefit
-from .solve import MAX_CHI2_RED, _tracklet_score, fit_orbit, scan_mean_motion
+from .solve import MAX_CHI2_RED, _fit, _tracklet_score, fit_orbit, scan_mean_motion
 
 RATE_RATIO = 6.0
 PREDICTION_GATE_DEG = 1.0
@@ -39,7 +40,8 @@ SELF_DETERMINED_RATE_DEG_S = 0.05  # faster tracklets (LEO) are tried alone as a
 @dataclass
 class Association:
     """``object_of[k]``: object number of input tracklet ``k`` (-1 unassociated);
-    ``objects``: list of tracklet index lists (input numbering); ``pairs_fitted``: count."""
+    ``objects``: list of tracklet index lists (input numbering); ``pairs_fitted``: pairs that
+    passed the rate gate and were tested."""
 
     object_of: np.ndarray
     objects: list[list[int]]
@@ -67,8 +69,9 @@ def _anchor(obs: Observations, k: int):
     return (of.x, of.epoch_days) if of.fit.chi2_red < MAX_CHI2_RED else None
 
 
-def _predicts(obs: Observations, anchor, k: int) -> bool:
-    """Whether the anchor orbit, with some mean motion, passes within the gate of tracklet ``k``."""
+def _predict(obs: Observations, anchor, k: int):
+    """The anchor orbit with the mean motion that best predicts tracklet ``k``, or None when
+    no mean motion brings it within the gate."""
     from astropy.time import Time
 
     x, epoch_days = anchor
@@ -76,11 +79,23 @@ def _predicts(obs: Observations, anchor, k: int) -> bool:
     best = scan_mean_motion(obs, x, epoch_days, epoch, k)
     score = _tracklet_score(obs.subset(obs.tracklet == k), best, epoch_days)  # median normalised chi^2
     sigma_deg = float(np.median(obs.sigma_rad[obs.tracklet == k])) * 180 / np.pi
-    return bool(np.sqrt(score) * sigma_deg < PREDICTION_GATE_DEG)
+    return best if np.sqrt(score) * sigma_deg < PREDICTION_GATE_DEG else None
+
+
+def _fits_from(obs: Observations, tracklets, x, epoch_days, gate):
+    """chi^2/dof of a least-squares fit of the tracklets started from ``x`` (None: no fit)."""
+    try:
+        f, sel = _fit(obs, x, epoch_days, tracklets, rounds=2)
+    except (FitError, ValueError):
+        return None
+    trk = obs.tracklet[sel]
+    if f.chi2_red > gate or min(f.used[trk == k].mean() for k in tracklets) < 0.5:
+        return None
+    return f.chi2_red, f.x, epoch_days
 
 
 def _fits(obs: Observations, tracklets, gate):
-    """chi^2/dof if the tracklets fit one orbit (all kept), else None."""
+    """(chi^2/dof, x, epoch_days) if the tracklets fit one orbit (all kept), else None."""
     sub = obs.subset(np.isin(obs.tracklet, tracklets))
     try:
         of = fit_orbit(sub, max_seeds=3)
@@ -89,7 +104,15 @@ def _fits(obs: Observations, tracklets, gate):
     if of.bad_tracklets or of.fit.chi2_red > gate:
         return None
     per_trk = [of.fit.used[sub.tracklet == k].mean() for k in range(sub.n_tracklets)]
-    return of.fit.chi2_red if min(per_trk) >= 0.5 else None
+    return (of.fit.chi2_red, of.x, of.epoch_days) if min(per_trk) >= 0.5 else None
+
+
+def _extends(obs: Observations, members, state, new, gate):
+    """Fit of an object with one more tracklet, warm-started from the object's orbit."""
+    x, epoch_days = state
+    start = _predict(obs, (x, epoch_days), new)
+    found = None if start is None else _fits_from(obs, members + [new], start, epoch_days, gate)
+    return found if found is not None else _fits(obs, members + [new], gate)
 
 
 def _merge(obs, objects, pairs, member, gate):
@@ -97,7 +120,7 @@ def _merge(obs, objects, pairs, member, gate):
     merged = True
     while merged:
         merged = False
-        for _, i, j in pairs:
+        for _, i, j, _ in pairs:
             a, b = member[i], member[j]
             if a >= 0 and b >= 0 and a != b and objects[a] and objects[b]:
                 if _fits(obs, objects[a] + objects[b], gate) is not None:
@@ -123,25 +146,31 @@ def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> 
             if max(rates[i], rates[j]) > RATE_RATIO * max(min(rates[i], rates[j]), 1e-9):
                 continue
             a = anchors.get(i) or anchors.get(j)
-            if a is not None and not _predicts(obs, a, j if anchors.get(i) else i):
-                continue
             fitted += 1
-            chi2 = _fits(obs, [i, j], gate)
-            if chi2 is not None:
-                pairs.append((chi2, i, j))
-    pairs.sort()
+            if a is not None:  # start from the anchor orbit, revolution count from the scan
+                start = _predict(obs, a, j if anchors.get(i) else i)
+                found = None if start is None else _fits_from(obs, [i, j], start, a[1], gate)
+            else:
+                found = _fits(obs, [i, j], gate)
+            if found is not None:
+                pairs.append((found[0], i, j, found[1:]))
+    pairs.sort(key=lambda p: p[:3])
     member = np.full(n, -1)
     objects: list[list[int]] = []
-    for _, i, j in pairs:
+    states = []
+    for _, i, j, state in pairs:
         a, b = member[i], member[j]
         if a < 0 and b < 0:
             member[[i, j]] = len(objects)
             objects.append([i, j])
+            states.append(state)
         elif (a < 0) != (b < 0):
             obj, new = (a, j) if a >= 0 else (b, i)
-            if _fits(obs, objects[obj] + [new], gate) is not None:
+            found = _extends(obs, objects[obj], states[obj], new, gate)
+            if found is not None:
                 member[new] = obj
                 objects[obj].append(new)
+                states[obj] = found[1:]
     objects = _merge(obs, objects, pairs, member, gate)
     object_of = np.full(n, -1)
     groups = []
