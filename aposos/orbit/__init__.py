@@ -161,7 +161,7 @@ def determine_orbit(observations, *, satnum: int = 99999, reject_sigma: float = 
     used = of.fit.used
     if used.mean() < 0.8:
         return _undetermined(f"{int((~used).sum())} of {len(used)} observations rejected as outliers (mixed objects?)")
-    epoch, _ = tlefit.tle_epoch(Time(2433281.5, of.epoch_days, format="jd", scale="utc"))
+    epoch = Time(tlefit.JD_1949, of.epoch_days, format="jd", scale="utc")
     m = obs.teme_to_gcrs[of.epoch_index]
     state, cov = state_covariance(of.x, of.epoch_days, of.fit.cov, epoch, m)
     sig_pos = float(np.sqrt(np.trace(cov[:3, :3])))
@@ -170,10 +170,13 @@ def determine_orbit(observations, *, satnum: int = 99999, reject_sigma: float = 
         return _undetermined(f"arc too short to determine an orbit: {obs.n_tracklets} tracklet(s) over {span:.0f} s, "
                              f"position uncertainty {sig_pos:.0f} km")
     try:
-        tle = tlefit.tle_lines(of.x, of.epoch_days, satnum)
+        x_r, epoch_r = tlefit.round_for_tle(of.x, of.epoch_days)
+        tle = tlefit.tle_lines(x_r, epoch_r, satnum)
     except ValueError as exc:
         return _undetermined(f"no valid TLE: {exc}")
     sat = Satrec.twoline2rv(*tle)
+    epoch = Time(sat.jdsatepoch, sat.jdsatepochF, format="jd", scale="utc")  # may differ by < 1 ms (rounding)
+    state = np.concatenate(tlefit.state_gcrs(sat, epoch, m))
     resid = obs.residuals_arcsec(tlefit.predicted_units(sat, obs))
     rms = float(np.sqrt(np.mean(resid[used] ** 2)))
     return OrbitSolution(

@@ -1,27 +1,32 @@
 """Angles-only initial orbit determination: Gauss's method with iterative refinement.
 
-Method (Gauss, with the iteration of Escobal/Curtis Algorithm 5.6): three lines of sight
-``L1, L2, L3`` from observer positions ``R1, R2, R3`` at times ``t1 < t2 < t3``.
+Three lines of sight ``L1, L2, L3`` from observer positions ``R1, R2, R3`` at times
+``t1 < t2 < t3`` (one station or several).
 
-1. The eighth-degree polynomial in the geocentric distance ``r2`` (truncated f and g series)
-   gives up to three physical roots; each root is a separate candidate.
-2. For each root the slant ranges follow from the determinant formulas, then the iteration
-   replaces the series by exact two-body f and g (universal variable,
-   :func:`~aposos.orbit.propagate.kepler_fg`), recomputing the ranges until they change by
-   less than 1 m. Candidates that diverge, fall inside the Earth or are hyperbolic are
-   dropped.
+1. Starting values of the geocentric distance ``r2``: the roots of Gauss's eighth-degree
+   polynomial (truncated f and g series; good for short spacing), and the radii at which a
+   *circular* orbit is consistent with the outer slant ranges (exact f, g of a circle; good
+   for GEO tracklets hours apart, where the series fails).
+2. From each start, the outer slant ranges ``rho1, rho3`` are iterated with exact two-body
+   f and g (universal variable, :func:`~aposos.orbit.propagate.kepler_fg`; damped update,
+   Curtis Algorithm 5.6). The middle state follows from ``r1, r3`` and f, g; the middle range
+   of the classical formulas is not used because it is ill-conditioned for nearly coplanar
+   lines of sight (GEO seen from one station). If the iteration diverges, the unrefined state
+   is kept when it is a bound orbit above the Earth: the least-squares fit that follows
+   decides.
 
-Why Gauss: the geometry of this network is either a LEO pass (a 1-3 min tracklet spans
-5-15 deg of geocentric arc, enough for Gauss within one tracklet) or GEO tracklets hours
-apart (tens of degrees between tracklets, fine for Gauss with exact f, g). Gooding's method
-(Lambert-based, handles multi-revolution gaps) was considered; arcs with revolutions between
-tracklets are instead bridged by the least-squares arc extension in
-:mod:`aposos.orbit.solve`, which scans the mean motion to resolve the revolution count.
-Gauss fails on a single very short arc (ill-conditioned ``D0``); the caller reports that as
-'undetermined'.
+Why Gauss and not Gooding: Gooding's method (R. H. Gooding, "A new procedure for orbit
+determination based on three lines of sight (angles only)", DRA TR 93004, 1993) corrects two
+ranges by Newton iteration through a multi-revolution Lambert solver, so it handles arcs
+spanning revolutions and any site configuration. Here the two needs it covers are met
+differently: a LEO pass alone spans 5-15 deg of geocentric arc (Gauss within one tracklet
+works, ~1 km), GEO tracklets of one night are tens of degrees apart (Gauss with the circular
+start), and revolutions between tracklets are bridged by the least-squares arc growth of
+:mod:`aposos.orbit.solve`, which scans the mean motion for the revolution count. A single very
+short arc (one GEO tracklet) gives no candidate: the caller reports it as undetermined.
 
-Light time and aberration are ignored here (< 0.5 km in GEO); the least-squares fit that
-follows models them.
+Light time and aberration are ignored here (< 0.5 km in GEO); the least-squares fit models
+them.
 """
 
 from __future__ import annotations

@@ -113,3 +113,47 @@ def state_gcrs(sat: Satrec, time: Time, teme_to_gcrs_matrix):
     if err:
         raise ValueError(f"SGP4 error {err}")
     return teme_to_gcrs_matrix @ np.array(r), teme_to_gcrs_matrix @ np.array(v)
+
+
+# --- rounding to the TLE text ---------------------------------------------------------------
+ANGLE_STEP_DEG = 1e-4  # TLE resolution of i, RAAN, argp, M
+ECC_STEP = 1e-7
+N_STEP_REV_DAY = 1e-8
+EPOCH_STEP_DAY = 1e-8
+
+
+def _rounded(v, step):
+    return np.round(v / step) * step
+
+
+def _bstar_rounded(b):
+    """B* as the TLE text holds it: 5 significant digits."""
+    if b == 0:
+        return 0.0
+    exp = int(np.floor(np.log10(abs(b)))) + 1
+    return float(np.round(b / 10.0 ** exp, 5) * 10.0 ** exp)
+
+
+def round_for_tle(x, epoch_days):
+    """Parameters and epoch whose TLE text is exact: (x, epoch_days).
+
+    The TLE text holds angles to 1e-4 deg: 12 m along-track in LEO, up to ~2 arcsec at LEO
+    ranges for the mean anomaly. B*, i, RAAN, e, argp and n are rounded to their fields; the
+    epoch is then moved by a few 1e-8 day steps (< 0.5 s: the secular drifts of the other
+    elements over that are negligible) so that the mean anomaly falls on its 1e-4 deg grid,
+    which removes most of the along-track rounding error. (Refitting the remaining elements
+    after each rounding was tried: it lowers the arc residuals but shifts error into the
+    prediction, 0.9 km a day later for GEO, so it is not done.)
+    """
+    x = np.array(x, float)
+    n, e, inc, raan, argp, m = keplerian(x)
+    d2r = np.pi / 180
+    inc_r, raan_r, argp_r = (_rounded(np.degrees(v), ANGLE_STEP_DEG) % 360 * d2r for v in (inc, raan, argp))
+    n_r = _rounded(n, N_STEP_REV_DAY)
+    m_deg = np.degrees(m)
+    shifts = np.arange(-50, 51)
+    m_shift = m_deg + n_r * 360.0 * shifts * EPOCH_STEP_DAY  # M at a shifted epoch
+    k = shifts[np.argmin(np.abs(m_shift - _rounded(m_shift, ANGLE_STEP_DEG)))]
+    m_r = _rounded(m_deg + n_r * 360.0 * k * EPOCH_STEP_DAY, ANGLE_STEP_DEG) % 360 * d2r
+    out = params_from_keplerian(n_r, _rounded(e, ECC_STEP), inc_r, raan_r, argp_r, m_r, _bstar_rounded(x[6]))
+    return out, round(epoch_days + k * EPOCH_STEP_DAY, 8)
