@@ -212,3 +212,14 @@ def test_geo_against_independent_simulator_truth(simulated_geo):
           f"median {np.median(errors):.1f} km, formal sigma {np.median(sigmas):.1f} km")
     assert np.median(errors) < 5.0
     assert np.all(errors < 4 * sigmas)
+
+
+def test_five_point_leo_arc_is_too_short(leo_night):
+    """Half a LEO tracklet (5 points, 53 s) gives an IOD but no usable orbit: the formal
+    uncertainty one revolution later (hundreds of km) makes it 'undetermined'."""
+    sol = determine_orbit([leo_night[1][0][:5]])
+    assert not sol.determined and "arc too short" in sol.reason
+    full = determine_orbit([leo_night[1][0]])  # the whole 2-min tracklet is (loosely) determined
+    assert full.determined, full.reason
+    truth = ot.gcrs_positions(leo_night[0], full.epoch.reshape(1))[0]
+    assert np.linalg.norm(full.state[:3] - truth) < 4 * np.sqrt(np.trace(full.covariance[:3, :3]))

@@ -8,7 +8,8 @@ time and star-relative aberration from :mod:`aposos.directions` (the reduction's
 Verdicts: ``status == 'undetermined'`` with a ``reason`` for too few observations, duplicate
 or unordered times, no initial orbit, a diverged fit, residuals inconsistent with one object
 (chi^2 test, tracklets that do not fit: mixed objects) or an arc too short to determine the
-orbit (position uncertainty > 1 % of the distance). A fit is never reported as an orbit
+orbit (formal position uncertainty > 1 % of the distance at the epoch, or > 5 % one
+revolution later). A fit is never reported as an orbit
 otherwise.
 
 Modules: :mod:`.observations` (input, observation model), :mod:`.iod` (Gauss),
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import astropy.units as u
 import numpy as np
 from astropy.table import Table
 from astropy.time import Time
@@ -28,12 +30,15 @@ from sgp4.api import Satrec
 
 from . import tlefit
 from .lsq import FitError
-from .observations import ARCSEC, Observations, prepare, problems
+from .observations import Observations, prepare, problems
+from .propagate import MU_KM3_S2, R_EARTH_KM
 from .solve import MAX_CHI2_RED, fit_orbit
 
 __all__ = ["OrbitSolution", "determine_orbit"]
 
 MAX_RELATIVE_POSITION_SIGMA = 0.01  # undetermined if sigma(position) > 1 % of the geocentric distance
+MIN_PERIGEE_HEIGHT_KM = 100.0  # an orbit with a lower perigee is reported as not physical
+MAX_RELATIVE_SIGMA_ONE_REV = 0.05  # ... or if sigma(position) one revolution later > 5 % of it
 
 
 @dataclass
@@ -80,21 +85,14 @@ class OrbitSolution:
     def position_sigma_km(self, time: Time) -> float:
         """Formal 1-sigma (root of the covariance trace) of the TLE position at ``time``, km.
 
-        The element covariance mapped through SGP4 (forward differences): how well the
-        data determine the prediction, e.g. 24 h ahead.
+        The element covariance mapped through SGP4: how well the data determine the
+        prediction, e.g. 24 h ahead.
         """
         sat = self.satrec
         x = tlefit.params_from_keplerian(sat.no_kozai * tlefit.MINUTES_PER_DAY / (2 * np.pi), sat.ecco, sat.inclo,
                                          sat.nodeo, sat.argpo, sat.mo, sat.bstar)
         epoch_days = (sat.jdsatepoch - tlefit.JD_1949) + sat.jdsatepochF
-
-        def pos(xx):
-            err, r, _ = tlefit.satrec(xx, epoch_days).sgp4(time.utc.jd1, time.utc.jd2)
-            return np.array(r)
-
-        p0 = pos(x)
-        J = np.stack([(pos(x + h * e) - p0) / h for h, e in zip(tlefit.STEPS, np.eye(7))], axis=1)
-        return float(np.sqrt(np.trace(J @ self.element_covariance @ J.T)))
+        return tlefit.position_sigma_km(x, epoch_days, self.element_covariance, time)
 
     def __repr__(self):
         if not self.determined:
@@ -169,6 +167,16 @@ def determine_orbit(observations, *, satnum: int = 99999, reject_sigma: float = 
         span = (obs.times[-1] - obs.times[0]).sec
         return _undetermined(f"arc too short to determine an orbit: {obs.n_tracklets} tracklet(s) over {span:.0f} s, "
                              f"position uncertainty {sig_pos:.0f} km")
+    n_rad_s, ecc = of.x[0] * 2 * np.pi / 86400.0, float(np.hypot(of.x[1], of.x[2]))
+    perigee_km = (MU_KM3_S2 / n_rad_s ** 2) ** (1 / 3) * (1 - ecc)
+    if perigee_km < R_EARTH_KM + MIN_PERIGEE_HEIGHT_KM:
+        return _undetermined(f"fitted orbit is not physical: perigee height {perigee_km - R_EARTH_KM:.0f} km")
+    period_s = 86400.0 / of.x[0]
+    sig_rev = tlefit.position_sigma_km(of.x, of.epoch_days, of.fit.cov, epoch + period_s * u.s)
+    if not np.isfinite(sig_rev) or sig_rev > MAX_RELATIVE_SIGMA_ONE_REV * np.linalg.norm(state[:3]):
+        span = (obs.times[-1] - obs.times[0]).sec
+        return _undetermined(f"arc too short to determine an orbit: {obs.n_tracklets} tracklet(s) over {span:.0f} s, "
+                             f"position uncertainty {sig_pos:.1f} km now, {sig_rev:.0f} km one revolution later")
     try:
         x_r, epoch_r = tlefit.round_for_tle(of.x, of.epoch_days)
         tle = tlefit.tle_lines(x_r, epoch_r, satnum)

@@ -107,6 +107,20 @@ def residual_function(obs, epoch_days: float):
     return fun
 
 
+def position_sigma_km(x, epoch_days: float, cov, time: Time) -> float:
+    """Formal 1-sigma (root of the trace) of the SGP4 position at ``time``, km (TEME; the
+    trace is rotation invariant): the parameter covariance mapped by forward differences."""
+    t = time.utc
+
+    def pos(xx):
+        err, r, _ = satrec(xx, epoch_days).sgp4(t.jd1, t.jd2)
+        return np.array(r)
+
+    p0 = pos(x)
+    J = np.stack([(pos(x + h * e) - p0) / h for h, e in zip(STEPS, np.eye(len(x)))], axis=1)
+    return float(np.sqrt(np.trace(J @ cov @ J.T)))
+
+
 def state_gcrs(sat: Satrec, time: Time, teme_to_gcrs_matrix):
     """SGP4 position (km) and velocity (km/s) in GCRS at ``time`` (scalar Time)."""
     err, r, v = sat.sgp4(time.utc.jd1, time.utc.jd2)
