@@ -304,9 +304,11 @@ def _identify_track(k: int, rows: Table, catalog: TleCatalog, locate, cfg: Ident
         s["chi2"] = _num(c["chi2"], 3)
         candidates.append(s)
     status = str(verdict["status"])
+    reason = _reason(status, candidates, cat, location, trk, t_ref, ccfg)
+    if norad.isdigit() and claimed is None:
+        reason += f"; the file's NORAD {int(norad)} is in none of the catalogs"
     result.update(status=status, norad_id=int(verdict["norad_id"]) if status != "uct" else None,
-                  candidates=candidates,
-                  reason=_reason(status, candidates, cat, location, trk, t_ref, ccfg))
+                  candidates=candidates, reason=reason)
     return result
 
 
