@@ -165,15 +165,11 @@ def import_file(db, path, *, station: str | None = None, site=None, sites=None, 
     from .db import schema
     from .db.store import content_hash, rows_from
     from .formats import read_observations
-    from .identify import IdentifyConfig, SiteResolver, _identify_track, fill_sigma, group_tracks
+    from .config import load_station
+    from .identify import IdentifyConfig, SiteResolver, fill_sigma, group_tracks, identify
 
     if station is not None:
-        st = configured_station(station)
-        if st is None:
-            from .config import load_station
-
-            load_station(station)  # raises the "unknown station" error with the list
-        site = st.location
+        site = load_station(station).location  # an unknown name lists the configured ones
     table = read_observations(path, sites=sites)
     summary = {"records": len(table), "rejected": list(table.meta["rejected"]), "frames_added": 0,
                "tracklets": 0, "results": []}
@@ -194,11 +190,7 @@ def import_file(db, path, *, station: str | None = None, site=None, sites=None, 
     new = db.view.frame_index(uids) < 0
     cfg = config or IdentifyConfig()
     tracks = group_tracks(table, cfg.max_gap_s)
-    results = []
-    if catalog is not None:
-        for k in range(int(tracks.max()) + 1):
-            rows = table[tracks == k]
-            results.append(_identify_track(k, rows[np.argsort(Time(rows["time"]).jd)], catalog, locate, cfg))
+    results = identify(table, catalog, locate, cfg) if catalog is not None else []  # same tracks
     summary["results"] = results
     for status in ("identified", "ambiguous", "uct"):
         summary[status] = sum(r["status"] == status for r in results)
