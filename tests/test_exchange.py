@@ -258,3 +258,48 @@ def test_iod_export_needs_a_time_uncertainty(scene, capsys, tmp_path):
     code, _, err = _run(capsys, "export", "--db", store, "--format", "iod", "--station-code", "iran=9990")
     _one_line_error(code, err)
     assert "timing.sigma_s" in err and "--sigma-time-s" in err
+
+
+def _identify(scene, catalog_tles, path="iod"):
+    from aposos.identify import SiteResolver, identify, load_catalogs
+
+    cat_path = scene["tmp"] / f"cat{len(catalog_tles)}_{id(catalog_tles)}.tle"
+    simtles.write_catalog(cat_path, catalog_tles)
+    table = read_observations(scene[path])
+    return {int(t["object_id"]): t for t in identify(table, load_catalogs([cat_path]),
+                                                    SiteResolver(site=scene["station"].location))}
+
+
+def test_two_day_old_elements_still_identify_with_the_error_along_track(scene):
+    """The catalog as published 2 days earlier (2 km/day along-track drift, the way TLE errors
+    grow): every object is still identified, and the residual lies along the track."""
+    old = [simtles.aged(t, 2.0, km_per_day=2.0) for t in scene["truth"] if t.norad != scene["removed"]]
+    by_object = _identify(scene, old)
+    along, cross = [], []
+    for norad, t in by_object.items():
+        if norad == scene["removed"]:
+            assert t["status"] == "uct"
+            continue
+        assert t["status"] == "identified" and t["norad_id"] == norad
+        best = t["candidates"][0]
+        assert best["tle_age_days"] > 2.0
+        along.append(abs(best["along_track_arcsec"]))
+        cross.append(abs(best["cross_track_arcsec"]))
+    assert np.all(np.array(along) > np.array(cross)) and np.median(along) > 20.0
+
+
+def test_a_twin_in_the_catalog_makes_the_track_ambiguous(scene):
+    """Two catalog numbers on one orbit (a pair just separated): both pass, neither stands out."""
+    target = next(n for n in scene["seen"] if n != scene["removed"])
+    tle = next(t for t in scene["truth"] if t.norad == target)
+    twin_number = 99990
+
+    def renumber(line):
+        text = line[:2] + f"{twin_number:05d}" + line[7:68]
+        return text + str(simtles.checksum(text))
+
+    twin = simtles.Tle("TWIN", renumber(tle.line1), renumber(tle.line2))
+    t = _identify(scene, [tle, twin])[target]
+    assert t["status"] == "ambiguous" and t["norad_id"] in (target, twin_number)
+    assert {c["norad_id"] for c in t["candidates"]} == {target, twin_number}
+    assert "differ by less" in t["reason"]
