@@ -6,9 +6,9 @@ are more than ``max_gap_s`` apart (one pass of a LEO object, one series on a GEO
 without an object id are linked per station by :func:`aposos.link.link` and each tracklet it
 finds is a track. Each track becomes one tracklet for :func:`aposos.correlate.correlate`:
 
-* reference time ``t_ref``: the middle of the consecutive pair of records closest in time
-  near the middle of the track; position at ``t_ref``: the normalised mean of the pair's
-  directions; on-sky rate: their chord over their time difference (exact to second order);
+* position and on-sky rate at the time ``t_ref`` of the track's middle record, from a
+  weighted polynomial fit (degree up to 3) of the gnomonic coordinates of the records within
+  10 deg of it, its neighbours always included (:func:`track_tracklet`);
 * the correlator's fine residuals use every record of the track; its timing term uses the
   track's median reported time uncertainty (``sigma_time_s``), or ``CorrelateConfig``'s when
   the file gives none (then reported as assumed).
@@ -174,34 +174,52 @@ def _linked_pieces(table: Table, rows: np.ndarray) -> list[np.ndarray]:
     return [rows[tid == k] for k in np.unique(tid[tid >= 0])]
 
 
-def track_tracklet(times: Time, ra_deg, dec_deg, sigma_arcsec) -> dict | None:
-    """The tracklet row (correlator contract) of one track sorted by time; None if it has a
-    single record (no motion to compare)."""
-    n = len(ra_deg)
-    if n < 2:
-        return None
+def track_tracklet(times: Time, ra_deg, dec_deg, sigma_arcsec, window_deg: float = 10.0) -> dict | None:
+    """The tracklet row (correlator contract) of one track sorted by time; None with fewer
+    than two distinct times (no motion to compare).
+
+    The records within ``window_deg`` of the record nearest the track's middle time are
+    projected gnomonically about it (great circles are straight lines there) and each
+    coordinate is fitted by a weighted polynomial in time (degree up to 3, one less than the
+    records); position and on-sky rate are evaluated at that middle record's time ``t_ref``.
+    The middle record's neighbours are always used (within 60 deg), for sparse tracks.
+    """
     secs = (times - times[0]).to_value("s")
-    dt = np.diff(secs)
-    mid = secs[-1] / 2
-    ok = np.flatnonzero(dt > 0)
-    if len(ok) == 0:
+    if len(secs) < 2 or np.ptp(secs) <= 0:
         return None
-    # the closest-in-time pair, preferring pairs near the middle of the track
-    centre = (secs[ok] + secs[ok + 1]) / 2
-    i = ok[np.argmin(dt[ok] * (1 + np.abs(centre - mid) / max(secs[-1], 1e-9)))]
-    pair = unit_from_radec(np.asarray(ra_deg, float)[[i, i + 1]], np.asarray(dec_deg, float)[[i, i + 1]])
-    pos = pair.sum(axis=0)
-    pos /= np.linalg.norm(pos)
+    unit = unit_from_radec(np.asarray(ra_deg, float), np.asarray(dec_deg, float))
+    sig = np.asarray(sigma_arcsec, float)
+    middle = int(np.argmin(np.abs(secs - np.median(secs))))
+    centre = unit[middle]
+    east, north = _east_north(centre)
+    near = unit @ centre > math.cos(math.radians(window_deg))
+    near[max(middle - 1, 0):middle + 2] = True  # sparse tracks: the neighbours, wherever they are
+    near &= unit @ centre > 0.5                 # ... within 60 deg (gnomonic scale < 4)
+    if np.ptp(secs[near]) <= 0:
+        return None
+    t0 = float(secs[middle])
+    z = unit[near] @ centre
+    xi, eta = unit[near] @ east / z, unit[near] @ north / z
+    deg = min(int(near.sum()) - 1, 3)
+    w = 1.0 / sig[near]
+    cx = np.polyfit(secs[near] - t0, xi, deg, w=w)
+    ce = np.polyfit(secs[near] - t0, eta, deg, w=w)
+    plane = centre + cx[-1] * east + ce[-1] * north           # position at t_ref (unnormalised)
+    rate = cx[-2] * east + ce[-2] * north                    # its time derivative
+    pos = plane / np.linalg.norm(plane)
+    velocity = (rate - pos * (pos @ rate)) / np.linalg.norm(plane)  # rad/s on the sky
     ra0, dec0 = radec_deg(pos)
-    a = np.radians(float(ra0))
-    east = np.array([-math.sin(a), math.cos(a), 0.0])
-    north = np.cross(pos, east)
-    velocity = (pair[1] - pair[0]) / dt[i]
-    sig = np.asarray(sigma_arcsec, float)[[i, i + 1]]
-    return {"t_ref": times[i] + (dt[i] / 2) * u.s, "ra_deg": float(ra0), "dec_deg": float(dec0),
-            "ra_rate_deg_s": math.degrees(velocity @ east),
-            "dec_rate_deg_s": math.degrees(velocity @ north),
-            "sigma_arcsec": float(np.sqrt(np.sum(sig**2)) / 2)}
+    e0, n0 = _east_north(pos)
+    return {"t_ref": times[0] + t0 * u.s, "ra_deg": float(ra0), "dec_deg": float(dec0),
+            "ra_rate_deg_s": math.degrees(velocity @ e0), "dec_rate_deg_s": math.degrees(velocity @ n0),
+            "sigma_arcsec": float(np.median(sig[near]) / math.sqrt(near.sum()))}
+
+
+def _east_north(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors towards east and north at a direction (not at a pole)."""
+    east = np.cross([0.0, 0.0, 1.0], unit)
+    east /= np.linalg.norm(east)
+    return east, np.cross(unit, east)
 
 
 # --------------------------------------------------------------------------- residuals

@@ -303,3 +303,30 @@ def test_a_twin_in_the_catalog_makes_the_track_ambiguous(scene):
     assert t["status"] == "ambiguous" and t["norad_id"] in (target, twin_number)
     assert {c["norad_id"] for c in t["candidates"]} == {target, twin_number}
     assert "differ by less" in t["reason"]
+
+
+@pytest.mark.parametrize("kind,span_s", [("leo", 60), ("leo", 120), ("geo", 300)])
+def test_track_tracklet_position_and_rate_against_truth(kind, span_s):
+    """The tracklet made of a track (8 records, 1 arcsec noise) sits on the simulator's truth:
+    a 900 km LEO passing near the zenith (1700 arcsec/s, up to 100 deg of sky in 120 s) and
+    a GEO."""
+    from aposos.identify import track_tracklet
+
+    st = load_station("iran")
+    t_pass = Time("2026-11-21T15:10:00", scale="utc")
+    tle = (simtles.designed_leo(90001, t_pass, st.lat_deg, st.lon_deg, alt_km=900.0) if kind == "leo"
+           else simtles.designed_geo(90002, t_pass, st.lon_deg + 10.0))
+    times = t_pass + np.linspace(-span_s / 2, span_s / 2, 8) * u.s
+    o = satellites.observe(tle, st, times)
+    rng = np.random.default_rng(4)
+    ra = o["ra_deg"] + rng.normal(0, 1, 8) / 3600 / np.cos(np.radians(o["dec_deg"]))
+    dec = o["dec_deg"] + rng.normal(0, 1, 8) / 3600
+    trk = track_tracklet(times, ra, dec, np.ones(8))
+    ref = satellites.observe(tle, st, trk["t_ref"])
+    offset = np.hypot((trk["ra_deg"] - ref["ra_deg"][0]) * np.cos(np.radians(trk["dec_deg"])),
+                      trk["dec_deg"] - ref["dec_deg"][0]) * 3600
+    rate = np.hypot(trk["ra_rate_deg_s"], trk["dec_rate_deg_s"]) * 3600
+    true_rate = np.hypot(ref["rate_ra_arcsec_s"][0], ref["rate_dec_arcsec_s"][0])
+    assert offset < 3.0
+    assert abs(rate / true_rate - 1) < 0.01
+    assert abs(trk["ra_rate_deg_s"] * 3600 - ref["rate_ra_arcsec_s"][0]) < 0.01 * true_rate + 0.1
