@@ -16,6 +16,7 @@ import tempfile
 import numpy as np
 
 from ..errors import AposError
+from .iod import STATION_RE
 
 
 def _station_codes(pairs) -> dict[str, str]:
@@ -72,7 +73,12 @@ def _cmd_export(args) -> int:
             raise AposError("no observations to export" + (" (" + "; ".join(left_out) + ")" if left_out else "")
                             + " for this selection", path=args.db)
         if args.format == "iod":
-            n = write_iod(table, target, station_codes=_station_codes(args.station_code))
+            codes = _station_codes(args.station_code)
+            for s in stations:
+                if not STATION_RE.match(codes.get(s, s)):
+                    raise AposError(f"station {s!r} has no 4-character IOD code: pass --station-code "
+                                    f"{s}=CODE", key="--station-code")
+            n = write_iod(table, target, station_codes=codes)
             what = f"{n} IOD lines"
         else:
             n = write_tdm(table, target)
