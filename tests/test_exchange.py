@@ -333,3 +333,16 @@ def test_track_tracklet_position_and_rate_against_truth(kind, span_s):
     code, _, err = _run(capsys, "export", "--db", store, "--format", "iod", "--sigma-time-s", "0.01")
     _one_line_error(code, err)
     assert "--station-code iran=CODE" in err
+
+
+def test_station_timing_sigma_comes_from_the_config(tmp_path, monkeypatch):
+    import aposos.exchange as exchange
+    from aposos.config import STATIONS_DIR, load_station_file
+
+    text = (STATIONS_DIR / "iran.toml").read_text().replace('time_source = "GPS"',
+                                                             'time_source = "GPS"\nsigma_s = 0.0005')
+    path = tmp_path / "iran.toml"
+    path.write_text(text)
+    monkeypatch.setattr(exchange, "configured_station", lambda name: load_station_file(path))
+    assert exchange.station_sigma_time("iran", None) == 0.0005
+    assert exchange.station_sigma_time("iran", 0.2) == 0.0005  # the config wins
