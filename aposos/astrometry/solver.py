@@ -605,6 +605,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
     best_fail = "no asterism of the image matched the catalog around the hint"
     max_catalog_seen = 0
     best_note = (0, "")
+    blind_note = ""
 
     plan = [("hint", float(hint[0]), float(hint[1]), cfg.hint_radius_deg, cfg.scale_tolerance)]
     if cfg.scale_search:
@@ -619,7 +620,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
         if method == "blind":
             t_blind = t_blind or time.perf_counter()
             if time.perf_counter() - t_blind > cfg.blind_time_limit_s:
-                best_fail += f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
+                blind_note = f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
                 break
         for par in parities:
             fld = _Field(xy, shape, scale_arcsec / 3600.0, par)
@@ -648,10 +649,10 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
     if max_catalog_seen < cfg.min_matches:
         reason = (f"catalog has {max_catalog_seen} usable stars around the hint (< {cfg.min_matches}): "
                   "field too sparse for this catalog")
+    elif best_note[1]:
+        reason = f"no acceptable solution ({n_hyp} hypotheses tested); {best_note[1]}{blind_note}"
     else:
-        reason = f"{best_fail} ({n_hyp} hypotheses tested, none significant)"
-        if best_note[1]:
-            reason += f"; {best_note[1]}"
+        reason = f"{best_fail} ({n_hyp} hypotheses tested, none significant){blind_note}"
     return _fail(reason, n_hypotheses=n_hyp, time_s=time.perf_counter() - t0, **base)
 
 
@@ -713,6 +714,7 @@ def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels, fini
     """Try hypotheses level by level; the first that passes the false-alarm test and, after
     ``finish`` (the final fit), the star count and RMS checks, is returned as
     (fit, ref, i_star, j_src, log10_false_alarm)."""
+    rejected = 0
     for level in levels:
         n_img = min(level, len(attempt.fld.xy))
         tried = 0
@@ -738,6 +740,9 @@ def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels, fini
             if len(i) < cfg.min_matches or rms > cfg.max_rms_px:
                 attempt.note(len(i), f"best candidate: {len(i)} stars, rms {rms:.2f} px (need >= {cfg.min_matches} "
                                      f"stars and rms <= {cfg.max_rms_px:g} px)")
+                rejected += 1
+                if rejected >= 3:  # the field is found but its plate cannot be fitted: stop here
+                    return None
                 continue
             return fit, ref, i, j, lfa_total
         if n_img >= len(attempt.fld.xy):
