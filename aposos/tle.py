@@ -69,7 +69,8 @@ def format_catalog_number(norad_id: int) -> str:
 
 def checksum(line: str) -> int:
     """TLE checksum of the first 68 columns: sum of digits, ``-`` counts 1, modulo 10."""
-    return sum(int(c) if c.isdigit() else (1 if c == "-" else 0) for c in line[:68]) % 10
+    s = line[:68]
+    return (sum(d * s.count(str(d)) for d in range(1, 10)) + s.count("-")) % 10
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def parse_tle_text(text: str, path="<text>", precedence: int = 0):
         # a name line (3LE), with or without the "0 " prefix
         if name_line is not None:
             reject(name_line, f"name line {name!r} not followed by an element set")
-        name = raw[2:].strip() if raw.startswith("0 ") else raw.strip()
+        name = raw[1:].strip() if raw[:2] in ("0 ", "0") else raw.strip()
         name_line = lineno
         i += 1
     if name_line is not None:
@@ -333,7 +334,8 @@ def load_catalog(path_or_paths, near=None) -> TleCatalog:
             raise AposError(f"cannot read TLE file: {e.strerror}", path=p) from None
         en, rj, cs = parse_tle_text(text, p, precedence=k)
         if not en:
-            raise AposError("no element sets found", path=p)
+            why = f" ({len(rj)} rejected; first: line {rj[0].line}: {rj[0].reason})" if rj else ""
+            raise AposError(f"no element sets found{why}", path=p)
         entries += en
         rejected += rj
         sums += cs
@@ -357,3 +359,29 @@ def as_entries(tles) -> list[TleEntry]:
             raise AposError(rj[0].reason, path=f"<tles[{k}]>")
         out.append(en[0])
     return out
+
+
+def format_lines(norad_id: int, epoch, inclination_deg: float, raan_deg: float, eccentricity: float,
+                 arg_perigee_deg: float, mean_anomaly_deg: float, mean_motion_rev_day: float,
+                 bstar: float = 0.0, intl_designator: str = "26001A") -> tuple[str, str]:
+    """Two element lines (with checksums) for the given mean elements at ``epoch`` (UTC)."""
+    t = Time(epoch).utc
+    year = int(t.datetime.year)
+    day = (t - Time(f"{year}-01-01", scale="utc")).to_value("day") + 1.0
+
+    def exp_field(x):
+        if x == 0:
+            return " 00000-0"
+        e = int(np.floor(np.log10(abs(x)))) + 1
+        m = round(abs(x) / 10.0**e * 1e5)
+        if m >= 100000:
+            m, e = m // 10, e + 1
+        return f"{'-' if x < 0 else ' '}{m:05d}{'-' if e < 0 else '+'}{abs(e)}"
+
+    num = format_catalog_number(norad_id)
+    l1 = f"1 {num}U {intl_designator:<8s} {year % 100:02d}{day:012.8f}  .00000000  00000-0 {exp_field(bstar)} 0  999"
+    l2 = (f"2 {num} {inclination_deg % 180 if inclination_deg != 180 else 180:8.4f} {raan_deg % 360:8.4f} "
+          f"{round(eccentricity * 1e7):07d} {arg_perigee_deg % 360:8.4f} {mean_anomaly_deg % 360:8.4f} "
+          f"{mean_motion_rev_day:11.8f}    1")
+    l1, l2 = l1[:68], l2[:68]
+    return l1 + str(checksum(l1)), l2 + str(checksum(l2))

@@ -31,6 +31,7 @@ from .dialects import STATION_DIALECTS, generic
 log = logging.getLogger(__name__)
 
 _IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZ", b"PK")  # gzip, bzip2, zip: astropy opens these transparently
 _STRUCTURAL = ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "PCOUNT", "GCOUNT", "XTENSION", "BZERO", "BSCALE")
 
 
@@ -44,7 +45,7 @@ def _station(station, path) -> Station:
     try:
         return load_station(station)
     except AposError as exc:
-        raise AposError(f"station {station!r}: {exc.problem}", path=path, key="station") from None
+        raise AposError(f"station {os.fspath(station)!r}: {exc}", path=path, key="station") from None
 
 
 def recognise_station(header: fits.Header, directory=STATIONS_DIR) -> Station | None:
@@ -69,44 +70,74 @@ def _open_image(path: Path) -> tuple[fits.Header, np.ndarray, int]:
         raise AposError("is a folder, not a FITS file", path=path)
     if path.stat().st_size == 0:
         raise AposError("empty file (0 bytes)", path=path, key="SIMPLE")
+    with path.open("rb") as f:
+        start = f.read(9)
+    if start != b"SIMPLE  =" and start[:2] not in _COMPRESSED_MAGIC:
+        raise AposError(f"not a FITS file: it starts with {start!r}, not 'SIMPLE  ='", path=path, key="SIMPLE")
+    index = None  # the image HDU, once found: errors after that are about its pixels
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
-                index, hdu = _first_image(hdul, path)
-                data = np.asarray(hdu.data)
-                header = _merged_header(hdul[0].header, hdu.header if index else None)
+                index = _first_image(hdul, path)
+                data = np.asarray(hdul[index].data)
+                header = _merged_header(hdul[0].header, hdul[index].header if index else None)
         except AposError:
             raise
         except Exception as exc:  # noqa: BLE001 - astropy raises many types on corrupt files
-            raise AposError(f"not a readable FITS file: {_why(exc, caught)}", path=path, key="SIMPLE") from None
-    truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
+            truncated = _truncation(caught)
+            if truncated:
+                raise AposError(f"truncated FITS file: {truncated}", path=path) from None
+            why = f"{type(exc).__name__}: {exc}"
+            if index is not None:
+                raise AposError(f"cannot read the pixels of HDU {index} ({why})", path=path, key=f"HDU{index} data") from None
+            raise AposError(f"not a readable FITS file ({why}){_block_note(path)}", path=path, key="SIMPLE") from None
+    truncated = _truncation(caught)
     if truncated:
-        raise AposError(f"truncated FITS file: {truncated[0]}", path=path, key="NAXIS")
+        raise AposError(f"truncated FITS file: {truncated}", path=path)
     return header, data, index
 
 
-def _why(exc: Exception, caught) -> str:
-    notes = [str(w.message).splitlines()[0] for w in caught if "truncated" in str(w.message) or "Header size" in str(w.message)]
-    return "; ".join([f"{type(exc).__name__}: {exc}", *notes[:1]])
+def _block_note(path: Path) -> str:
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        magic = f.read(2)
+    if size % 2880 and magic not in _COMPRESSED_MAGIC:
+        return f"; its size {size} bytes is not a whole number of 2880-byte FITS blocks (truncated?)"
+    return ""
 
 
-def _first_image(hdul, path):
+def _truncation(caught) -> str | None:
+    """astropy's 'file may have been truncated' warning text, if it was raised."""
+    for w in caught:
+        text = str(w.message)
+        if "truncated" in text:
+            return text.splitlines()[0].replace("File may have been truncated: ", "")
+    return None
+
+
+def _first_image(hdul, path) -> int:
+    """Index of the first image HDU whose header declares pixels (NAXIS > 0, every NAXISn > 0)."""
     for index, hdu in enumerate(hdul):
-        if isinstance(hdu, _IMAGE_HDUS) and hdu.header.get("NAXIS", 0) > 0 and hdu.data is not None:
-            return index, hdu
+        naxis = hdu.header.get("NAXIS", 0) if isinstance(hdu, _IMAGE_HDUS) else 0
+        if isinstance(naxis, int) and naxis > 0 and all(hdu.header.get(f"NAXIS{i}", 0) != 0 for i in range(1, naxis + 1)):
+            bitpix = hdu.header.get("BITPIX")
+            if bitpix not in (8, 16, 32, 64, -32, -64):
+                raise AposError(f"invalid BITPIX {bitpix!r} in HDU {index} (8, 16, 32, 64, -32 or -64)", path=path, key="BITPIX")
+            return index
     raise AposError(f"no image HDU with data among {len(hdul)} HDU(s)", path=path, key="NAXIS")
 
 
 def _merged_header(primary: fits.Header, extension: fits.Header | None) -> fits.Header:
     if extension is None:
         return primary.copy()
+    # Cards are copied whole (not as value/comment), so that a number keeps the digits written
+    # on the card: an MJD-MID with 12 decimals would lose ~0.3 us through a float64.
     merged = fits.Header([c for c in primary.cards if c.keyword not in _STRUCTURAL])
     for card in extension.cards:
-        if card.keyword in ("COMMENT", "HISTORY", ""):
-            merged.append(card)
-        else:
-            merged[card.keyword] = (card.value, card.comment)
+        if card.keyword not in ("COMMENT", "HISTORY", "") and card.keyword in merged:
+            del merged[card.keyword]
+        merged.append(card)
     return merged
 
 
@@ -167,10 +198,21 @@ def read_frame(path, station=None) -> Frame:
         config = recognise_station(header)
     data, mask = _pixels(raw, path, index)
     if config is None:
-        fields = generic.read(cards, saturation_default=_saturation_of(raw))
+        fields = _read_generic(cards, raw)
     else:
         fields = dialect_of(config).read(cards, config)
     return Frame(data=data, meta=FrameMeta(path=os.fspath(path), **fields), mask=mask, header=header)
+
+
+def _read_generic(cards: Cards, raw: np.ndarray) -> dict:
+    try:
+        return generic.read(cards, saturation_default=_saturation_of(raw))
+    except AposError as exc:
+        telescop = cards.text("TELESCOP")
+        if telescop is None:
+            raise
+        note = f" (read with the generic dialect: TELESCOP {telescop!r} is not a configured station)"
+        raise AposError(exc.problem + note, path=exc.path, key=exc.key) from None
 
 
 def read_meta(path, station=None) -> FrameMeta:
@@ -191,6 +233,13 @@ def header_for(meta: FrameMeta, station) -> fits.Header:
     return dialect_of(config).write(meta, config)
 
 
+#: time keywords astropy WCS writes (from wcs.dateobs, mjdref, ...) that would clash with a dialect's
+_WCS_TIME_KEYS = frozenset(
+    "DATE-OBS MJD-OBS DATE-AVG MJD-AVG DATE-BEG MJD-BEG DATE-END MJD-END DATEREF MJDREF MJDREFI MJDREFF "
+    "TIMESYS TIMEUNIT TSTART TSTOP JEPOCH BEPOCH".split()
+)
+
+
 def _storage(data: np.ndarray) -> np.ndarray:
     """Integer ADU as uint16 (or int32 when out of range), anything else as float32."""
     finite = np.all(np.isfinite(data))
@@ -209,12 +258,15 @@ def write_frame(path, frame: Frame, station, wcs=None, compress: bool = True) ->
     Integer-valued pixels are stored as uint16 (int32 if out of range) with lossless RICE tile
     compression; other pixels as float32 with lossless GZIP tile compression (no
     quantisation). ``compress=False`` writes a plain primary HDU. ``wcs`` (astropy WCS) adds
-    its keywords. The file is overwritten if it exists. Returns the path.
+    its keywords, except its time keywords (the dialect's time stamp stays). The file is overwritten if it exists. Returns the path.
     """
     path = Path(path)
     header = header_for(frame.meta, station)
     if wcs is not None:
-        header.extend(wcs.to_header(relax=True), update=True)
+        extra = wcs.to_header(relax=True)
+        for key in _WCS_TIME_KEYS & set(extra.keys()):
+            del extra[key]  # the dialect owns the time stamp: a WCS dateobs must not replace it
+        header.extend(extra, update=True)
     data = _storage(np.asarray(frame.data))
     if compress:
         if np.issubdtype(data.dtype, np.integer):

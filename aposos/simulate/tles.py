@@ -304,7 +304,11 @@ def read_catalog(path) -> list[Tle]:
     """Read a 3LE/2LE file written by :func:`write_catalog` (for the simulator's own use)."""
     from ..errors import AposError
 
-    lines = [ln.rstrip() for ln in open(path) if ln.strip()]
+    try:
+        with open(path) as f:
+            lines = [ln.rstrip() for ln in f if ln.strip()]
+    except OSError as exc:
+        raise AposError(f"cannot read TLE file: {exc.strerror}", path=path) from None
     out, name = [], None
     i = 0
     while i < len(lines):
