@@ -121,8 +121,9 @@ class PlateSolution:
         RMS of the star residual norm (px, arcsec).
     ra_deg, dec_deg : float
         Sky position of the frame centre.
-    scale_arcsec : float
+    scale_arcsec_px : float
         Mean pixel scale at the centre (arcsec/px); ``scale_ratio`` is it over the configured.
+        (``sip_order`` property: SIP order of the WCS, 0 for plain TAN.)
     rotation_deg : float
         Position angle of the image +y axis, deg east of north.
     parity : int
@@ -147,7 +148,7 @@ class PlateSolution:
     rms_arcsec: float = np.nan
     ra_deg: float = np.nan
     dec_deg: float = np.nan
-    scale_arcsec: float = np.nan
+    scale_arcsec_px: float = np.nan
     scale_ratio: float = np.nan
     rotation_deg: float = np.nan
     parity: int = 0
@@ -160,6 +161,11 @@ class PlateSolution:
     time_s: float = 0.0
     shape: tuple = (0, 0)
     fit: PlateFit | None = field(default=None, repr=False)
+
+    @property
+    def sip_order(self) -> int:
+        """Order of the SIP polynomials of the WCS (0 for a plain TAN plate)."""
+        return self.order if self.order >= 2 else 0
 
     def pixel_to_world(self, x, y):
         """(ra, dec) in deg of 0-based pixels."""
@@ -181,7 +187,7 @@ class PlateSolution:
         """Telescope-health figures for the night report."""
         return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "model", "rms_px",
                                               "rms_arcsec",
-                                              "pointing_offset_deg", "rotation_deg", "scale_arcsec",
+                                              "pointing_offset_deg", "rotation_deg", "scale_arcsec_px",
                                               "scale_ratio", "parity", "method", "time_s")}
 
     def residual_pattern(self, n_bins: int = 4) -> Table:
@@ -585,7 +591,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
     if unknown:
         raise AposError(f"unknown solve option(s): {', '.join(sorted(unknown))}", key=sorted(unknown)[0])
     cfg = SolveConfig(**config)
-    scale_arcsec, parity = _station_defaults(frame, cfg)
+    scale_arcsec_px, parity = _station_defaults(frame, cfg)
     meta = frame.meta
     shape = tuple(frame.shape)
     hint = (meta.pointing_ra_deg, meta.pointing_dec_deg)
@@ -623,7 +629,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 blind_note = f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
                 break
         for par in parities:
-            fld = _Field(xy, shape, scale_arcsec / 3600.0, par)
+            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par)
             key = (ra0, dec0)
             if key not in ref_cache:
                 ref_cache[key] = _reference(catalog, ra0, dec0, search_r + fld.radius_deg * (1 + tol) + 0.2,
@@ -644,7 +650,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
             if result is not None:
                 fit, ref, i, j, lfa_total = result
                 fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
-                return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec, base,
+                return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec_px, base,
                                  time.perf_counter() - t0)
     if max_catalog_seen < cfg.min_matches:
         reason = (f"catalog has {max_catalog_seen} usable stars around the hint (< {cfg.min_matches}): "
@@ -793,7 +799,7 @@ def _solution(fit: PlateFit, ref, idx, i, j, fld: _Field, lfa, method, n_hyp, sc
     return PlateSolution(
         accepted=True, reason=reason, wcs=fit.wcs, matches=matches, n_matched=len(i), order=max(fit.sip_order, 1),
         model=fit.model,
-        rms_px=rms_px, rms_arcsec=rms_arcsec, ra_deg=float(ra_c), dec_deg=float(dec_c), scale_arcsec=scale,
+        rms_px=rms_px, rms_arcsec=rms_arcsec, ra_deg=float(ra_c), dec_deg=float(dec_c), scale_arcsec_px=scale,
         scale_ratio=float(ratio), rotation_deg=float(np.degrees(np.arctan2(cd[0, 1], cd[1, 1])) % 360.0),
         parity=1 if np.linalg.det(cd) < 0 else -1, pointing_offset_deg=offset, log10_false_alarm=float(lfa),
         method=method, n_hypotheses=n_hyp, time_s=dt, fit=fit, **base)
