@@ -289,8 +289,9 @@ def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
 class _Field:
     """Everything that stays fixed while hypotheses are tried on one frame."""
 
-    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int):
+    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int, weights=None):
         self.xy = xy  # (n, 2) brightest first
+        self.weights = np.ones(len(xy)) if weights is None else weights  # fit weights, median ~1
         self.ny, self.nx = shape
         self.scale_deg = scale_deg
         self.parity = parity
@@ -400,7 +401,7 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         cover = _coverage(fld.xy[j], fld)
         top = _max_order(len(i), cfg, cover) if (final and it >= 2) else min(_max_order(len(i), cfg, cover),
                                                                               1 + (it >= 1))
-        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top, radial=final and it >= 2)
+        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top, radial=final and it >= 2, w=fld.weights[j])
         if fit is None:
             return None
         crval = fit.crval
@@ -419,25 +420,26 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         return None
     cover = _coverage(fld.xy[j], fld)
     fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg, cover) if final else 2,
-                      radial=final)
+                      radial=final, w=fld.weights[j])
     if fit is None:
         return None
-    # final sigma clip on the residual norm
+    # final sigma clip on the residual norm in units of each star's centroid error
     for _ in range(5):
-        resid = _resid_px(fit)
-        sig = np.sqrt(np.median(resid ** 2) / 1.386)
-        keep = resid <= max(cfg.clip_sigma * sig, 1e-3)
+        z = _resid_px(fit) * np.sqrt(fld.weights[j])
+        sig = np.sqrt(np.median(z ** 2) / 1.386)
+        keep = z <= max(cfg.clip_sigma * sig, 1e-6)
         if keep.all() or keep.sum() < 4:
             break
         refit = _best_order(fld.xy[j[keep]], ra[i[keep]], dec[i[keep]], fld, fit.crval,
-                            _max_order(int(keep.sum()), cfg, cover) if final else 2, radial=final)
+                            _max_order(int(keep.sum()), cfg, cover) if final else 2, radial=final,
+                            w=fld.weights[j[keep]])
         if refit is None:
             break
         i, j, fit = i[keep], j[keep], refit
     return fit, i, j, radius
 
 
-def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True) -> PlateFit:
+def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, w=None) -> PlateFit:
     """The plate model with the smallest leave-one-out error (PRESS) among polynomial orders
     1..top and, if ``radial``, orders 1 and 2 plus a radial cubic (one parameter: refractor
     distortion, which sparse fields cannot afford as a full order-3 polynomial)."""
@@ -446,7 +448,7 @@ def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True) 
         for rad in ((False, True) if radial and order <= 2 else (False,)):
             if len(xy) < n_terms(order) + 3 + rad:
                 continue
-            f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad)
+            f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w)
             if best is None or f.press() < best.press():
                 best = f
     return best
@@ -605,6 +607,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
         return _fail("no pointing hint in the header (blind all-sky solving is not supported)",
                      time_s=time.perf_counter() - t0, **base)
     xy = np.stack([np.asarray(sources["x"], float)[idx], np.asarray(sources["y"], float)[idx]], -1)
+    weights = fit_weights(sources, idx)
     parities = (parity,) if parity else (1, -1)
     epoch = meta.t_mid
     n_hyp = 0
@@ -629,7 +632,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 blind_note = f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
                 break
         for par in parities:
-            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par)
+            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par, weights)
             key = (ra0, dec0)
             if key not in ref_cache:
                 ref_cache[key] = _reference(catalog, ra0, dec0, search_r + fld.radius_deg * (1 + tol) + 0.2,
@@ -699,6 +702,17 @@ def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
     return out[0], ref2, out[1], out[2]
 
 
+def fit_weights(sources: Table, idx: np.ndarray, floor_px: float = 0.02) -> np.ndarray:
+    """Relative fit weights 1 / (sigma^2 + floor^2) from the centroid errors ``x_err, y_err``
+    (px; ``floor_px`` stands for catalog and systematic errors), normalised to median 1."""
+    if "x_err" not in sources.colnames or "y_err" not in sources.colnames:
+        return np.ones(len(idx))
+    sig2 = 0.5 * (np.asarray(sources["x_err"], float)[idx] ** 2 + np.asarray(sources["y_err"], float)[idx] ** 2)
+    sig2 = np.where(np.isfinite(sig2), sig2, np.nanmedian(sig2) if np.isfinite(sig2).any() else 1.0)
+    w = 1.0 / (sig2 + floor_px ** 2)
+    return w / np.median(w)
+
+
 def flags_of(sources: Table, idx: np.ndarray) -> np.ndarray:
     if "flags" not in sources.colnames:
         return np.zeros(len(idx), np.int64)
@@ -712,7 +726,8 @@ def _clean_fit(fit, ref, i, j, flags, cfg: SolveConfig, fld: _Field):
         return fit, i, j
     i, j = i[clean], j[clean]
     ra, dec = np.asarray(ref["ra"], float)[i], np.asarray(ref["dec"], float)[i]
-    refit = _best_order(fld.xy[j], ra, dec, fld, fit.crval, _max_order(len(i), cfg, _coverage(fld.xy[j], fld)))
+    refit = _best_order(fld.xy[j], ra, dec, fld, fit.crval, _max_order(len(i), cfg, _coverage(fld.xy[j], fld)),
+                        w=fld.weights[j])
     return (refit, i, j) if refit is not None else (fit, i, j)
 
 
