@@ -57,7 +57,7 @@ def anet_solver():
     return astrometry.Solver([pathlib.Path(f) for f in files]), ""
 
 
-def anet_solve(solver, field, scale_arcsec, n_stars=60):
+def anet_solve(solver, field, scale_arcsec_px, n_stars=60):
     import astrometry
 
     src = field.sources
@@ -65,8 +65,8 @@ def anet_solve(solver, field, scale_arcsec, n_stars=60):
     stars = [[float(src["x"][i]) + 1.0, float(src["y"][i]) + 1.0] for i in order]  # FITS 1-based
     t = time.perf_counter()
     sol = solver.solve(stars=stars,
-                       size_hint=astrometry.SizeHint(lower_arcsec_per_pixel=0.8 * scale_arcsec,
-                                                     upper_arcsec_per_pixel=1.2 * scale_arcsec),
+                       size_hint=astrometry.SizeHint(lower_arcsec_per_pixel=0.8 * scale_arcsec_px,
+                                                     upper_arcsec_per_pixel=1.2 * scale_arcsec_px),
                        position_hint=None,
                        solution_parameters=astrometry.SolutionParameters(sip_order=3, logodds_callback=lambda l: astrometry.Action.STOP))
     dt = time.perf_counter() - t

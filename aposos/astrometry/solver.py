@@ -121,8 +121,9 @@ class PlateSolution:
         RMS of the star residual norm (px, arcsec).
     ra_deg, dec_deg : float
         Sky position of the frame centre.
-    scale_arcsec : float
+    scale_arcsec_px : float
         Mean pixel scale at the centre (arcsec/px); ``scale_ratio`` is it over the configured.
+        (``sip_order`` property: SIP order of the WCS, 0 for plain TAN.)
     rotation_deg : float
         Position angle of the image +y axis, deg east of north.
     parity : int
@@ -147,7 +148,7 @@ class PlateSolution:
     rms_arcsec: float = np.nan
     ra_deg: float = np.nan
     dec_deg: float = np.nan
-    scale_arcsec: float = np.nan
+    scale_arcsec_px: float = np.nan
     scale_ratio: float = np.nan
     rotation_deg: float = np.nan
     parity: int = 0
@@ -160,6 +161,11 @@ class PlateSolution:
     time_s: float = 0.0
     shape: tuple = (0, 0)
     fit: PlateFit | None = field(default=None, repr=False)
+
+    @property
+    def sip_order(self) -> int:
+        """Order of the SIP polynomials of the WCS (0 for a plain TAN plate)."""
+        return self.order if self.order >= 2 else 0
 
     def pixel_to_world(self, x, y):
         """(ra, dec) in deg of 0-based pixels."""
@@ -181,7 +187,7 @@ class PlateSolution:
         """Telescope-health figures for the night report."""
         return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "model", "rms_px",
                                               "rms_arcsec",
-                                              "pointing_offset_deg", "rotation_deg", "scale_arcsec",
+                                              "pointing_offset_deg", "rotation_deg", "scale_arcsec_px",
                                               "scale_ratio", "parity", "method", "time_s")}
 
     def residual_pattern(self, n_bins: int = 4) -> Table:
@@ -283,8 +289,9 @@ def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
 class _Field:
     """Everything that stays fixed while hypotheses are tried on one frame."""
 
-    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int):
+    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int, weights=None):
         self.xy = xy  # (n, 2) brightest first
+        self.weights = np.ones(len(xy)) if weights is None else weights  # fit weights, median ~1
         self.ny, self.nx = shape
         self.scale_deg = scale_deg
         self.parity = parity
@@ -394,7 +401,7 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         cover = _coverage(fld.xy[j], fld)
         top = _max_order(len(i), cfg, cover) if (final and it >= 2) else min(_max_order(len(i), cfg, cover),
                                                                               1 + (it >= 1))
-        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top, radial=final and it >= 2)
+        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top, radial=final and it >= 2, w=fld.weights[j])
         if fit is None:
             return None
         crval = fit.crval
@@ -413,25 +420,26 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         return None
     cover = _coverage(fld.xy[j], fld)
     fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg, cover) if final else 2,
-                      radial=final)
+                      radial=final, w=fld.weights[j])
     if fit is None:
         return None
-    # final sigma clip on the residual norm
+    # final sigma clip on the residual norm in units of each star's centroid error
     for _ in range(5):
-        resid = _resid_px(fit)
-        sig = np.sqrt(np.median(resid ** 2) / 1.386)
-        keep = resid <= max(cfg.clip_sigma * sig, 1e-3)
+        z = _resid_px(fit) * np.sqrt(fld.weights[j])
+        sig = np.sqrt(np.median(z ** 2) / 1.386)
+        keep = z <= max(cfg.clip_sigma * sig, 1e-6)
         if keep.all() or keep.sum() < 4:
             break
         refit = _best_order(fld.xy[j[keep]], ra[i[keep]], dec[i[keep]], fld, fit.crval,
-                            _max_order(int(keep.sum()), cfg, cover) if final else 2, radial=final)
+                            _max_order(int(keep.sum()), cfg, cover) if final else 2, radial=final,
+                            w=fld.weights[j[keep]])
         if refit is None:
             break
         i, j, fit = i[keep], j[keep], refit
     return fit, i, j, radius
 
 
-def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True) -> PlateFit:
+def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, w=None) -> PlateFit:
     """The plate model with the smallest leave-one-out error (PRESS) among polynomial orders
     1..top and, if ``radial``, orders 1 and 2 plus a radial cubic (one parameter: refractor
     distortion, which sparse fields cannot afford as a full order-3 polynomial)."""
@@ -440,7 +448,7 @@ def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True) 
         for rad in ((False, True) if radial and order <= 2 else (False,)):
             if len(xy) < n_terms(order) + 3 + rad:
                 continue
-            f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad)
+            f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w)
             if best is None or f.press() < best.press():
                 best = f
     return best
@@ -585,7 +593,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
     if unknown:
         raise AposError(f"unknown solve option(s): {', '.join(sorted(unknown))}", key=sorted(unknown)[0])
     cfg = SolveConfig(**config)
-    scale_arcsec, parity = _station_defaults(frame, cfg)
+    scale_arcsec_px, parity = _station_defaults(frame, cfg)
     meta = frame.meta
     shape = tuple(frame.shape)
     hint = (meta.pointing_ra_deg, meta.pointing_dec_deg)
@@ -599,12 +607,14 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
         return _fail("no pointing hint in the header (blind all-sky solving is not supported)",
                      time_s=time.perf_counter() - t0, **base)
     xy = np.stack([np.asarray(sources["x"], float)[idx], np.asarray(sources["y"], float)[idx]], -1)
+    weights = fit_weights(sources, idx)
     parities = (parity,) if parity else (1, -1)
     epoch = meta.t_mid
     n_hyp = 0
     best_fail = "no asterism of the image matched the catalog around the hint"
     max_catalog_seen = 0
     best_note = (0, "")
+    blind_note = ""
 
     plan = [("hint", float(hint[0]), float(hint[1]), cfg.hint_radius_deg, cfg.scale_tolerance)]
     if cfg.scale_search:
@@ -619,10 +629,10 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
         if method == "blind":
             t_blind = t_blind or time.perf_counter()
             if time.perf_counter() - t_blind > cfg.blind_time_limit_s:
-                best_fail += f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
+                blind_note = f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
                 break
         for par in parities:
-            fld = _Field(xy, shape, scale_arcsec / 3600.0, par)
+            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par, weights)
             key = (ra0, dec0)
             if key not in ref_cache:
                 ref_cache[key] = _reference(catalog, ra0, dec0, search_r + fld.radius_deg * (1 + tol) + 0.2,
@@ -643,15 +653,15 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
             if result is not None:
                 fit, ref, i, j, lfa_total = result
                 fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
-                return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec, base,
+                return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec_px, base,
                                  time.perf_counter() - t0)
     if max_catalog_seen < cfg.min_matches:
         reason = (f"catalog has {max_catalog_seen} usable stars around the hint (< {cfg.min_matches}): "
                   "field too sparse for this catalog")
+    elif best_note[1]:
+        reason = f"no acceptable solution ({n_hyp} hypotheses tested); {best_note[1]}{blind_note}"
     else:
-        reason = f"{best_fail} ({n_hyp} hypotheses tested, none significant)"
-        if best_note[1]:
-            reason += f"; {best_note[1]}"
+        reason = f"{best_fail} ({n_hyp} hypotheses tested, none significant){blind_note}"
     return _fail(reason, n_hypotheses=n_hyp, time_s=time.perf_counter() - t0, **base)
 
 
@@ -692,6 +702,17 @@ def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
     return out[0], ref2, out[1], out[2]
 
 
+def fit_weights(sources: Table, idx: np.ndarray, floor_px: float = 0.02) -> np.ndarray:
+    """Relative fit weights 1 / (sigma^2 + floor^2) from the centroid errors ``x_err, y_err``
+    (px; ``floor_px`` stands for catalog and systematic errors), normalised to median 1."""
+    if "x_err" not in sources.colnames or "y_err" not in sources.colnames:
+        return np.ones(len(idx))
+    sig2 = 0.5 * (np.asarray(sources["x_err"], float)[idx] ** 2 + np.asarray(sources["y_err"], float)[idx] ** 2)
+    sig2 = np.where(np.isfinite(sig2), sig2, np.nanmedian(sig2) if np.isfinite(sig2).any() else 1.0)
+    w = 1.0 / (sig2 + floor_px ** 2)
+    return w / np.median(w)
+
+
 def flags_of(sources: Table, idx: np.ndarray) -> np.ndarray:
     if "flags" not in sources.colnames:
         return np.zeros(len(idx), np.int64)
@@ -705,7 +726,8 @@ def _clean_fit(fit, ref, i, j, flags, cfg: SolveConfig, fld: _Field):
         return fit, i, j
     i, j = i[clean], j[clean]
     ra, dec = np.asarray(ref["ra"], float)[i], np.asarray(ref["dec"], float)[i]
-    refit = _best_order(fld.xy[j], ra, dec, fld, fit.crval, _max_order(len(i), cfg, _coverage(fld.xy[j], fld)))
+    refit = _best_order(fld.xy[j], ra, dec, fld, fit.crval, _max_order(len(i), cfg, _coverage(fld.xy[j], fld)),
+                        w=fld.weights[j])
     return (refit, i, j) if refit is not None else (fit, i, j)
 
 
@@ -713,6 +735,7 @@ def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels, fini
     """Try hypotheses level by level; the first that passes the false-alarm test and, after
     ``finish`` (the final fit), the star count and RMS checks, is returned as
     (fit, ref, i_star, j_src, log10_false_alarm)."""
+    rejected = 0
     for level in levels:
         n_img = min(level, len(attempt.fld.xy))
         tried = 0
@@ -738,6 +761,9 @@ def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels, fini
             if len(i) < cfg.min_matches or rms > cfg.max_rms_px:
                 attempt.note(len(i), f"best candidate: {len(i)} stars, rms {rms:.2f} px (need >= {cfg.min_matches} "
                                      f"stars and rms <= {cfg.max_rms_px:g} px)")
+                rejected += 1
+                if rejected >= 3:  # the field is found but its plate cannot be fitted: stop here
+                    return None
                 continue
             return fit, ref, i, j, lfa_total
         if n_img >= len(attempt.fld.xy):
@@ -788,7 +814,7 @@ def _solution(fit: PlateFit, ref, idx, i, j, fld: _Field, lfa, method, n_hyp, sc
     return PlateSolution(
         accepted=True, reason=reason, wcs=fit.wcs, matches=matches, n_matched=len(i), order=max(fit.sip_order, 1),
         model=fit.model,
-        rms_px=rms_px, rms_arcsec=rms_arcsec, ra_deg=float(ra_c), dec_deg=float(dec_c), scale_arcsec=scale,
+        rms_px=rms_px, rms_arcsec=rms_arcsec, ra_deg=float(ra_c), dec_deg=float(dec_c), scale_arcsec_px=scale,
         scale_ratio=float(ratio), rotation_deg=float(np.degrees(np.arctan2(cd[0, 1], cd[1, 1])) % 360.0),
         parity=1 if np.linalg.det(cd) < 0 else -1, pointing_offset_deg=offset, log10_false_alarm=float(lfa),
         method=method, n_hypotheses=n_hyp, time_s=dt, fit=fit, **base)

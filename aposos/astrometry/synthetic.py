@@ -31,7 +31,7 @@ class SyntheticField:
     truth: Table        # per source: is_star, catalog_id, ra, dec (deg, truth; NaN for false)
 
 
-def truth_wcs(ra_deg, dec_deg, shape, scale_arcsec, rotation_deg, parity, distortion_px, rng) -> WCS:
+def truth_wcs(ra_deg, dec_deg, shape, scale_arcsec_px, rotation_deg, parity, distortion_px, rng) -> WCS:
     """TAN-SIP (order 3) WCS centred on the image with ``distortion_px`` at the corners.
 
     Radial cubic (a refractor's distortion) reaching ``distortion_px`` at the corners, random
@@ -39,7 +39,7 @@ def truth_wcs(ra_deg, dec_deg, shape, scale_arcsec, rotation_deg, parity, distor
     """
     ny, nx = shape
     w = WCS(naxis=2)
-    s = scale_arcsec / 3600.0
+    s = scale_arcsec_px / 3600.0
     th = np.radians(rotation_deg)
     # +y axis at position angle `rotation_deg` (east of north); parity +1: east left of north.
     w.wcs.cd = np.array([[-parity * s * np.cos(th), s * np.sin(th)], [parity * s * np.sin(th), s * np.cos(th)]])
