@@ -7,6 +7,7 @@ the maximum px error.
 import astropy.units as u
 import numpy as np
 import pytest
+from astropy.table import Table
 from astropy.time import Time
 from astropy.wcs import WCS
 
@@ -206,3 +207,14 @@ def test_candidate_filter_keeps_every_object_near_the_field(iran):
         if sep.min() < 2.5:
             near.add(t.norad)
     assert sky[-2].norad in near and near <= kept
+
+
+def test_truth_times_survive_ecsv_to_the_microsecond(tmp_path, iran, geo):
+    t_start = Time("2026-11-20T16:00:00.1234567", scale="utc")
+    _, truth = frames.simulate_frame(iran, t_start, 2.0, target=geo, tles=[geo], seed=8, noise=False,
+                                     faint=NO_FAINT, shape=(64, 64))
+    truth.write(tmp_path / "t.ecsv", format="ascii.ecsv")
+    back = Table.read(tmp_path / "t.ecsv")
+    for col, expected in (("t0", t_start), ("time", t_start + 1 * u.s), ("t1", t_start + 2 * u.s)):
+        assert np.all(np.abs((back[col] - expected).to_value(u.s)) < 1e-6)
+    assert abs((Time(back.meta["t_start"]) - t_start).to_value(u.s)) < 1e-6
