@@ -55,10 +55,17 @@ STATION_SCHEMA = {
         "time_source": (str, "", None),
     },
     "header": {
-        "dialect": (str, _REQUIRED, None),
+        "dialect": (str, _REQUIRED, lambda v: v in _station_dialects()),
         "telescop": (str, _REQUIRED, None),
     },
 }
+
+
+def _station_dialects():
+    """Names of the header dialects aposos.ingest can read (imported late: ingest imports config)."""
+    from .ingest.dialects import STATION_DIALECTS
+
+    return STATION_DIALECTS
 
 
 def _check_value(path, dotted: str, value, typ, check):

@@ -14,7 +14,8 @@ centre):
 2. growth: each seed's constant-rate motion is predicted into the other frames and the
    nearest anchor within a gate (``gate_sigma`` times the combined uncertainty plus a floor)
    is attached; the motion is refitted after each attachment;
-3. acceptance: at least ``min_frames`` frames, RMS consistent with the measurement errors,
+3. acceptance: at least ``min_frames`` frames (short tracklets must fit within
+   ``short_chi2_per_dof``), RMS consistent with the measurement errors,
    and a rate above ``min_rate_deg_s`` (static sources -- stars missing from the catalog --
    are not satellites).
 
@@ -49,8 +50,11 @@ class LinkConfig:
     max_rate_deg_s: float = 2.0         # fastest object to link (LEO near zenith: ~1-2 deg/s)
     min_rate_deg_s: float = 2e-4        # slower than this is a static source (0.7 arcsec/s)
     max_gap_frames: int = 3             # frames an object may be missed between detections
-    min_frames: int = 4                 # frames for a tracklet of points (streaks: 2, their
+    min_frames: int = 3                 # frames for a tracklet of points (streaks: 2, their
                                         # own velocities must agree with the motion)
+    short_frames: int = 4               # tracklets with fewer frames than this ...
+    short_chi2_per_dof: float = 4.0     # ... must fit this well (no gate floor): chance
+                                        # alignments of noise are then ~1e-2 per night
     gate_sigma: float = 5.0             # gate in units of the combined 1-sigma uncertainty
     gate_floor_arcsec: float = 5.0      # gate floor (model error, timing)
     streak_rate_tolerance: float = 0.25  # |rate from streak - rate from positions| / rate
@@ -307,7 +311,8 @@ def _seed_pairs(by_frame, n_frames, cfg):
 def _acceptable(members, motion, cfg) -> bool:
     dof = max(2 * len(members) - 2 * (motion.degree + 1), 1)
     speed = np.linalg.norm(motion.velocity_rad_s(motion.t0_s))
-    return motion.chi2 / dof <= cfg.gate_sigma ** 2 and speed >= np.radians(cfg.min_rate_deg_s)
+    limit = cfg.short_chi2_per_dof if len(members) < cfg.short_frames else cfg.gate_sigma ** 2
+    return motion.chi2 / dof <= limit and speed >= np.radians(cfg.min_rate_deg_s)
 
 
 def _assign(out, members, tid, motion, unit_all, t_all, frame_index):

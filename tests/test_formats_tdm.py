@@ -180,7 +180,7 @@ def test_written_kvn_follows_the_standard_layout(tmp_path):
     assert keys == ["TIME_SYSTEM", "START_TIME", "STOP_TIME", "PARTICIPANT_1",
                     "PARTICIPANT_2", "MODE", "PATH", "ANGLE_TYPE", "REFERENCE_FRAME"]
     assert "REFERENCE_FRAME = ICRF" in lines
-    assert any("star-relative" in ln for ln in lines)
+    assert any("Star-relative" in ln and "minus the annual aberration" in ln for ln in lines)
     data = lines[lines.index("DATA_START") + 1:lines.index("DATA_STOP")]
     first_record = next(i for i, ln in enumerate(data) if not ln.startswith("COMMENT"))
     assert all(not ln.startswith("COMMENT") for ln in data[first_record:]), \
@@ -190,3 +190,40 @@ def test_written_kvn_follows_the_standard_layout(tmp_path):
 def test_writer_needs_positions(tmp_path):
     with pytest.raises(AposError, match="ra_deg"):
         write_tdm(Table({"time": Time(["2026-01-01T00:00:00"])}), tmp_path / "x.tdm")
+
+
+def test_store_like_table_with_integer_norad_ids(tmp_path):
+    """Store queries carry norad_id as int, 0 for an uncorrelated track (UCT)."""
+    table = _table(8)
+    del table["object_id"]
+    table["norad_id"] = np.array([25544, 0, 25544, 0, 44800, 0, 0, 25544], dtype="i4")
+    write_tdm(table, tmp_path / "s.tdm")
+    back = read_observations(tmp_path / "s.tdm")
+    assert len(back) == 8
+    assert sorted(set(back["object_id"])) == ["", "25544", "44800"]
+    text = (tmp_path / "s.tdm").read_text()
+    assert "PARTICIPANT_1 = UNKNOWN" in text and "PARTICIPANT_1 = 0\n" not in text
+
+
+def test_azel_segment_needs_the_station_site(tmp_path):
+    """Two-way PATH (radar-like 1,2,1): station 1 observes participant 2."""
+    text = KVN.split("META_START")[0] + """META_START
+TIME_SYSTEM = UTC
+PARTICIPANT_1 = 4171
+PARTICIPANT_2 = 25544
+PATH = 1,2,1
+ANGLE_TYPE = AZEL
+META_STOP
+DATA_START
+ANGLE_1 = 2026-11-21T20:00:00.000 135.0
+ANGLE_2 = 2026-11-21T20:00:00.000 45.0
+DATA_STOP
+"""
+    path = tmp_path / "azel.kvn"
+    path.write_text(text)
+    without = read_observations(path)
+    assert len(without) == 0 and "station '4171'" in without.meta["rejected"][0][1]
+    t = read_observations(path, sites={"4171": (52.8344, 6.3785, 10.0)})
+    assert len(t) == 1 and t["equinox"][0] == "azel" and t["object_id"][0] == "25544"
+    # 45 deg up in the south-east of a 52.8 N site: declination between -10 and +30 deg
+    assert -10 < t["dec_deg"][0] < 30

@@ -75,13 +75,14 @@ JD_TEXT = str((Decimal("2460374.5") + _frac).quantize(Decimal("1e-12")))
         ({"DATE-END": "2024-03-05T01:02:08.25", "EXPTIME": 5.0}, "DATE-END", "end"),
         ([("DATE-OBS", "2024-03-05T01:02:05.75", "UTC at mid-exposure"), ("EXPTIME", 5.0)], "DATE-OBS", "mid"),
         ([("DATE-OBS", "2024-03-05T01:02:08.25", "time at end of exposure"), ("EXPTIME", 5.0)], "DATE-OBS", "end"),
+        ([("DATE-OBS", "2024-03-05"), ("TIME-OBS", "01:02:05.75", "UT at mid exposure"), ("EXPTIME", 5.0)], "DATE-OBS+TIME-OBS", "mid"),
         ({"DATE-OBS": "2024-03-05T01:02:21.250", "TIMESYS": "GPS", "EXPTIME": 5.0}, "DATE-OBS", "start"),  # GPS = UTC + 18 s
         ({"DATE-OBS": "2024-03-05T01:02:40.250", "TIMESYS": "TAI", "EXPTIME": 5.0}, "DATE-OBS", "start"),  # TAI = UTC + 37 s
         ({"DATE-OBS": "2024-03-05T01:03:12.434", "TIMESYS": "TT", "EXPTIME": 5.0}, "DATE-OBS", "start"),  # TT = TAI + 32.184 s
         ({"DATE-OBS": "2024-03-05T01:02:03.250", "EXPOSURE": 5.0}, "DATE-OBS", "start"),
     ],
     ids=["iso", "iso-Z", "date+TIME-OBS", "date+UT", "date+UTSTART", "DD/MM/YY", "iso+UT", "MJD-OBS", "JD", "DATE-BEG",
-         "DATE-AVG", "DATE-END", "comment-mid", "comment-end", "GPS", "TAI", "TT", "EXPOSURE"],
+         "DATE-AVG", "DATE-END", "comment-mid", "comment-end", "TIME-OBS-comment-mid", "GPS", "TAI", "TT", "EXPOSURE"],
 )
 def test_generic_times(tmp_path, cards, key, refers_to):
     meta = read(tmp_path, cards).meta
@@ -90,6 +91,12 @@ def test_generic_times(tmp_path, cards, key, refers_to):
     assert abs(us_from(meta.t_mid, T0) - 2.5e6) < 1.0
     assert abs(us_from(meta.t_end, T0) - 5.0e6) < 1.0
     assert meta.time_flags["time_key"] == key and meta.time_flags["refers_to"] == refers_to
+
+
+@pytest.mark.parametrize("cards", [{"DATE-OBS": "2016-12-31T23:59:60.5"}, {"DATE-OBS": "2016-12-31", "UT": "23:59:60.5"}])
+def test_leap_second_is_accepted_on_its_day(tmp_path, cards):
+    meta = read(tmp_path, {**cards, "EXPTIME": 1.0}).meta
+    assert meta.t_start.isot == "2016-12-31T23:59:60.500" and meta.t_end.isot == "2017-01-01T00:00:00.500"
 
 
 def test_secondary_time_keys_are_compared_not_used(tmp_path):

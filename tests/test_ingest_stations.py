@@ -10,7 +10,7 @@ from astropy.time import Time, TimeDelta
 
 from aposos import AposError
 from aposos.config import STATIONS_DIR, load_station
-from aposos.ingest import header_for, read_frame, recognise_station, write_frame
+from aposos.ingest import header_for, read_frame, read_meta, recognise_station, write_frame
 from aposos.model import Frame, FrameMeta
 
 STATIONS = ("iran", "pakistan", "peru")
@@ -153,7 +153,9 @@ def test_peru_gps_flags_round_trip(tmp_path):
     assert meta.time_flags["time_key"] == "MJD-MID" and meta.time_flags["refers_to"] == "mid"
 
 
-def test_write_frame_with_wcs_adds_its_keywords(tmp_path):
+@pytest.mark.parametrize("station", STATIONS)
+@pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
+def test_write_frame_with_wcs_adds_its_keywords_but_not_its_time(tmp_path, station):
     from astropy.wcs import WCS
 
     wcs = WCS(naxis=2)
@@ -161,10 +163,13 @@ def test_write_frame_with_wcs_adds_its_keywords(tmp_path):
     wcs.wcs.crval = [83.63, -22.01]
     wcs.wcs.crpix = [16.5, 12.5]
     wcs.wcs.cdelt = [-7e-4, 7e-4]
-    path = write_frame(tmp_path / "f.fits", Frame(pixels(), meta_for("iran")), "iran", wcs=wcs)
+    wcs.wcs.dateobs = "2026-11-21T18:00:00"  # a WCS time must not replace the dialect's stamp
+    truth = meta_for(station)
+    path = write_frame(tmp_path / "f.fits", Frame(pixels(), truth), station, wcs=wcs)
     frame = read_frame(path)
     assert WCS(frame.header).wcs.crval == pytest.approx([83.63, -22.01])
-    assert frame.pointing_ra_deg == pytest.approx(83.6330833, abs=1e-6)  # pointing hint stays RA/DEC
+    assert frame.pointing_ra_deg == pytest.approx(83.6330833, abs=1e-6)  # pointing hint stays the dialect's
+    assert_same_times(frame.meta, truth)
 
 
 # --- the dialects as written (hand-computed times) ---------------------------------------
@@ -248,6 +253,7 @@ def test_station_recognised_from_telescop(tmp_path, station):
     assert recognise_station(fits.Header()) is None
     path = write_frame(tmp_path / "f.fits", Frame(pixels(), meta_for(station)), station)
     assert read_frame(path, station).station == station  # naming the right station changes nothing
+    assert read_meta(path) == read_frame(path).meta
     assert read_frame(path, load_station(station)).station == station
 
 
@@ -278,7 +284,10 @@ def test_unknown_dialect_in_a_station_config_is_an_error(tmp_path):
     path = write_frame(tmp_path / "f.fits", Frame(pixels(), meta_for("iran")), "iran")
     with pytest.raises(AposError) as info:
         read_frame(path, custom)
-    assert str(custom) in str(info.value) and "header.dialect" in str(info.value) and "mars" in str(info.value)
+    msg = str(info.value)
+    assert msg.startswith(str(path)) and str(custom) in msg and "header.dialect" in msg and "mars" in msg
+    with pytest.raises(AposError, match="header.dialect"):  # caught when the config is loaded
+        load_station(custom)
 
 
 def test_generic_writer_round_trip(tmp_path):

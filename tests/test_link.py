@@ -94,3 +94,22 @@ def test_empty_input_gives_empty_tables():
     obs, _, _ = _night(seed=1)
     tracklets, out = link(obs[:0])
     assert len(tracklets) == 0 and len(out) == 0
+
+
+def test_three_frame_point_sequences_link_without_false_tracklets():
+    """Rate-tracked style: objects as points in only 3 frames, with noise and static stars."""
+    false_links = 0
+    for seed in range(6):
+        obs, truth, objs = _night(seed=100 + seed, n_frames=3, n_noise=5)
+        obs["kind"][obs["kind"] == "streak_centre"] = "point"
+        keep = np.asarray(obs["kind"]) != "streak_end"
+        obs, truth = obs[keep], truth[keep]
+        tracklets, out = link(obs)
+        obj = truth[:, 0]
+        for tid in tracklets["tracklet"]:
+            members = set(obj[out["tracklet"] == tid])
+            false_links += min(members) < 0 or len(members) > 1
+        for k in range(len(objs)):
+            if (obj == k).sum() == 3:  # seen in all three frames
+                assert len(set(out["tracklet"][obj == k])) == 1 and out["tracklet"][obj == k][0] >= 0
+    assert false_links == 0

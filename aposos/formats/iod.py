@@ -38,7 +38,7 @@ from astropy.time import Time
 from ..errors import AposError
 from .fields import (FieldError, decode_angle, encode_angle, left_digits, mx_code, mx_value,
                      require_blank)
-from .records import Record, full_year, iso_time
+from .records import Record, full_year, iso_time, row_object
 
 #: angle format code -> (layout of angle 1, layout of angle 2, kind, uncertainty unit in arcsec)
 ANGLE_FORMATS = {
@@ -254,10 +254,11 @@ def write_iod(table: Table, path: str | PathLike, *, sigma_time_s: float | None 
         if not STATION_RE.match(code):
             raise AposError(f"{where}: station {st!r} is not a 4-character IOD code; pass "
                             "station_codes={name: code}", path=path, key="station")
-        norad = _norad_of(table, row)
-        if not norad:
-            raise AposError(f"{where}: no NORAD number (norad_id or numeric object_id)",
-                            path=path, key="object_id")
+        norad, cospar, _ = row_object(table, i)
+        if not (norad.isdigit() and len(norad) <= 5):
+            raise AposError(f"{where}: no 5-digit NORAD number (norad_id or numeric "
+                            "object_id)", path=path, key="object_id")
+        norad = norad.zfill(5)
         st_sigma = (float(row["sigma_time_s"]) if "sigma_time_s" in table.colnames
                     else np.nan)
         if not math.isfinite(st_sigma) or st_sigma <= 0:
@@ -270,7 +271,6 @@ def write_iod(table: Table, path: str | PathLike, *, sigma_time_s: float | None 
         if not (math.isfinite(sigma) and sigma > 0):
             raise AposError(f"{where}: sigma_arcsec must be positive", path=path,
                             key="sigma_arcsec")
-        cospar = str(row["cospar_id"]) if "cospar_id" in table.colnames else ""
         try:
             lines.append(format_iod_line(norad, cospar, code, stamps[i],
                                          float(row["ra_deg"]), float(row["dec_deg"]),
@@ -280,12 +280,3 @@ def write_iod(table: Table, path: str | PathLike, *, sigma_time_s: float | None 
     with open(path, "w", encoding="ascii") as fh:
         fh.write("".join(line + "\n" for line in lines))
     return len(lines)
-
-
-def _norad_of(table: Table, row) -> str:
-    for name in ("norad_id", "object_id"):
-        if name in table.colnames:
-            value = str(row[name]).strip()
-            if value.isdigit() and len(value) <= 5:
-                return value.zfill(5)
-    return ""

@@ -65,8 +65,16 @@ def parse_lines(lines: list[str]):
             skipped.append((number, str(exc)))
         except FieldError as exc:
             label = "RDE" if block is not None else kind.upper()
-            rejected.append((number, f"{label}: {exc}"))
+            rejected.append((number, f"{label}: {exc}{_shift_hint(text)}"))
     if block is not None:
         rejected.append((block.header_line, "RDE report has no closing 999 line "
                                             "(observations kept)"))
     return records, rejected, skipped
+
+
+def _shift_hint(text: str) -> str:
+    """A hint when the record starts after column 1 (quoted or indented e-mail lines)."""
+    for k in (1, 2):
+        if UK_SHAPE.match(text[k:]) or IOD_SHAPE.match(text[k:]):
+            return f" (the record seems to start in column {k + 1}: {text[:k]!r} before it)"
+    return ""

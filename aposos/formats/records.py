@@ -17,6 +17,11 @@ Columns of the table from :func:`aposos.formats.read_observations` (one row per 
   'azel', 'ICRF', 'EME2000', ...), before conversion.
 * ``format`` -- 'iod', 'uk', 'rde', 'tdm'.
 
+Format extras (filled with -1 / '' / NaN in rows of other formats): ``angle_format`` and
+``epoch_code`` (IOD, UK: the codes as written), ``sky`` (IOD station/sky status),
+``behaviour`` (IOD optical behaviour code), ``time_standard`` (UK, RDE), ``remark`` (UK,
+RDE), ``flash_period_s`` (IOD, UK, RDE), ``reference_frame`` and ``participant`` (TDM).
+
 ``table.meta``: ``format`` ('iod', 'uk', 'rde', 'tdm-kvn', 'tdm-xml' or 'mixed'),
 ``formats`` (records per format), ``rejected`` (list of ``(line, reason)`` for every bad
 record), ``skipped`` (``(line, reason)`` for compliant records that carry no position, e.g.
@@ -25,6 +30,7 @@ IOD station-status reports), ``path``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,6 +173,31 @@ def iso_time(year: int, month: int, day: int, hour: int, minute: int, second: in
         raise FieldError(f"{what}: {exc}") from None
     frac = f".{frac_digits}" if frac_digits else ""
     return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{frac}"
+
+
+_COSPAR = re.compile(r"^\d{4}-\d{3}[A-Z]{1,3}$")
+
+
+def row_object(table: Table, i: int) -> tuple[str, str, str]:
+    """(NORAD number, COSPAR id, label) of row ``i`` for the writers ('' when unknown).
+
+    The NORAD number comes from ``norad_id`` (str or int; 0 means unknown, as for UCTs in
+    the store) or from a numeric ``object_id``; the designation from ``cospar_id`` or an
+    ``object_id`` of the form ``YYYY-NNNP``. The label is the NORAD number, else the
+    designation, else ``object_id`` as written.
+    """
+    def cell(name):
+        if name not in table.colnames:
+            return ""
+        value = table[name][i]
+        return "" if np.ma.is_masked(value) else str(value).strip()
+
+    obj = cell("object_id")
+    norad = cell("norad_id") or (obj if obj.isdigit() else "")
+    if norad.isdigit() and int(norad) == 0:
+        norad = ""
+    cospar = cell("cospar_id") or (obj if _COSPAR.match(obj) else "")
+    return norad, cospar, norad or cospar or obj
 
 
 def full_year(yy: int) -> int:

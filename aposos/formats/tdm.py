@@ -20,7 +20,8 @@ What is read (:func:`parse_tdm`): ``ANGLE_1``/``ANGLE_2`` pairs with the same ep
 segments with ``ANGLE_TYPE = RADEC`` and a reference frame in :data:`ICRS_FRAMES` (taken as
 ICRS; EME2000 and ICRF differ by ~0.02 arcsec); ``AZEL`` segments when the station's site is
 known; time systems UTC, TAI, TT and GPS (converted to UTC). The station is the last
-participant of ``PATH`` and the object the first.
+participant of ``PATH`` and the object the one before it (so ``PATH = 1,2`` and two-way
+``PATH = 2,1,2`` both read participant 1 as the object seen from station 2).
 """
 
 from __future__ import annotations
@@ -40,15 +41,16 @@ from astropy.time import Time
 
 from ..errors import AposError
 from .fields import FieldError
-from .records import Record
+from .records import Record, row_object
 
 ICRS_FRAMES = ("EME2000", "ICRF", "ICRF1", "ICRF2", "ICRF3", "GCRF")
 TIME_SYSTEMS = ("UTC", "TAI", "TT", "GPS")
 CONVENTION_COMMENT = (
-    "Angles are star-relative RA/Dec (ANGLE_1 = right ascension, ANGLE_2 = declination, "
-    "deg): topocentric directions measured against catalogue stars, ICRF axes (EME2000 "
-    "convention), light time as observed, annual aberration removed with the stars' "
-    "(no CORRECTION_ABERRATION applied or needed).")
+    "ANGLE_1 = right ascension, ANGLE_2 = declination, degrees, ICRF axes (EME2000 "
+    "convention). Star-relative: measured against catalogue stars, so each is the "
+    "topocentric direction of the object (light time as observed) displaced by minus the "
+    "annual aberration (up to 20.5 arcsec), like optical observers' RA/Dec reports; "
+    "no CORRECTION_ABERRATION_* applied.")
 SIGMA_COMMENT = ("1-sigma uncertainties per epoch: SIGMA <epoch> <position arcsec> "
                  "<time s>")
 
@@ -317,10 +319,13 @@ def _segment_problem(meta: dict) -> str | None:
 
 
 def _participants(meta: dict) -> tuple[str, str]:
-    """(object, station): first and last participant of PATH."""
+    """(object, station): the receiver is the last participant of PATH and the object the
+    one the signal came from last (PATH=1,2: 1 -> 2; PATH=1,2,1 two-way: 2 -> 1)."""
     path = [p.strip() for p in meta["PATH"].split(",") if p.strip()]
-    first, last = meta[f"PARTICIPANT_{path[0]}"], meta[f"PARTICIPANT_{path[-1]}"]
-    return first.strip(), last.strip()
+    if len(path) < 2:
+        raise KeyError(f"PATH {meta['PATH']!r} has fewer than two participants")
+    obj, station = meta[f"PARTICIPANT_{path[-2]}"], meta[f"PARTICIPANT_{path[-1]}"]
+    return obj.strip(), station.strip()
 
 
 def _sigma_comments(comments, system) -> dict[str, tuple[float, float]]:
@@ -344,8 +349,9 @@ def write_tdm(table: Table, path: str | PathLike, *, originator: str = "APOSOS",
               reference_frame: str = "EME2000", message_id: str | None = None) -> int:
     """Write observations as a CCSDS TDM: XML for ``.xml``, KVN otherwise.
 
-    Uses ``time``, ``ra_deg``, ``dec_deg``, ``station``, ``object_id`` (or ``norad_id``),
-    and when present ``sigma_arcsec``, ``sigma_time_s``, ``mag``. Returns the number of
+    Uses ``time``, ``ra_deg``, ``dec_deg``, ``station``, the object columns (``norad_id``,
+    ``cospar_id``, ``object_id``; see :func:`aposos.formats.records.row_object`), and when
+    present ``sigma_arcsec``, ``sigma_time_s``, ``mag``. Returns the number of
     segments written.
     """
     if reference_frame not in ("EME2000", "ICRF"):
@@ -377,7 +383,7 @@ def _segments_of(table: Table):
     epochs, order_key = times.isot, times.jd1 + times.jd2  # vectorised formatting
     groups: dict[tuple, list] = {}
     for i in range(len(table)):
-        obj = str(_col(table, "object_id", i, "") or _col(table, "norad_id", i, "")).strip()
+        obj = row_object(table, i)[2]
         station = str(_col(table, "station", i, "")).strip() or "UNKNOWN"
         ra, dec = float(table["ra_deg"][i]), float(table["dec_deg"][i])
         if not (math.isfinite(ra) and math.isfinite(dec)):

@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from .fields import FieldError, decode_angle, left_digits, require_blank
+from .fields import FieldError, decode_angle, left_digits
 from .iod import STATION_RE
 from .records import Record, full_year, iso_time, piece_letters
 

@@ -36,6 +36,11 @@ def _frames(frames, station=None) -> list[Frame]:
     return [f if isinstance(f, Frame) else read_frame(f, station) for f in frames]
 
 
+def _master_frame(master, station=None) -> Frame | None:
+    """A master given as a Frame, a path (read with :func:`read_frame`) or None."""
+    return master if master is None or isinstance(master, Frame) else read_frame(master, station)
+
+
 def _name(frame: Frame) -> str:
     return frame.meta.path or "<frame in memory>"
 
@@ -77,13 +82,15 @@ def _fill_masked(data: np.ndarray, mask: np.ndarray | None, what: str, path=None
 
 
 def _combine(stack: list[np.ndarray], masks: list[np.ndarray | None]) -> np.ndarray:
-    """Per-pixel median of the stack, ignoring masked pixels (NaN where all are masked)."""
+    """Per-pixel median of the stack, ignoring masked and non-finite pixels (NaN where none is left)."""
     cube = np.stack(stack).astype(np.float32, copy=False)
-    if all(m is None for m in masks):
-        return np.median(cube, axis=0)
     for plane, m in zip(cube, masks):
         if m is not None:
             plane[m] = np.nan
+    bad = ~np.isfinite(cube)
+    if not bad.any():
+        return np.median(cube, axis=0)
+    cube[bad] = np.nan  # +-inf too: a median must not count them as values
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns -> NaN, masked later
         return np.nanmedian(cube, axis=0)
@@ -108,9 +115,10 @@ def master_bias(frames, station=None, min_frames: int = MIN_FRAMES) -> Frame:
     return _master(frames, _combine([f.data for f in frames], [f.mask for f in frames]), "bias", 0.0)
 
 
-def master_dark(frames, bias: Frame | None = None, station=None, min_frames: int = MIN_FRAMES) -> Frame:
+def master_dark(frames, bias=None, station=None, min_frames: int = MIN_FRAMES) -> Frame:
     """Median dark rate (ADU/s) of bias-subtracted dark frames, each divided by its exposure."""
     frames = _frames(frames, station)
+    bias = _master_frame(bias, station)
     _check_set(frames, "dark", min_frames)
     for f in frames:
         if f.meta.exposure_s <= 0:
@@ -122,9 +130,10 @@ def master_dark(frames, bias: Frame | None = None, station=None, min_frames: int
     return _master(frames, _combine(rates, [_union(f.mask, bias.mask if bias else None) for f in frames]), "dark", 1.0)
 
 
-def master_flat(frames, bias: Frame | None = None, dark: Frame | None = None, station=None, min_frames: int = MIN_FRAMES) -> Frame:
+def master_flat(frames, bias=None, dark=None, station=None, min_frames: int = MIN_FRAMES) -> Frame:
     """Median of flat frames, each bias/dark-subtracted and scaled to median 1; result median 1."""
     frames = _frames(frames, station)
+    bias, dark = _master_frame(bias, station), _master_frame(dark, station)
     _check_set(frames, "flat", min_frames)
     planes, masks = [], []
     for f in frames:
@@ -165,12 +174,15 @@ def _reduce(frame: Frame, bias: Frame | None, dark: Frame | None) -> Frame:
     return Frame(data=data, meta=frame.meta, mask=mask, header=frame.header)
 
 
-def calibrate(frame: Frame, bias: Frame | None = None, dark: Frame | None = None, flat: Frame | None = None) -> Frame:
+def calibrate(frame, bias=None, dark=None, flat=None) -> Frame:
     """``(frame - bias - dark_rate * exposure) / flat`` as a new Frame (float32 ADU).
 
-    Each master must have the frame's shape and the right image type. Pixels masked in the
-    frame or any master, or where the flat is not positive, are masked in the result.
+    The frame and the masters are Frames or paths. Each master must have the frame's shape and
+    the right image type. Pixels masked in the frame or any master, or where the flat is not
+    positive, are masked in the result.
     """
+    frame = _master_frame(frame)
+    bias, dark, flat = _master_frame(bias), _master_frame(dark), _master_frame(flat)
     reduced = _reduce(frame, bias, dark)
     data, mask = reduced.data, reduced.mask
     if flat is not None:

@@ -196,6 +196,8 @@ class Cards:
         _check_calendar(self, key, text, int(match["y"]), int(match["mo"]), int(match["d"]))
         if match["time"]:
             _check_clock(self, key, text, int(match["h"]), int(match["mi"]), float(match["s"]))
+            if float(match["s"]) >= 60.0:
+                _check_leap_second(self, key, text, match["date"], scale)
         try:
             t = Time(f"{match['date']}T{match['time'] or '00:00:00'}", format="isot", scale=scale)
         except ValueError as exc:
@@ -212,11 +214,15 @@ class Cards:
         _check_clock(self, key, text, h, mi, s)
         return h * 3600.0 + mi * 60.0 + s
 
-    def clock_text(self, key: str) -> str:
-        """Time of day as written, validated, normalised to 'hh:mm:ss.fff'."""
-        self.clock_s(key)
-        match = _CLOCK.match(self.text(key))
-        return f"{int(match['h']):02d}:{match['mi']}:{match['s']}"
+    def on_day(self, day: Time, key: str, scale: str = "utc") -> Time:
+        """``day`` (00:00 of a date, in ``scale``) plus the time of day written in ``key``.
+
+        A second 60 ('23:59:60.x') is accepted only on a UTC day that ends with a leap second.
+        """
+        s = self.clock_s(key)
+        if s >= 86400.0:
+            _check_leap_second(self, key, self.text(key), day.isot[:10], scale)
+        return day + seconds(s)
 
     def numeric_time(self, key: str, fmt: str, scale: str = "utc") -> Time:
         """A time written as a number (``fmt`` 'mjd' or 'jd'), at the precision of the card's digits."""
@@ -241,8 +247,16 @@ def _check_calendar(cards: Cards, key: str, text: str, y: int, mo: int, d: int) 
 
 
 def _check_clock(cards: Cards, key: str, text: str, h: int, mi: int, s: float) -> None:
-    if h > 23 or mi > 59 or s >= 61.0:  # 60.x is a leap second
+    if h > 23 or mi > 59 or s >= 61.0 or (s >= 60.0 and (h, mi) != (23, 59)):  # 23:59:60.x: a leap second
         raise cards.error(key, f"impossible time of day {text!r}")
+
+
+def _check_leap_second(cards: Cards, key: str, text: str, date: str, scale: str) -> None:
+    """Second 60 exists only in UTC, at the end of a day with a leap second (86401 s long)."""
+    day = Time(date, scale="utc")
+    length_s = (Time(day.mjd + 1.0, format="mjd", scale="utc").tai - day.tai).sec
+    if scale != "utc" or round(length_s) != 86401:
+        raise cards.error(key, f"impossible time of day {text!r}: no leap second at the end of {date} ({scale.upper()})")
 
 
 def parse_sexagesimal(text: str, cards: Cards, key: str, max_first: float) -> float:

@@ -45,7 +45,7 @@ def _station(station, path) -> Station:
     try:
         return load_station(station)
     except AposError as exc:
-        raise AposError(f"station {station!r}: {exc.problem}", path=path, key="station") from None
+        raise AposError(f"station {os.fspath(station)!r}: {exc}", path=path, key="station") from None
 
 
 def recognise_station(header: fits.Header, directory=STATIONS_DIR) -> Station | None:
@@ -233,6 +233,13 @@ def header_for(meta: FrameMeta, station) -> fits.Header:
     return dialect_of(config).write(meta, config)
 
 
+#: time keywords astropy WCS writes (from wcs.dateobs, mjdref, ...) that would clash with a dialect's
+_WCS_TIME_KEYS = frozenset(
+    "DATE-OBS MJD-OBS DATE-AVG MJD-AVG DATE-BEG MJD-BEG DATE-END MJD-END DATEREF MJDREF MJDREFI MJDREFF "
+    "TIMESYS TIMEUNIT TSTART TSTOP JEPOCH BEPOCH".split()
+)
+
+
 def _storage(data: np.ndarray) -> np.ndarray:
     """Integer ADU as uint16 (or int32 when out of range), anything else as float32."""
     finite = np.all(np.isfinite(data))
@@ -251,12 +258,15 @@ def write_frame(path, frame: Frame, station, wcs=None, compress: bool = True) ->
     Integer-valued pixels are stored as uint16 (int32 if out of range) with lossless RICE tile
     compression; other pixels as float32 with lossless GZIP tile compression (no
     quantisation). ``compress=False`` writes a plain primary HDU. ``wcs`` (astropy WCS) adds
-    its keywords. The file is overwritten if it exists. Returns the path.
+    its keywords, except its time keywords (the dialect's time stamp stays). The file is overwritten if it exists. Returns the path.
     """
     path = Path(path)
     header = header_for(frame.meta, station)
     if wcs is not None:
-        header.extend(wcs.to_header(relax=True), update=True)
+        extra = wcs.to_header(relax=True)
+        for key in _WCS_TIME_KEYS & set(extra.keys()):
+            del extra[key]  # the dialect owns the time stamp: a WCS dateobs must not replace it
+        header.extend(extra, update=True)
     data = _storage(np.asarray(frame.data))
     if compress:
         if np.issubdtype(data.dtype, np.integer):

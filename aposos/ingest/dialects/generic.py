@@ -3,8 +3,8 @@
 Time (first found wins; its meaning in brackets)
 
 * ``DATE-OBS`` ISO date-time, or ISO date + ``TIME-OBS`` / ``UT`` / ``UTSTART`` / ``UT-START``
-  (time of day); the old ``DD/MM/YY`` date form too. [start, unless the card's comment says
-  mid/middle/centre or end]. When both DATE-OBS carries a time and a time-of-day key is given
+  (time of day); the old ``DD/MM/YY`` date form too. [start, unless the comment of the card
+  holding the time of day says mid/middle/centre or end]. When both DATE-OBS carries a time and a time-of-day key is given
   they must agree to 1 ms.
 * ``DATE-BEG``, ``MJD-OBS``, ``MJD-BEG``, ``JD``, ``JD-OBS`` [start unless the comment says otherwise]
 * ``DATE-AVG``, ``MJD-AVG``, ``JDMID``, ``MJD-MID`` [mid], ``DATE-END``, ``MJD-END`` [end]
@@ -117,7 +117,7 @@ def _date_obs(cards: Cards, scale: str) -> tuple[Time, str, bool]:
     if clock_key is None:
         return t, "DATE-OBS", has_time
     day = Time(raw.isot[:10], scale=astropy_scale)
-    combined = _as_utc(day + seconds(cards.clock_s(clock_key)), scale)
+    combined = _as_utc(cards.on_day(day, clock_key, scale=astropy_scale), scale)
     if has_time and abs((combined - t).sec) > 1e-3:
         raise cards.error(clock_key, f"{cards.text(clock_key)!r} disagrees with DATE-OBS {cards.text('DATE-OBS')!r}")
     return (t if has_time else combined), ("DATE-OBS" if has_time else f"DATE-OBS+{clock_key}"), True
@@ -130,7 +130,10 @@ def header_time(cards: Cards, image_kind: str) -> tuple[Time, str, str, dict]:
     if cards.has("DATE-OBS"):
         t, key, has_time = _date_obs(cards, scale)
         if has_time:
-            return t, key, _meaning(cards, "DATE-OBS", "start"), {}
+            meaning = _meaning(cards, "DATE-OBS", "start")
+            if key.startswith("DATE-OBS+"):  # the time of day came from TIME-OBS/UT: its comment tells
+                meaning = _meaning(cards, key.removeprefix("DATE-OBS+"), meaning)
+            return t, key, meaning, {}
         date_only = t
     for key, kind, default in TIME_KEYS:
         if cards.has(key):

@@ -16,7 +16,7 @@ Keywords written by the node's acquisition software (MaxIm-DL-like)::
 
 from __future__ import annotations
 
-from ..cards import Cards, format_sexagesimal, iso, seconds
+from ..cards import Cards, format_sexagesimal, iso
 from ._station import StationDialect
 
 
@@ -45,7 +45,7 @@ class PakistanDialect(StationDialect):
         day, has_time = cards.iso_time("DATE-OBS")
         if has_time:
             raise cards.error("DATE-OBS", f"{cards.text('DATE-OBS')!r}: the pakistan dialect writes the date only (time in TIME-OBS)")
-        stamp = (day + seconds(cards.clock_s("TIME-OBS"))).utc
+        stamp = cards.on_day(day, "TIME-OBS").utc
         return stamp, "DATE-OBS+TIME-OBS", cards.exposure("EXPOSURE")
 
     def write_pointing(self, hdr, ra_deg, dec_deg):
