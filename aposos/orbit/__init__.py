@@ -53,8 +53,9 @@ class OrbitSolution:
     covariance : (6, 6) covariance of ``state`` (km, km/s), from the element covariance
     element_covariance : (7, 7) of the fitted parameters (see :mod:`.tlefit`)
     tle : (line1, line2); satrec : SGP4 satellite parsed back from those lines
-    residuals : Table per input row: time, station, tracklet, dra_arcsec (x cos Dec),
-        ddec_arcsec, used (False: rejected outlier or tracklet not fitted)
+    residuals : Table, one row per observation in input order: row (input row index), time,
+        station, tracklet (internal, time-ordered), dra_arcsec (x cos Dec), ddec_arcsec, used
+        (False: rejected outlier)
     rms_arcsec : per-coordinate RMS of the used residuals of the exported TLE
     chi2_red : reduced chi^2 of the fit; used / rejected : input row indices
     rejected_tracklets : tracklet indices (input order) that do not fit this orbit
@@ -107,7 +108,8 @@ def _undetermined(reason: str, **kw) -> OrbitSolution:
 
 def _residual_table(obs: Observations, resid_arcsec, used) -> Table:
     order = np.argsort(obs.row)
-    return Table(dict(time=obs.times[order], station=obs.station[order], tracklet=obs.tracklet[order],
+    return Table(dict(row=obs.input_row[order], time=obs.times[order], station=obs.station[order],
+                      tracklet=obs.tracklet[order],
                       dra_arcsec=resid_arcsec[order, 0], ddec_arcsec=resid_arcsec[order, 1], used=used[order]))
 
 
@@ -190,7 +192,7 @@ def determine_orbit(observations, *, satnum: int = 99999, reject_sigma: float = 
     return OrbitSolution(
         status="determined", epoch=epoch, state=state, covariance=cov, element_covariance=of.fit.cov, tle=tle,
         residuals=_residual_table(obs, resid, used), rms_arcsec=rms, chi2_red=of.fit.chi2_red,
-        used=np.sort(obs.row[used]), rejected=np.sort(obs.row[~used]))
+        used=np.sort(obs.input_row[used]), rejected=np.sort(obs.input_row[~used]))
 
 
 def _tracklet_names(obs: Observations) -> dict[int, int]:
