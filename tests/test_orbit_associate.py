@@ -26,14 +26,15 @@ def _score(object_of, truth):
 
 def test_mixed_night_association(night):
     trs, truth, _ = night
-    res = associate(trs)
+    res = associate(trs, determine=True)
     frac, wrong = _score(res.object_of, truth)
     print(f"association: {frac:.1%} of {len(trs)} tracklets to the right object, {wrong} to a wrong one, "
-          f"{len(res.objects)} objects from {len(set(truth))}, {res.pairs_fitted} pair fits")
+          f"{len(res.objects)} objects from {len(set(truth))}, {res.pairs_fitted} pairs tested")
     assert wrong == 0
     assert frac >= 0.95
-    # one object per truth object
+    # one object per truth object, each with an orbit and a TLE
     assert len(res.objects) == len(set(truth))
+    assert all(s.determined and s.rms_arcsec < 1.6 for s in res.solutions), [s.reason for s in res.solutions]
 
 
 def test_associated_leo_object_gets_an_orbit(night):

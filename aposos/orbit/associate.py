@@ -46,6 +46,7 @@ class Association:
     object_of: np.ndarray
     objects: list[list[int]]
     pairs_fitted: int
+    solutions: list = None  # OrbitSolution per object when associate(..., determine=True)
 
 
 def angular_rates_deg_s(obs: Observations) -> np.ndarray:
@@ -131,8 +132,12 @@ def _merge(obs, objects, pairs, member, gate):
     return [o for o in objects if o]
 
 
-def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> Association:
-    """Group tracklets (a list of Tables, see :func:`aposos.orbit.determine_orbit`) into objects."""
+def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED, determine: bool = False) -> Association:
+    """Group tracklets (a list of Tables, see :func:`aposos.orbit.determine_orbit`) into objects.
+
+    With ``determine=True`` each object also gets its :class:`~aposos.orbit.OrbitSolution`
+    (orbit, covariance, TLE) in ``solutions``.
+    """
     obs = prepare(tracklets)
     n = obs.n_tracklets
     # internal (time-ordered) tracklet number -> input position
@@ -180,4 +185,9 @@ def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> 
     groups.sort()
     for g, members in enumerate(groups):
         object_of[members] = g
-    return Association(object_of=object_of, objects=groups, pairs_fitted=fitted)
+    solutions = None
+    if determine:
+        from . import determine_orbit
+
+        solutions = [determine_orbit([tracklets[k] for k in members]) for members in groups]
+    return Association(object_of=object_of, objects=groups, pairs_fitted=fitted, solutions=solutions)
