@@ -57,6 +57,28 @@ def teme_to_gcrs_matrix(times) -> np.ndarray:
     return np.swapaxes(out, -1, -2).reshape(t.shape + (3, 3))
 
 
+def teme_to_gcrs_matrix_interpolated(times, spacing_s: float = 1800.0) -> np.ndarray:
+    """:func:`teme_to_gcrs_matrix` from exact matrices every ``spacing_s``, linearly interpolated.
+
+    TEME -> GCRS holds no Earth rotation (GMST and polar motion cancel between TEME -> ITRS
+    and ITRS -> GCRS up to sub-mas daily terms): precession, nutation and the GMST/ERA
+    difference, so the elements are smooth. Measured interpolation error (max element, rad):
+    7e-13 at 600 s nodes, 6e-12 at 1800 s (1.3 micro-arcsec), 2.5e-11 at 3600 s. Worth it
+    for more than a few hundred times.
+    """
+    t = _times(times)
+    flat = t.utc.ravel()
+    t0 = flat.min()
+    sec = (flat - t0).to_value(u.s)
+    n_nodes = max(2, int(np.ceil(sec.max() / spacing_s)) + 1)
+    if n_nodes >= flat.size:
+        return teme_to_gcrs_matrix(t)
+    node_sec = np.linspace(0.0, max(sec.max(), 1.0), n_nodes)
+    nodes = teme_to_gcrs_matrix(t0 + node_sec * u.s).reshape(n_nodes, 9)
+    out = np.stack([np.interp(sec, node_sec, nodes[:, k]) for k in range(9)], axis=-1)
+    return out.reshape(t.shape + (3, 3))
+
+
 def teme_to_gcrs(r_teme_km, times) -> np.ndarray:
     """Rotate TEME positions (``times.shape + (3,)`` or broadcastable) to GCRS, km."""
     m = teme_to_gcrs_matrix(times)

@@ -97,7 +97,7 @@ def station_geometry(station, times) -> StationGeometry:
     sun_b = get_body_barycentric("sun", t, ephemeris="builtin")
     sun = (sun_b - earth_b).xyz.to_value(u.km).T.reshape(-1, 3)
     return StationGeometry(
-        times=t, teme_to_gcrs=d.teme_to_gcrs_matrix(t), obs_pos_km=pos, obs_vel_km_s=vel,
+        times=t, teme_to_gcrs=d.teme_to_gcrs_matrix_interpolated(t), obs_pos_km=pos, obs_vel_km_s=vel,
         up=up / np.linalg.norm(up, axis=-1, keepdims=True),
         earth_vel_km_s=d.earth_barycentric_velocity(t),
         sun_distance_au=np.linalg.norm(sun, axis=-1) / d.AU_KM, sun_pos_km=sun,

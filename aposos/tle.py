@@ -229,7 +229,7 @@ def parse_tle_text(text: str, path="<text>", precedence: int = 0):
         # a name line (3LE), with or without the "0 " prefix
         if name_line is not None:
             reject(name_line, f"name line {name!r} not followed by an element set")
-        name = raw[2:].strip() if raw.startswith("0 ") else raw.strip()
+        name = raw[1:].strip() if raw[:2] in ("0 ", "0") else raw.strip()
         name_line = lineno
         i += 1
     if name_line is not None:
@@ -334,7 +334,8 @@ def load_catalog(path_or_paths, near=None) -> TleCatalog:
             raise AposError(f"cannot read TLE file: {e.strerror}", path=p) from None
         en, rj, cs = parse_tle_text(text, p, precedence=k)
         if not en:
-            raise AposError("no element sets found", path=p)
+            why = f" ({len(rj)} rejected; first: line {rj[0].line}: {rj[0].reason})" if rj else ""
+            raise AposError(f"no element sets found{why}", path=p)
         entries += en
         rejected += rj
         sums += cs

@@ -1,6 +1,7 @@
 """Screening benchmark: the whole real catalog against a night of frames.
 
-    PYTHONPATH=. python benchmarks/bench_predict.py [--frames 1000] [--catalog PATH]
+    PYTHONPATH=. python benchmarks/bench_predict.py [--frames 1000] [--catalog PATH] [--verify]
+    PYTHONPATH=. python benchmarks/bench_predict.py --residuals
 
 Reports, in one run: raw ``SatrecArray`` throughput (propagations/s), the screening time and
 its throughput in objects x frame-epochs per second, the ratio of the two, and the counts at
@@ -54,6 +55,46 @@ def night_fields(catalog, station, n_frames, seed=0, exposure_s=10.0, radius_deg
                       radius_deg=np.full(n_frames, radius_deg)))
 
 
+def brute_force(entries, station, fields, step_s=0.25):
+    """{(frame, norad)} of objects inside a field (above the horizon) at some instant sampled every ``step_s``."""
+    hits = set()
+    for f, row in enumerate(fields):
+        dur = (row["t_end"] - row["t_start"]).to_value(u.s)
+        p = P.predict(entries, station, row["t_start"] + np.linspace(0, dur, int(round(dur / step_s)) + 1) * u.s)
+        c = np.radians([row["ra_deg"], row["dec_deg"]])
+        ra, dec = np.radians(p.ra_deg), np.radians(p.dec_deg)
+        cos_sep = np.sin(dec) * np.sin(c[1]) + np.cos(dec) * np.cos(c[1]) * np.cos(ra - c[0])
+        inside = (cos_sep >= np.cos(np.radians(row["radius_deg"]))) & (p.elevation_deg > 0)
+        hits |= {(f, int(n)) for n in p.norad_id[inside.any(axis=1)]}
+    return hits
+
+
+def residuals_vs_truth(n=60, hours=12, n_times=25):
+    """Prediction minus the simulator's truth (skyfield path) for a synthetic catalog at the
+    three stations: visible epochs only; returns {station: (median, max) arcsec}."""
+    from astropy.coordinates import SkyCoord
+
+    from aposos.simulate import satellites as truth
+    from aposos.simulate.tles import random_catalog
+
+    epoch = Time("2026-11-21T12:00:00", scale="utc")
+    cat = random_catalog(n, epoch, seed=11)
+    times = epoch + np.linspace(0, hours * 3600, n_times) * u.s
+    out = {}
+    for name in ("iran", "pakistan", "peru"):
+        st = load_station(name)
+        p = P.predict([(t.line1, t.line2) for t in cat], name, times)
+        seps = []
+        for i, t in enumerate(cat):
+            ra, dec, _, _ = truth.star_relative(t, st, times)
+            vis = p.elevation_deg[i] > 0
+            sep = SkyCoord(ra * u.deg, dec * u.deg).separation(SkyCoord(p.ra_deg[i] * u.deg, p.dec_deg[i] * u.deg))
+            seps.append(sep.arcsec[vis])
+        seps = np.concatenate(seps)
+        out[name] = (np.median(seps), seps.max(), len(seps))
+    return out
+
+
 def raw_throughput(catalog, n_times=200):
     sats = SatrecArray([e.satrec for e in catalog])
     t = Time("2021-05-29T20:00:00", scale="utc") + np.linspace(0, 3600, n_times) * u.s
@@ -72,7 +113,15 @@ def main():
     ap.add_argument("--catalog", default=str(CATALOG))
     ap.add_argument("--station", default="iran")
     ap.add_argument("--step", type=float, default=240.0)
+    ap.add_argument("--residuals", action="store_true",
+                    help="only: prediction vs the simulator's skyfield truth (synthetic catalog, 3 stations)")
+    ap.add_argument("--verify", action="store_true",
+                    help="also check against brute force (every 7th object, 60 frames, 0.25 s steps)")
     args = ap.parse_args()
+    if args.residuals:
+        for name, (med, mx, n) in residuals_vs_truth().items():
+            print(f"predict vs simulator truth, {name}: median {med:.5f} arcsec, max {mx:.5f} arcsec ({n} visible epochs)")
+        return
 
     t = time.perf_counter()
     cat = tle.load_catalog(args.catalog)
@@ -94,6 +143,14 @@ def main():
           f"({m['propagations_coarse'] / raw:.1f} s of raw SGP4), gate candidates {m['candidates']}, "
           f"crossings {m['crossings']} in {len(np.unique(out['frame']))} frames")
     print("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in m["seconds"].items()))
+    if args.verify:
+        sub, few = cat.entries[::7], fields[::len(fields) // 60][:60]
+        t = time.perf_counter()
+        truth = brute_force(sub, args.station, few)
+        tb = time.perf_counter() - t
+        got = {(int(r["frame"]), int(r["norad_id"])) for r in S.screen(sub, args.station, few, step_s=args.step)}
+        print(f"  verify: {len(sub)} objects x {len(few)} frames, brute force {len(truth)} crossings ({tb:.0f} s), "
+              f"screen {len(got)}: missed {len(truth - got)}, extra {len(got - truth)}")
     print(f"  ratio screen time / raw-SGP4 time of the coarse grid: {dt / (m['propagations_coarse'] / raw):.2f}")
 
 

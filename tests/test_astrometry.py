@@ -69,7 +69,7 @@ def test_fit_recovers_sip_order3_truth():
 def test_vectorised_quads_equal_reference_loop():
     rng = np.random.default_rng(3)
     z = rng.uniform(0, 1000, 45) + 1j * rng.uniform(0, 1000, 45)
-    fast = build_quads(z, 80.0, 600.0, 5, chunk=37)
+    fast = build_quads(z, 80.0, 600.0, 5)
     slow = build_quads_reference(z, 80.0, 600.0, 5)
     assert len(fast) > 1000
     assert np.array_equal(np.unique(fast, axis=0), np.unique(slow, axis=0))
@@ -256,7 +256,7 @@ def test_measure_points_and_streak_ends_against_truth(station):
     """Points at SNR 20: RMS <= 0.5 arcsec; streak ends: <= 1 arcsec (full-resolution frames)."""
     rng = np.random.default_rng(20)
     ra, dec = 300.0, 10.0
-    sats = _satellites(ra, dec, rng, 40, 40, 20.0, 0.15, 1.0)
+    sats = _satellites(ra, dec, rng, 40, 40, 20.0, 0.15, 0.8)  # inside the smallest (Pakistan) field
     f = make_field(station, ra, dec, binning=1, rng=21, satellites=sats, snr_mag10=100.0)
     sol = solve(f.frame, f.sources)
     assert sol.accepted, sol.reason

@@ -88,6 +88,43 @@ def test_recommitting_the_same_frames_and_tracklets_adds_nothing(store):
     assert run in list(store.runs()["run_id"])
 
 
+def test_astropy_table_with_units_and_masked_magnitudes(store):
+    from astropy.table import MaskedColumn
+
+    store.begin_run("pakistan")
+    rec, obs = synthetic.frame("pakistan", 4)
+    n = len(obs["ra_deg"])
+    table = Table({"time": schema.ns_to_time(obs["time_ns"]), "ra_deg": obs["ra_deg"] * u.deg,
+                   "dec_deg": obs["dec_deg"] * u.deg, "sigma_arcsec": obs["sigma_arcsec"],
+                   "kind": obs["kind"], "end": obs["end"],
+                   "mag": MaskedColumn(np.arange(n, dtype=float), mask=np.arange(n) % 2 == 1)})
+    assert store.commit_frame(rec, observations=table)
+    got = store.observations(station="pakistan")
+    assert np.array_equal(got["ra_deg"], obs["ra_deg"])
+    assert np.array_equal(np.isnan(got["mag"]), np.arange(n) % 2 == 1)
+
+
+def test_batched_frames_commit_as_one_unit_and_skip_known_ones(store):
+    store.begin_run("iran")
+    assert store.commit_frames([(*synthetic.frame("iran", i), None) for i in range(3)]) == 3
+    segments = store.summary()["segments"]
+    batch = [(*synthetic.frame("iran", i), None) for i in range(1, 6)]
+    assert store.commit_frames(batch) == 3          # frames 1 and 2 were in
+    assert store.summary()["segments"] == segments + 1
+    assert store.summary()["observations"] == sum(synthetic.n_obs(i) for i in range(6))
+    assert store.commit_frames(batch) == 0
+
+
+def test_a_held_lock_makes_a_second_writer_wait_then_fail_clearly(tmp_path):
+    from aposos.db.lock import StoreLock
+
+    db = Store.open(tmp_path / "s", "a", lock_timeout_s=0.2)
+    with StoreLock(db.root):
+        with pytest.raises(AposError, match=f"locked by another writer \\(pid {os.getpid()}\\)"):
+            db.begin_run("iran")
+    db.begin_run("iran")  # free again
+
+
 def test_newer_pipeline_version_supersedes_with_history(store):
     fill(store, "iran", range(4), pipeline_version="0.1.0")
     fill(store, "iran", [1, 2], pipeline_version="0.2.0")
@@ -162,6 +199,35 @@ def test_late_tracklet_membership_survives_compaction(store):
     assert next(iter(store.segments.values())).nrows("tracklet_obs") == 0
 
 
+def test_streak_end_times_resolved_by_linking_replace_the_stored_ones(store):
+    store.begin_run("iran")
+    t = Time("2026-11-21T18:00:00", scale="utc") + [0, 2] * u.s  # shutter open, close
+    for i in range(2):
+        rec = FrameRecord(path=f"f{i}", content_hash=f"{i:064d}", station="iran",
+                          t_start=t[0] + 10 * i * u.s, t_mid=t[0] + (10 * i + 1) * u.s,
+                          t_end=t[1] + 10 * i * u.s)
+        # measured before linking: end 0 at open, end 1 at close, which is which unknown
+        store.commit_frame(rec, observations={
+            "time": t + 10 * i * u.s, "ra_deg": [10.0, 10.1], "dec_deg": [5.0, 5.0],
+            "sigma_arcsec": [1.0, 1.0], "kind": ["streak_end"] * 2, "end": [0, 1]})
+    # linking finds the object moved the other way: position 1 was at shutter open
+    hashes = [f"{i:064d}" for i in (0, 0, 1, 1)]
+    members = {"tracklet": ["s"] * 4, "content_hash": hashes, "obs_index": [0, 1, 0, 1],
+               "time": t[[1, 0, 1, 0]] + [0, 0, 10, 10] * u.s, "end": [1, 0, 1, 0]}
+    store.commit_tracklets(members)
+    def at_open(table):
+        return table[table["end"] == 0]
+    for when in ("before compaction", "after compaction"):
+        obs = store.observations(station="iran")
+        assert np.all(at_open(obs)["ra_deg"] == 10.1), when
+        dt = (at_open(obs)["time"] - (t[0] + [0, 10] * u.s)).to_value(u.ns)
+        assert np.all(np.abs(dt) < 1), when
+        store.compact()
+    bad = dict(members, time=t[[1, 0, 1, 0]] + [0, 0, 30, 30] * u.s, tracklet=["z"] * 4)
+    with pytest.raises(AposError, match="outside its frame"):
+        store.commit_tracklets(bad)
+
+
 def test_failed_frames_orbits_and_unseen_are_kept(store):
     store.begin_run("peru")
     store.commit_frame(FrameRecord(path="/data/bad.fits", content_hash="ab" * 32, station="peru",
@@ -182,6 +248,22 @@ def test_failed_frames_orbits_and_unseen_are_kept(store):
     assert np.array_equal(o["state"][0], state[0]) and o["frame"][0] == "TEME"
     un = store.unseen(norad_id=43000)
     assert un["station"][0] == "peru" and abs((un["t_mid"][0] - rec.t_mid).to_value(u.ns)) < 1
+
+
+def test_segments_read_by_offset_match_hdf5(store):
+    from aposos.db.segment import Segment
+
+    fill(store, "iran", range(6))
+    link(store, "iran", range(6), "t", 5)
+    store.compact()
+    (entry,) = store.manifest["segments"]
+    fast = Segment(os.path.join(store.root, "segments", entry["name"]), "x", entry)
+    slow = Segment(os.path.join(store.root, "segments", entry["name"]), "x")
+    for table in schema.TABLES:
+        for name in fast.cols[table]:
+            assert np.array_equal(fast.cols[table][name], slow.cols[table][name],
+                                  equal_nan=fast.cols[table][name].dtype.kind == "f"), name
+    assert np.array_equal(fast.tracklet_perm, slow.tracklet_perm)
 
 
 # ---------------------------------------------------------------- merge
@@ -237,6 +319,10 @@ def test_bad_input_is_an_aposerror(store):
     with pytest.raises(AposError, match="observations.kind"):
         store.commit_frame(rec, observations=obs)
     rec, obs = synthetic.frame("iran", 1)
+    obs["sigma_arcsec"] = obs["sigma_arcsec"][:2]
+    with pytest.raises(AposError, match="observations.sigma_arcsec"):
+        store.commit_frame(rec, observations=obs)
+    rec, obs = synthetic.frame("iran", 1)
     obs["dec_deg"] = obs["dec_deg"] + 200
     with pytest.raises(AposError, match="RA/Dec"):
         store.commit_frame(rec, observations=obs)
@@ -261,3 +347,16 @@ def test_cli_summary(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not an aposos store" in err
     assert not os.path.exists(tmp_path / "MANIFEST.json")
+
+
+def test_benchmark_script_runs(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_db.py"
+    spec = importlib.util.spec_from_file_location("bench_db", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--obs", "100000", "--dir", str(tmp_path / "bench")])
+    out = capsys.readouterr().out
+    assert "100,000 observations" in out and "24 hours" in out and "delta segments" in out

@@ -102,11 +102,15 @@ def _check(root, station, reported_frames, reported_tracklets):
     return present
 
 
+#: Random kills per run (APOSOS_DB_KILLS=500 for a soak test).
+N_KILLS = int(os.environ.get("APOSOS_DB_KILLS", "30"))
+
+
 def test_sigkill_at_random_instants_never_loses_or_tears_a_commit(tmp_path):
     root = str(tmp_path / "store")
     rng = random.Random(7)
     kills, committed_total, linked_total, nxt = 0, set(), set(), 0
-    for _ in range(30):
+    for _ in range(N_KILLS):
         pid, fd = _spawn(_writer, root, "iran", nxt)
         select.select([fd], [], [], 30)  # the writer is at work: it reported a commit
         time.sleep(rng.uniform(0.0, 0.4))
@@ -119,7 +123,7 @@ def test_sigkill_at_random_instants_never_loses_or_tears_a_commit(tmp_path):
         linked_total |= tracklets
         present = _check(root, "iran", committed_total, linked_total)
         nxt = max(present, default=-1) + 1 - rng.randint(0, 2)  # also redo the last frames
-    assert kills == 30 and len(committed_total) >= 30 and len(linked_total) >= 4
+    assert kills == N_KILLS and len(committed_total) >= N_KILLS and len(linked_total) >= 4
 
 
 def test_sigkill_at_every_step_of_a_commit(tmp_path):
@@ -170,6 +174,13 @@ def test_concurrent_writers_are_serialised(tmp_path):
     Store.open(root, "a").close()
     stations = ["iran", "pakistan", "peru"]
     children = [_spawn(_finite_writer, root, st, 12) for st in stations]
+    seen, reads = 0, 0
+    while seen < 12 * len(stations) and reads < 300:
+        with Store.open(root, "r") as db:  # a reader while writers commit and compact
+            n = db.summary()["frames"]
+            assert n >= seen and len(db.observations()) == db.summary()["observations"]
+            seen, reads = n, reads + 1
+    assert reads > 1
     for pid, fd in children:
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -82,3 +82,14 @@ def test_aberration_round_trip():
     v = rng.normal(scale=20.0, size=(100, 3))
     back = d._unaberrate(d._aberrate(n, v, np.ones(100)), v, np.ones(100))
     assert np.max(np.linalg.norm(back - n, axis=1)) < 1e-14
+
+
+def test_interpolated_teme_matrix_equals_exact():
+    rng = np.random.default_rng(4)
+    times = Time("2026-11-21T14:00:00", scale="utc") + np.sort(rng.uniform(0, 14 * 3600, 400)) * u.s
+    exact = d.teme_to_gcrs_matrix(times)
+    fast = d.teme_to_gcrs_matrix_interpolated(times)
+    assert np.abs(fast - exact).max() < 1e-11  # 1e-11 rad = 2 micro-arcsec
+    assert fast.shape == exact.shape == (400, 3, 3)
+    few = times[:2]  # no fewer nodes than times: exact
+    assert np.array_equal(d.teme_to_gcrs_matrix_interpolated(few), d.teme_to_gcrs_matrix(few))

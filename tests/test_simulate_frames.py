@@ -185,3 +185,24 @@ def test_faint_stars_are_fixed_on_the_sky():
     assert 150 < density < 2000 and a["mag"].min() >= 10 and a["mag"].max() <= 14.5
     # counts rise towards faint magnitudes
     assert (a["mag"] > 13.5).sum() > 3 * (a["mag"] < 11).sum()
+
+
+def test_candidate_filter_keeps_every_object_near_the_field(iran):
+    """The fast SGP4 pre-filter never drops an object the truth path puts near the field."""
+    sky = tles.random_catalog(80, T0, seed=21)
+    # a few objects placed through the field: LEOs passing near the station at T0
+    sky += [tles.designed_leo(95000 + k, T0 + 5 * u.s, iran.lat_deg + d, iran.lon_deg - d, alt_km=700.0 + 100 * k)
+            for k, d in enumerate((-1.0, 0.0, 1.0))]
+    times = Time([T0, T0 + 5 * u.s, T0 + 10 * u.s])
+    obs0 = satellites.observe(sky[-2], iran, T0 + 5 * u.s)
+    ra0, dec0 = obs0["ra_deg"][0], obs0["dec_deg"][0]
+    kept = {t.norad for t in frames.candidate_satellites(sky, iran, Time(np.linspace(T0.jd, (T0 + 10 * u.s).jd, 21),
+                                                                                    format="jd"), ra0, dec0, 3.0)}
+    near = set()
+    for t in sky:
+        ra, dec, _, _ = satellites.star_relative(t, iran, times)
+        sep = np.degrees(np.arccos(np.clip(np.sin(np.radians(dec)) * np.sin(np.radians(dec0)) + np.cos(np.radians(dec))
+                                           * np.cos(np.radians(dec0)) * np.cos(np.radians(ra - ra0)), -1, 1)))
+        if sep.min() < 2.5:
+            near.add(t.norad)
+    assert sky[-2].norad in near and near <= kept

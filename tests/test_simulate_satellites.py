@@ -142,3 +142,19 @@ def test_designed_objects_are_where_they_were_aimed():
     times = T0 + np.arange(-600, 601, 10) * u.s
     alt = S.observe(o["LEO"], station, times)["alt_deg"]
     assert alt.max() > 50.0  # aimed 3 deg of latitude (~330 km) off the zenith at 550 km
+
+
+def test_shadow_in_real_geometry():
+    """Near local midnight in November: a LEO over the station is in the Earth's shadow, while a
+    GEO is sunlit (the GEO eclipse seasons are around the equinoxes)."""
+    station = load_station("iran")
+    midnight = Time("2026-11-20T20:30:00", scale="utc")  # ~ 00:00 local solar time at 50.8 E
+    leo = tles.designed_leo(91010, midnight, station.lat_deg, station.lon_deg, alt_km=800.0)
+    geo = tles.designed_geo(91011, midnight, station.lon_deg)
+    assert S.observe(leo, station, midnight)["lit"][0] == 0.0
+    assert S.observe(leo, station, midnight)["mag"][0] == np.inf
+    assert S.observe(geo, station, midnight)["lit"][0] == 1.0
+    # at dusk the same kind of LEO high in the sky is sunlit
+    dusk = Time("2026-11-20T14:50:00", scale="utc")
+    leo2 = tles.designed_leo(91012, dusk, station.lat_deg, station.lon_deg, alt_km=1000.0)
+    assert S.observe(leo2, station, dusk)["lit"][0] == 1.0

@@ -157,3 +157,21 @@ def test_real_catalogs_load_completely(name, n_objects):
     assert all(e.name for e in cat)
     err, _, _ = cat.satrec_array().sgp4(np.array([cat[next(iter(cat.norad_ids))].epoch_jd[0]]), np.array([0.5]))
     assert (err == 0).mean() > 0.99
+
+
+def test_missing_checksum_column_and_long_lines(tmp_path):
+    l1, l2 = make_tle("00050")
+    p = tmp_path / "edge.txt"
+    p.write_text(f"0 NO SUM\n{l1[:68]}\n{l2}   trailing junk\n\n\n0 \n{make_tle('00051')[0]}\n{make_tle('00051')[1]}\n")
+    cat = tle.load_catalog(p)
+    assert list(cat.norad_ids) == [50, 51]
+    assert not cat[50].checksum_ok and "missing" in cat.checksum_errors[0].reason
+    assert cat[50].line2 == l2  # cut at column 69
+    assert cat[51].name == "26001A"  # empty name line
+
+
+def test_file_without_any_set_says_why(tmp_path):
+    p = tmp_path / "junk.txt"
+    p.write_text("hello\n1 garbage line that is not a tle at all but long enough to look like one\n")
+    with pytest.raises(AposError, match="no element sets found.*rejected"):
+        tle.load_catalog(p)

@@ -11,7 +11,7 @@ origin 0 (``wcs.pixel_to_world_values``). Positions are star-relative ICRF (annu
 removed by the plate, see ``shared/docs/astro-notes.md``).
 """
 
-from .measure import measure
-from .solve import PlateSolution, SolveConfig, solve
+from .observations import measure
+from .solver import PlateSolution, SolveConfig, solve
 
 __all__ = ["solve", "measure", "PlateSolution", "SolveConfig"]

@@ -46,22 +46,33 @@ class PlateFit:
     Attributes
     ----------
     wcs : astropy.wcs.WCS
-        TAN (order 1) or TAN-SIP model, FITS convention (use origin 0 for aposos pixels).
+        TAN (order 1, not radial) or TAN-SIP model, FITS convention (origin 0 for aposos pixels).
     order : int
-        Polynomial order (1 = linear plate, no SIP).
+        Order of the full polynomial (1 = linear plate).
+    radial : bool
+        A radial cubic term ``k r^2 (u, v)`` (one parameter: the lens distortion of a refractor)
+        is fitted on top of the polynomial; the SIP order is then at least 3.
     crpix0 : (float, float)
         Reference pixel, 0-based.
     crval : (float, float)
         Tangent point RA, Dec (deg).
     norm_px : float
         Pixel offsets are divided by this before the polynomial (conditioning).
-    cov_unit : ndarray (k, k)
-        ``(Phi^T Phi)^-1`` of the normalised design matrix; times ``sigma2_deg2`` it is the
-        covariance of each axis' coefficients.
+    cov_unit : ndarray (p, p)
+        ``(A^T W A)^-1`` of the stacked (xi rows, eta rows) normalised design matrix ``A`` with
+        parameters ``[c_xi, c_eta, k]``; times ``sigma2_deg2`` it is their covariance.
     sigma2_deg2 : float
         Residual variance per axis (deg^2), from the fit residuals and degrees of freedom.
     resid_xi_deg, resid_eta_deg : ndarray
         Catalog minus model standard coordinates of the fitted stars.
+    cd : ndarray (2, 2)
+        Linear part (deg/px).
+    coef : ndarray (m, 2)
+        Polynomial coefficients (xi, eta) in normalised pixels, constant first (zero).
+    k_radial : float
+        Radial coefficient in normalised pixels (0 if not radial).
+    press_deg2 : float
+        Leave-one-out mean squared residual per axis (deg^2).
     """
 
     wcs: WCS
@@ -74,49 +85,90 @@ class PlateFit:
     resid_xi_deg: np.ndarray
     resid_eta_deg: np.ndarray
     cd: np.ndarray
-    coef: np.ndarray = None
+    coef: np.ndarray
+    radial: bool = False
+    k_radial: float = 0.0
     press_deg2: float = np.nan
 
     def with_inverse(self) -> "PlateFit":
         """The same fit with the inverse SIP polynomials (AP, BP) in its WCS (for FITS export)."""
         from dataclasses import replace
 
-        wcs, _ = _wcs_from_coefficients(self.coef, self.order, self.norm_px, self.crpix0, self.crval, inverse=True)
+        wcs, _ = _wcs_from_coefficients(self.coef, self.order, self.norm_px, self.crpix0, self.crval,
+                                        k_radial=self.k_radial, inverse=True)
         return replace(self, wcs=wcs)
 
     @property
     def n(self) -> int:
         return len(self.resid_xi_deg)
 
+    @property
+    def n_params(self) -> int:
+        return 2 * n_terms(self.order) + int(self.radial)
+
+    @property
+    def sip_order(self) -> int:
+        """Order of the SIP polynomials in the WCS (0 for a plain TAN plate)."""
+        o = max(self.order, 3 if self.radial else 0)
+        return o if o >= 2 else 0
+
+    @property
+    def model(self) -> str:
+        return f"TAN+poly{self.order}" + ("+radial3" if self.radial else "")
+
     def bic(self) -> float:
         """Bayesian information criterion of the fit (both axes, Gaussian residuals)."""
         n_obs = 2 * self.n
         rss = float(np.sum(self.resid_xi_deg ** 2 + self.resid_eta_deg ** 2))
-        k = 2 * n_terms(self.order) + 2
-        return n_obs * np.log(max(rss, 1e-30) / n_obs) + k * np.log(n_obs)
+        return n_obs * np.log(max(rss, 1e-30) / n_obs) + self.n_params * np.log(n_obs)
 
     def press(self) -> float:
         """Leave-one-out (PRESS) mean squared residual per axis (deg^2): the held-out error
-        used to choose the order; unlike the fit residuals it grows when a polynomial overfits."""
+        used to choose the model; unlike the fit residuals it grows when a polynomial overfits."""
         return self.press_deg2
 
     def plate_sigma_deg(self, x, y) -> np.ndarray:
         """1-sigma (per axis, deg) error of the model's sky position at pixels (x, y) (0-based)."""
         u = (np.asarray(x, float) - self.crpix0[0]) / self.norm_px
         v = (np.asarray(y, float) - self.crpix0[1]) / self.norm_px
-        phi = design_matrix(u, v, self.order)
-        var = np.einsum("...i,ij,...j->...", phi, self.cov_unit, phi) * self.sigma2_deg2
-        return np.sqrt(np.maximum(var, 0.0))
+        a_xi, a_eta = _stacked_rows(design_matrix(u, v, self.order), u, v, self.cd * self.norm_px
+                                    if self.radial else None)
+        var = sum(np.einsum("...i,ij,...j->...", a, self.cov_unit, a) for a in (a_xi, a_eta)) / 2.0
+        return np.sqrt(np.maximum(var * self.sigma2_deg2, 0.0))
 
 
-def fit_tan_sip(x, y, ra_deg, dec_deg, order: int, crpix0, crval, *, n_iter: int = 6,
+def _stacked_rows(phi, u, v, cd_n):
+    """Rows of the stacked design for the xi and eta equations: ``[phi, 0, g_xi]``, ``[0, phi, g_eta]``.
+
+    ``cd_n`` (linear part in normalised units) gives the radial columns; None: no radial term.
+    """
+    z = np.zeros_like(phi)
+    if cd_n is None:
+        return np.concatenate([phi, z], -1), np.concatenate([z, phi], -1)
+    r2 = u * u + v * v
+    g_xi = (cd_n[0, 0] * u + cd_n[0, 1] * v) * r2
+    g_eta = (cd_n[1, 0] * u + cd_n[1, 1] * v) * r2
+    return (np.concatenate([phi, z, g_xi[..., None]], -1), np.concatenate([z, phi, g_eta[..., None]], -1))
+
+
+def _solve_stacked(phi, u, v, cd_n, xi, eta, sw):
+    a_xi, a_eta = _stacked_rows(phi, u, v, cd_n)
+    a = np.concatenate([a_xi * sw[:, None], a_eta * sw[:, None]])
+    theta, *_ = np.linalg.lstsq(a, np.concatenate([xi * sw, eta * sw]), rcond=None)
+    m = phi.shape[1]
+    return theta[:m], theta[m:2 * m], (theta[2 * m] if cd_n is not None else 0.0), a
+
+
+def fit_tan_sip(x, y, ra_deg, dec_deg, order: int, crpix0, crval, *, radial: bool = False, n_iter: int = 8,
                 weights=None, inverse: bool = False) -> PlateFit:
-    """Fit a TAN(+SIP) model of ``order`` to stars at pixels (x, y) with catalog (ra, dec).
+    """Fit a TAN(+SIP) model of ``order`` (plus a radial cubic if ``radial``) to stars at pixels
+    (x, y) with catalog (ra, dec).
 
     ``crpix0`` is the 0-based reference pixel (kept fixed), ``crval`` the starting tangent
     point (deg). ``weights`` (optional, per star) are relative inverse variances. ``inverse``
     adds the inverse SIP polynomials to the WCS (else see :meth:`PlateFit.with_inverse`).
-    Needs at least ``n_terms(order)`` stars (caller checks for margin).
+    The radial term multiplies the linear part, so it is solved by fixed-point iteration on the
+    linear part (converges in a few passes). Needs more stars than parameters (caller checks).
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     ra_deg, dec_deg = np.asarray(ra_deg, float), np.asarray(dec_deg, float)
@@ -126,35 +178,47 @@ def fit_tan_sip(x, y, ra_deg, dec_deg, order: int, crpix0, crval, *, n_iter: int
     u, v = (x - crpix0[0]) / norm, (y - crpix0[1]) / norm
     phi = design_matrix(u, v, order)
     ra0, dec0 = float(crval[0]), float(crval[1])
-    for _ in range(n_iter):
+    cd_n = None
+    for it in range(n_iter):
         xi, eta = project(ra_deg, dec_deg, ra0, dec0)
-        coef, *_ = np.linalg.lstsq(phi * sw[:, None], np.stack([xi, eta], -1) * sw[:, None], rcond=None)
-        c0 = coef[0]
-        ra0, dec0 = deproject(c0[0], c0[1], ra0, dec0)
-        if np.hypot(*c0) < 1e-10:
+        cx, ce, k, _ = _solve_stacked(phi, u, v, cd_n, xi, eta, sw)
+        ra0, dec0 = deproject(cx[0], ce[0], ra0, dec0)
+        converged = np.hypot(cx[0], ce[0]) < 1e-10
+        new_cd = np.array([[cx[1], cx[2]], [ce[1], ce[2]]])
+        if radial:
+            converged &= cd_n is not None and np.max(np.abs(new_cd - cd_n)) < 1e-12
+            cd_n = new_cd
+        if converged:
             break
     xi, eta = project(ra_deg, dec_deg, ra0, dec0)
-    # Refit with the constant term pinned to zero (tangent point exactly under CRPIX).
-    coef, *_ = np.linalg.lstsq(phi[:, 1:] * sw[:, None], np.stack([xi, eta], -1) * sw[:, None], rcond=None)
-    coef = np.vstack([np.zeros((1, 2)), coef])
-    model = phi @ coef
-    rx, ry = xi - model[:, 0], eta - model[:, 1]
-    k = n_terms(order)
-    dof = max(len(x) - k, 1)
-    sigma2 = float(np.sum(w * (rx ** 2 + ry ** 2)) / (2 * dof))
-    cov_unit = np.linalg.pinv((phi * w[:, None]).T @ phi)
-    # leave-one-out residuals of a linear fit: e_i / (1 - h_ii), h the hat matrix diagonal
-    phi1 = phi[:, 1:]
-    h = np.einsum("ij,jk,ik->i", phi1, np.linalg.pinv((phi1 * w[:, None]).T @ phi1), phi1) * w
-    loo = (rx ** 2 + ry ** 2) / np.maximum(1.0 - h, 1e-6) ** 2
+    # final pass with the constant pinned to zero (tangent point exactly under CRPIX)
+    cx, ce, k, a = _solve_stacked(phi[:, 1:], u, v, cd_n, xi, eta, sw)
+    coef = np.vstack([np.zeros((1, 2)), np.stack([cx, ce], -1)])
+    a_xi, a_eta = _stacked_rows(phi[:, 1:], u, v, cd_n)
+    theta = np.concatenate([cx, ce, [k] if cd_n is not None else []])
+    rx, ry = xi - a_xi @ theta, eta - a_eta @ theta
+    p = len(theta)
+    dof = max(2 * len(x) - p, 1)
+    sigma2 = float(np.sum(w * (rx ** 2 + ry ** 2)) / dof)
+    # leave-one-out (per equation) residuals e / (1 - h), h the hat-matrix diagonal
+    cov1 = np.linalg.pinv(a.T @ a)
+    h_xi = np.einsum("ij,jk,ik->i", a_xi, cov1, a_xi) * w
+    h_eta = np.einsum("ij,jk,ik->i", a_eta, cov1, a_eta) * w
+    loo = rx ** 2 / np.maximum(1 - h_xi, 1e-6) ** 2 + ry ** 2 / np.maximum(1 - h_eta, 1e-6) ** 2
     press = float(np.mean(w * loo) / 2.0)
-    wcs, cd = _wcs_from_coefficients(coef, order, norm, crpix0, (ra0, dec0), inverse=inverse)
+    # covariance including the constant terms (the tangent point's own uncertainty)
+    f_xi, f_eta = _stacked_rows(phi, u, v, cd_n)
+    full = np.concatenate([f_xi * sw[:, None], f_eta * sw[:, None]])
+    cov_unit = np.linalg.pinv(full.T @ full)
+    wcs, cd = _wcs_from_coefficients(coef, order, norm, crpix0, (ra0, dec0), k_radial=k, inverse=inverse)
     return PlateFit(wcs=wcs, order=order, crpix0=tuple(crpix0), crval=(ra0, dec0), norm_px=norm,
-                    cov_unit=cov_unit, sigma2_deg2=sigma2, resid_xi_deg=rx, resid_eta_deg=ry, cd=cd, coef=coef, press_deg2=press)
+                    cov_unit=cov_unit, sigma2_deg2=sigma2, resid_xi_deg=rx, resid_eta_deg=ry, cd=cd, coef=coef,
+                    radial=cd_n is not None, k_radial=float(k), press_deg2=press)
 
 
-def _wcs_from_coefficients(coef, order, norm, crpix0, crval, inverse=True):
-    """astropy WCS from polynomial coefficients (columns xi, eta) in normalised pixels."""
+def _wcs_from_coefficients(coef, order, norm, crpix0, crval, k_radial=0.0, inverse=True):
+    """astropy WCS from polynomial coefficients (columns xi, eta) and radial coefficient, both
+    in normalised pixels."""
     terms = exponents(order)
     lin = {pq: coef[i] / norm for i, pq in enumerate(terms) if sum(pq) == 1}
     cd = np.array([[lin[(1, 0)][0], lin[(0, 1)][0]], [lin[(1, 0)][1], lin[(0, 1)][1]]])
@@ -163,17 +227,24 @@ def _wcs_from_coefficients(coef, order, norm, crpix0, crval, inverse=True):
     w.wcs.crval = [crval[0], crval[1]]
     w.wcs.cd = cd
     w.wcs.radesys = "ICRS"
-    if order < 2:
+    sip_order = max(order, 3 if k_radial else 0)
+    if sip_order < 2:
         w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
         w.wcs.set()
         return w, cd
     cdinv = np.linalg.inv(cd)
-    a = np.zeros((order + 1, order + 1))
-    b = np.zeros((order + 1, order + 1))
+    a = np.zeros((sip_order + 1, sip_order + 1))
+    b = np.zeros((sip_order + 1, sip_order + 1))
     for i, (p, q) in enumerate(terms):
         if p + q >= 2:
             a[p, q], b[p, q] = cdinv @ (coef[i] / norm ** (p + q))
-    ap, bp = _inverse_sip(a, b, order, norm) if inverse else (None, None)
+    if k_radial:  # (u, v) r^2 in pixels: k_px = k_norm / norm^2
+        k_px = k_radial / norm ** 2
+        a[3, 0] += k_px
+        a[1, 2] += k_px
+        b[2, 1] += k_px
+        b[0, 3] += k_px
+    ap, bp = _inverse_sip(a, b, sip_order, norm) if inverse else (None, None)
     w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
     w.sip = Sip(a, b, ap, bp, w.wcs.crpix)
     w.wcs.set()

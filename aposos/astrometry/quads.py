@@ -17,42 +17,60 @@ from __future__ import annotations
 from itertools import chain, combinations
 
 import numpy as np
+from numba import njit
 from scipy.spatial import cKDTree
 
 
-def build_quads(z: np.ndarray, d_min: float, d_max: float, n_inner: int, chunk: int = 1024) -> np.ndarray:
+def build_quads(z: np.ndarray, d_min: float, d_max: float, n_inner: int) -> np.ndarray:
     """Quads (index array, shape (n, 4): A, B, C, D) of points ``z`` (complex, brightest first).
 
     Every pair A, B with ``d_min <= |AB| <= d_max`` is a quad backbone; C and D are taken from
-    the ``n_inner`` brightest other points inside the circle with diameter AB. Vectorised over
-    chunks of pairs (see :func:`build_quads_reference` for the plain loop it reproduces).
+    the ``n_inner`` brightest other points inside the circle with diameter AB (numba kernel;
+    :func:`build_quads_reference` is the plain loop it reproduces).
     """
     n = len(z)
-    if n < 4:
+    if n < 4 or n_inner < 2:
         return np.zeros((0, 4), dtype=np.int64)
     i, j = np.triu_indices(n, 1)
     d = np.abs(z[i] - z[j])
     keep = (d >= d_min) & (d <= d_max)
-    i, j = i[keep], j[keep]
-    combos = np.array(list(combinations(range(n_inner), 2)), dtype=np.int64).reshape(-1, 2)
-    out = []
-    for s in range(0, len(i), chunk):
-        a, b = i[s:s + chunk], j[s:s + chunk]
-        rows = np.arange(len(a))
-        mid, rad = 0.5 * (z[a] + z[b]), 0.5 * np.abs(z[b] - z[a])
-        inside = np.abs(z[None, :] - mid[:, None]) < rad[:, None] * 0.999
-        inside[rows, a] = False
-        inside[rows, b] = False
-        rank = np.cumsum(inside, axis=1)
-        r, c = np.nonzero(inside & (rank <= n_inner))
-        slots = np.full((len(a), n_inner), -1, dtype=np.int64)
-        slots[r, rank[r, c] - 1] = c
-        cc, dd = slots[:, combos[:, 0]], slots[:, combos[:, 1]]
-        valid = (cc >= 0) & (dd >= 0)
-        aa = np.broadcast_to(a[:, None], cc.shape)
-        bb = np.broadcast_to(b[:, None], cc.shape)
-        out.append(np.stack([aa[valid], bb[valid], cc[valid], dd[valid]], axis=-1))
-    return np.concatenate(out).astype(np.int64) if out else np.zeros((0, 4), dtype=np.int64)
+    i, j = i[keep].astype(np.int64), j[keep].astype(np.int64)
+    out = np.empty((len(i) * (n_inner * (n_inner - 1) // 2), 4), dtype=np.int64)
+    by_x = np.argsort(z.real, kind="stable").astype(np.int64)
+    k = _quads_kernel(np.ascontiguousarray(z.real), np.ascontiguousarray(z.imag), by_x,
+                      np.ascontiguousarray(z.real[by_x]), i, j, n_inner, out)
+    return out[:k]
+
+
+@njit(cache=True)
+def _quads_kernel(zr, zi, by_x, x_sorted, i_arr, j_arr, n_inner, out):
+    """Fill ``out`` with quads; points inside each circle are searched in an x window of the
+    x-sorted order and the ``n_inner`` smallest indices (brightest) kept."""
+    n = len(zr)
+    found = np.empty(n, np.int64)
+    k = 0
+    for p in range(len(i_arr)):
+        a, b = i_arr[p], j_arr[p]
+        mx, my = 0.5 * (zr[a] + zr[b]), 0.5 * (zi[a] + zi[b])
+        r2 = 0.25 * ((zr[b] - zr[a]) ** 2 + (zi[b] - zi[a]) ** 2) * 0.999 ** 2
+        rad = np.sqrt(r2)
+        lo = np.searchsorted(x_sorted, mx - rad)
+        hi = np.searchsorted(x_sorted, mx + rad, side="right")
+        m = 0
+        for q in range(lo, hi):
+            c = by_x[q]
+            if c != a and c != b and (zr[c] - mx) ** 2 + (zi[c] - my) ** 2 < r2:
+                found[m] = c
+                m += 1
+        if m < 2:
+            continue
+        inside = np.sort(found[:m])[:n_inner]
+        m = len(inside)
+        for s in range(m):
+            for t in range(s + 1, m):
+                out[k, 0], out[k, 1], out[k, 2], out[k, 3] = a, b, inside[s], inside[t]
+                k += 1
+    return k
 
 
 def build_quads_reference(z: np.ndarray, d_min: float, d_max: float, n_inner: int) -> np.ndarray:
@@ -103,7 +121,7 @@ class QuadIndex:
         self.z = z
         self.quads = canonical(quads, z) if len(quads) else quads
         self.codes = quad_codes(z, self.quads) if len(quads) else np.zeros((0, 4))
-        self.tree = cKDTree(self.codes) if len(quads) else None
+        self.tree = cKDTree(self.codes, balanced_tree=False, compact_nodes=False) if len(quads) else None
 
     def __len__(self) -> int:
         return len(self.quads)

@@ -32,7 +32,11 @@ class SyntheticField:
 
 
 def truth_wcs(ra_deg, dec_deg, shape, scale_arcsec, rotation_deg, parity, distortion_px, rng) -> WCS:
-    """TAN-SIP (order 3) WCS centred on the image with ``distortion_px`` at the corners."""
+    """TAN-SIP (order 3) WCS centred on the image with ``distortion_px`` at the corners.
+
+    Radial cubic (a refractor's distortion) reaching ``distortion_px`` at the corners, random
+    quadratic terms (tilt/decentre, ~0.2 x) and small random non-radial cubic terms (~0.05 x).
+    """
     ny, nx = shape
     w = WCS(naxis=2)
     s = scale_arcsec / 3600.0
@@ -50,8 +54,8 @@ def truth_wcs(ra_deg, dec_deg, shape, scale_arcsec, rotation_deg, parity, distor
         for c in (a, b):
             for p, q in ((2, 0), (1, 1), (0, 2)):
                 c[p, q] = rng.normal(0, 0.2) * distortion_px / half ** 2
-            for p, q in ((3, 0), (2, 1), (1, 2), (0, 3)):
-                c[p, q] += rng.normal(0, 0.2) * distortion_px / half ** 3
+            for p, q in ((3, 0), (2, 1), (1, 2), (0, 3)):  # small non-radial cubic (imperfect lens)
+                c[p, q] += rng.normal(0, 0.05) * distortion_px / half ** 3
         w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
         w.sip = Sip(a, b, None, None, w.wcs.crpix)
     else:

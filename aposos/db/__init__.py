@@ -5,6 +5,7 @@ See :mod:`aposos.db.store` (layout, crash safety, write API, partitioning plan),
 """
 
 from .schema import SCHEMA_VERSION
-from .store import FrameRecord, Store, content_hash
+from .rows import FrameRecord, content_hash
+from .store import Store
 
 __all__ = ["SCHEMA_VERSION", "FrameRecord", "Store", "content_hash"]

@@ -18,7 +18,7 @@ from astropy.table import Table
 
 from . import schema
 from .schema import NO_TIME
-from .store import _ranges
+from .view import ranges
 
 __all__ = ["observations", "object_history", "frames", "tracklets", "correlations", "runs",
            "orbits", "unseen"]
@@ -66,7 +66,7 @@ def _obs_of_frames(view, fi) -> np.ndarray:
     parts = []
     for s in np.unique(seg):
         sel = seg == s
-        rows = _ranges(view.col("frames", "obs_start")[fi[sel]],
+        rows = ranges(view.col("frames", "obs_start")[fi[sel]],
                        view.col("frames", "obs_count")[fi[sel]])
         parts.append(view.segs[s].observation_rows(np.sort(rows)))
     return np.concatenate(parts) if parts else schema.empty("observations")
@@ -84,10 +84,10 @@ def _obs_of_tracklets(view, tids) -> np.ndarray:
         lo = np.searchsorted(seg.tracklet_sorted, tids, "left")
         hi = np.searchsorted(seg.tracklet_sorted, tids, "right")
         if np.any(hi > lo):
-            rows = np.sort(np.asarray(seg.tracklet_perm[_ranges(lo, hi - lo)]))
+            rows = np.sort(np.asarray(seg.tracklet_perm[ranges(lo, hi - lo)]))
             parts.append(seg.observation_rows(rows))
     wanted = set(tids.tolist())
-    linked = [(f, i) for (f, i), t in view.members.items() if t in wanted]
+    linked = [key for key, (t, _, _) in view.members.items() if t in wanted]
     if linked:
         f, i = np.array(linked).T
         fi = view.frame_index(f)
@@ -99,12 +99,14 @@ def _obs_of_tracklets(view, tids) -> np.ndarray:
     return np.concatenate(parts) if parts else schema.empty("observations")
 
 
-def _effective_tracklets(view, obs) -> np.ndarray:
-    tid = obs["tracklet_id"].copy()
-    if view.members:
-        for k in np.nonzero(tid == 0)[0]:
-            tid[k] = view.members.get((int(obs["frame_uid"][k]), int(obs["obs_index"][k])), 0)
-    return tid
+def _apply_links(view, obs) -> None:
+    """Give observations the tracklet, time and end of memberships not yet compacted."""
+    if not view.members:
+        return
+    for k in range(len(obs)):
+        link = view.members.get((int(obs["frame_uid"][k]), int(obs["obs_index"][k])))
+        if link is not None:
+            obs["tracklet_id"][k], obs["time_ns"][k], obs["end"][k] = link
 
 
 def _frame_mask(view, start_ns, end_ns, station, run_id, history):
@@ -127,7 +129,7 @@ def _ns(t, what):
 
 def _tracklets_of_object(view, norad_id, history):
     """Correlation rows naming ``norad_id`` (current ones unless ``history``)."""
-    rows = np.nonzero(view.col("correlations", "norad_id") == int(norad_id))[0]
+    rows = view.where("correlations", "norad_id", int(norad_id))
     if not history:
         rows = rows[view.correlations_current(rows)]
     return view.table("correlations", rows)
@@ -154,29 +156,28 @@ def observations(db, *, norad_id=None, start=None, end=None, station=None, track
 
 
 def _observation_table(view, obs, start_ns, end_ns, station, run_id, history) -> Table:
+    """Filter, sort and decode observation rows, joined with their frames."""
+    _apply_links(view, obs)
     fi = view.frame_index(obs["frame_uid"])
-    fr = view.table("frames", fi) if len(obs) else schema.empty("frames")
-    cur = view.current_mask("frames")[fi] if len(obs) else np.zeros(0, bool)
+    cur = view.current_mask("frames")[fi]
     keep = np.ones(len(obs), bool) if history else cur.copy()
     if start_ns is not None:
         keep &= obs["time_ns"] >= start_ns
     if end_ns is not None:
         keep &= obs["time_ns"] <= end_ns
     if station is not None:
-        keep &= fr["station"] == str(station).encode()
+        keep &= view.col("frames", "station")[fi] == str(station).encode()
     if run_id is not None:
-        keep &= fr["run_id"] == str(run_id).encode()
-    obs, fr, cur = obs[keep], fr[keep], cur[keep]
+        keep &= view.col("frames", "run_id")[fi] == str(run_id).encode()
+    obs, fi, cur = obs[keep], fi[keep], cur[keep]
     order = np.lexsort((obs["obs_index"], obs["frame_uid"], obs["time_ns"]))
-    obs, fr, cur = obs[order], fr[order], cur[order]
-    obs = obs.copy()
-    obs["tracklet_id"] = _effective_tracklets(view, obs)
+    obs, fi, cur = obs[order], fi[order], cur[order]
     t = to_table("observations", obs)
-    t["station"] = schema.decode_str(fr["station"])
-    t["frame"] = schema.decode_str(fr["path"])
-    t["content_hash"] = schema.decode_str(fr["content_hash"])
-    t["pipeline_version"] = schema.decode_str(fr["pipeline_version"])
-    t["run_id"] = schema.decode_str(fr["run_id"])
+    frames, inv = np.unique(fi, return_inverse=True)  # decode each frame's strings once
+    for name, col in (("station", "station"), ("frame", "path"),
+                      ("content_hash", "content_hash"), ("pipeline_version", "pipeline_version"),
+                      ("run_id", "run_id")):
+        t[name] = schema.decode_str(view.col("frames", col)[frames])[inv]
     if history:
         t["current"] = cur
     return t
@@ -208,14 +209,14 @@ def frames(db, *, start=None, end=None, station=None, run_id=None, history=False
         mask &= view.col("frames", "t_end_ns") >= start_ns
     if end_ns is not None:
         mask &= view.col("frames", "t_start_ns") <= end_ns
-    t = _select(view, "frames", mask, history)
-    t.sort(["t_start", "frame_uid"])
-    return t
+    order = np.lexsort((view.col("frames", "frame_uid"), view.col("frames", "t_start_ns")))
+    return _select(view, "frames", mask, history, order=order)
 
 
-def _select(view, table, mask, history) -> Table:
-    """Rows of ``table`` where ``mask``, current ones unless ``history`` (then a column)."""
-    rows = np.nonzero(mask)[0]
+def _select(view, table, mask, history, order=None) -> Table:
+    """Rows of ``table`` where ``mask`` (in ``order`` if given), current ones unless
+    ``history`` (then a ``current`` column)."""
+    rows = np.nonzero(mask)[0] if order is None else order[mask[order]]
     if table == "correlations":
         cur = view.correlations_current(rows)
     else:

@@ -34,7 +34,7 @@ Tables (column, dtype, meaning)
 -------------------------------
 runs
     run_id S32 (uuid4 hex), station S16, pipeline_version S32, software_version S32,
-    config_hash S64 (sha256 hex of the configuration), host S64, start_ns, end_ns,
+    config_hash S64 (hex hash of the configuration), host S64, start_ns, end_ns,
     status i1 (RUN_STATUS), n_frames, n_frames_failed, n_observations, n_tracklets,
     n_identified, n_uct (int64 counts reported by the batch), commit_seq.
 frames
@@ -50,9 +50,11 @@ observations
     kind i1 (OBS_KIND), end i1 (0/1 streak ends, -1 otherwise), source_index i4,
     tracklet_id i8 (0 = not linked, or linked by a later ``tracklet_obs`` row).
 tracklet_obs
-    tracklet_id, frame_uid, obs_index, commit_seq: tracklet membership committed after the
-    observations (linking runs once the night's frames are in); folded into
-    ``observations.tracklet_id`` by compaction. An observation belongs to one tracklet.
+    tracklet_id, frame_uid, obs_index, time_ns, end, commit_seq: tracklet membership
+    committed after the observations (linking runs once the night's frames are in), with the
+    observation's time and ``end`` as linking resolved them (which end of a streak was at
+    shutter open is only known from the motion). Queries apply them to the observation;
+    compaction folds them into ``observations``. An observation belongs to one tracklet.
 tracklets
     tracklet_id, label S32 (the batch's name for it), run_id, station, pipeline_version,
     first_frame_uid, n_obs i4, t_first_ns, t_last_ns, commit_seq.
@@ -88,7 +90,7 @@ NO_TIME = np.iinfo(np.int64).min
 OBS_KIND = ("point", "streak_end", "streak_centre", "streak_point")
 FRAME_STATUS = ("ok", "failed")
 CORR_STATUS = ("identified", "ambiguous", "uct")
-RUN_STATUS = ("running", "done", "failed")
+RUN_STATUS = ("running", "done", "partial", "failed")  # partial: some frames failed
 
 _S = {"id": "S32", "station": "S16", "version": "S32", "hash": "S64"}
 
@@ -114,7 +116,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("kind", "i1"), ("end", "i1"), ("source_index", "i4"), ("tracklet_id", "i8"),
     ],
     "tracklet_obs": [
-        ("tracklet_id", "i8"), ("frame_uid", "i8"), ("obs_index", "i4"), ("commit_seq", "i8"),
+        ("tracklet_id", "i8"), ("frame_uid", "i8"), ("obs_index", "i4"), ("time_ns", "i8"),
+        ("end", "i1"), ("commit_seq", "i8"),
     ],
     "tracklets": [
         ("tracklet_id", "i8"), ("label", "S32"), ("run_id", _S["id"]),
@@ -242,8 +245,12 @@ def decode_enum(codes, names: tuple[str, ...]) -> np.ndarray:
 
 
 def decode_str(values) -> np.ndarray:
-    """Unicode strings of fixed-width bytes."""
-    return np.char.decode(np.asarray(values), "utf-8")
+    """Unicode strings of fixed-width UTF-8 bytes (fast path for ASCII)."""
+    values = np.asarray(values)
+    try:
+        return values.astype(f"U{max(values.dtype.itemsize, 1)}")
+    except UnicodeDecodeError:
+        return np.char.decode(values, "utf-8")
 
 
 # --------------------------------------------------------------------------- keys

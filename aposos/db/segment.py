@@ -78,8 +78,12 @@ def arrange(tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def write(path, tables: dict[str, np.ndarray], attrs: dict) -> None:
-    """Write ``tables`` (already :func:`arrange`-d) to a new HDF5 file at ``path`` and fsync it."""
+_INDEX = "_index/observations/tracklet_id"
+
+
+def write(path, tables: dict[str, np.ndarray], attrs: dict) -> dict[str, int]:
+    """Write ``tables`` (already :func:`arrange`-d) to a new HDF5 file at ``path``, fsync it,
+    and return its table of contents: {"table/column": byte offset of the raw data}."""
     with h5py.File(path, "w", libver="latest") as f:
         f.attrs["format"] = schema.FORMAT_NAME + " segment"
         f.attrs["schema_version"] = schema.SCHEMA_VERSION
@@ -94,10 +98,15 @@ def write(path, tables: dict[str, np.ndarray], attrs: dict) -> None:
         obs = tables.get("observations")
         if obs is not None and len(obs):
             perm = np.argsort(obs["tracklet_id"], kind="stable")
-            g = f.create_group("_index/observations/tracklet_id")
+            g = f.create_group(_INDEX)
             g.create_dataset("sorted", data=obs["tracklet_id"][perm])
             g.create_dataset("perm", data=perm.astype(np.int64))
+    toc = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: toc.__setitem__(name, int(obj.id.get_offset()))
+                     if isinstance(obj, h5py.Dataset) else None)
     fsync_path(path)
+    return toc
 
 
 def _column(path, ds):
@@ -113,15 +122,53 @@ def _column(path, ds):
 class Segment:
     """A published segment opened for reading.
 
-    ``cols[table][column]`` gives every column (memory-mapped when large, else in memory);
+    ``cols[table][column]`` gives every column (memory-mapped when large, else in memory),
+    located through the table of contents the manifest keeps for the segment (``entry``), or
+    through h5py when there is none;
     ``tracklet_sorted`` / ``tracklet_perm`` the tracklet index of the observations. The HDF5
     file is closed after opening: the maps keep the data reachable even if a compaction
     removes the file meanwhile.
     """
 
-    def __init__(self, path, name: str):
+    def __init__(self, path, name: str, entry: dict | None = None):
         self.path = os.fspath(path)
         self.name = name
+        if entry is not None and "toc" in entry:
+            self._map(entry)
+        else:
+            self._read_hdf5()
+        self.obs = self.cols["observations"]
+        self.n_obs = self.nrows("observations")
+
+    def _map(self, entry: dict) -> None:
+        """Columns straight from the file at the offsets of the manifest's table of contents
+        (no HDF5 call: a small segment is read in one go, a large one memory-mapped)."""
+        toc, rows = entry["toc"], entry["rows"]
+        size = entry["size"]
+        with open(self.path, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise AposError("not an HDF5 file", path=self.path)
+            fh.seek(0)
+            data = fh.read() if size <= (4 << 20) else None
+
+        def column(key, dt, n):
+            dt = np.dtype(dt)
+            if n == 0:
+                return np.zeros((0,) + dt.shape, dt.base)
+            if data is not None:
+                return np.frombuffer(data, dt.base, n * max(1, int(np.prod(dt.shape))),
+                                     toc[key]).reshape((n,) + dt.shape)
+            return np.memmap(self.path, dtype=dt.base, mode="r", offset=toc[key],
+                             shape=(n,) + dt.shape)
+
+        self.cols = {t: {name: column(f"{t}/{name}", dt, rows.get(t, 0)) for name, dt in cols}
+                     for t, cols in schema.TABLES.items()}
+        n = rows.get("observations", 0)
+        self.tracklet_sorted = column(_INDEX + "/sorted", "i8", n)
+        self.tracklet_perm = column(_INDEX + "/perm", "i8", n)
+
+    def _read_hdf5(self) -> None:
+        """Columns read through h5py (for segments without a table of contents)."""
         try:
             f = h5py.File(self.path, "r")
         except OSError as exc:
@@ -143,11 +190,9 @@ class Segment:
                     name: (_column(self.path, g[name]) if g is not None
                            else np.zeros((0,) + np.dtype(dt).shape, np.dtype(dt).base))
                     for name, dt in columns}
-            ix = f.get("_index/observations/tracklet_id")
+            ix = f.get(_INDEX)
             self.tracklet_sorted = _column(self.path, ix["sorted"]) if ix else np.zeros(0, "i8")
             self.tracklet_perm = _column(self.path, ix["perm"]) if ix else np.zeros(0, "i8")
-        self.obs = self.cols["observations"]
-        self.n_obs = self.nrows("observations")
 
     def nrows(self, table: str) -> int:
         return len(self.cols[table][schema.TABLES[table][0][0]])

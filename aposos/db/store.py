@@ -25,23 +25,36 @@ Write API (one writer per process; several processes are serialised by the lock)
     with Store.open(path, "a") as db:
         run = db.begin_run("iran", config_hash=...)
         db.commit_frame(FrameRecord(...), observations=table)   # durable on return
+        db.commit_frames([(record, observations, unseen), ...])  # several in one unit
         db.commit_tracklets(members, correlations=..., orbits=..., unseen=...)
         db.end_run()
 
 Scale and partitioning
 ----------------------
-One store holds the observations of every segment; a reader maps large columns from the files
-(no decompression, page-granular random access) and keeps the small tables (frames, tracklets,
-correlations, ...) in memory. Per-frame commits make small segments; when there are more than
-``max_segments`` of them the writer compacts the small ones into one (history is kept:
-superseded rows are rewritten, never dropped). At 10 million observations a store is about
-0.8 GB on disk (66 bytes per observation plus a 16-byte index) and answers a query by object or
-by night in milliseconds (benchmarks/bench_db.py). Beyond one store (plan): one store per
-station and calendar month (``archive/2026-11/iran/``), each a self-contained directory with
-its own manifest, plus a small top-level catalogue (a JSON file per month listing each
-store's time span, stations and the NORAD ids it contains, rebuilt after each night). A time
-query opens only the months it spans; an object query reads the catalogue to open only the
-stores that saw the object. Merging the stations of a month into one store is ``merge``.
+The manifest keeps, for every segment, the byte offset of each column (a table of contents
+written with the segment), so a reader opens a segment without any HDF5 call: a small segment
+is read in one go, a large one is memory-mapped column by column (page-granular random
+access, only the columns a query touches are read). The files stay ordinary HDF5 (h5py reads
+them; a test checks both paths agree). Compression was weighed and left out: every random
+lookup would decompress whole chunks, and the float columns compress poorly.
+
+Per-frame commits make small segments; past ``max_segments`` the writer compacts the small
+ones (< 1 M observations) into one, so a store is a few large segments plus a bounded tail of
+recent ones. History is kept through compaction (superseded rows are rewritten, not dropped).
+At 10 M observations (1 M tracklets, one year, three stations) a store is 1.2 GB (66 bytes per
+observation + 16 of tracklet index + tracklets and correlations); an object's history takes
+tens of ms, a night of 27 000 observations about 0.1-0.4 s (benchmarks/bench_db.py).
+
+Beyond one store (plan, not built): one store per calendar month
+(``archive/2026-11/``, the three stations merged into it with :meth:`Store.merge`), each
+self-contained with its own manifest, plus a small top-level ``catalogue.json`` rebuilt after
+each night listing each month's time span, stations, observation count and the set of NORAD
+ids it holds. A time query opens only the months it overlaps; an object query opens only the
+months whose id set names the object. A month of three stations is ~1 M observations, well
+inside one store's comfortable range, and a month closed for writing is compacted to one
+segment. Limits today: compaction and merge hold the rows of the segments involved in memory
+(about 0.2 kB per observation at peak); the lock is ``flock``, reliable on a local disk, not
+across hosts on NFS (stations send their stores and the data centre merges them).
 """
 
 from __future__ import annotations
@@ -50,14 +63,17 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import schema, segment
 from .lock import StoreLock
-from .schema import NO_TIME
+from .rows import FrameRecord, check_observations, colnames, content_hash, nrows, rows_from
+from .units import compacted_rows, correlation_rows, merge_rows, tracklet_rows
+from .view import View
 from ..errors import AposError
+
+__all__ = ["Store", "FrameRecord", "content_hash", "read_manifest", "write_manifest"]
 
 MANIFEST = "MANIFEST.json"
 SEGMENTS = "segments"
@@ -74,140 +90,6 @@ def _crash_point(name: str) -> None:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-def content_hash(path) -> str:
-    """sha256 hex digest of a file's bytes (the frame key that survives renames and copies)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except OSError as exc:
-        raise AposError(f"cannot read file to hash it ({exc.strerror})", path=path) from exc
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class FrameRecord:
-    """What the store keeps about one reduced (or failed) frame.
-
-    ``t_start``/``t_mid``/``t_end`` are astropy Times (UTC) or None when unknown (a frame that
-    failed before its header was read). ``status`` is 'ok' or 'failed' (then ``reason`` says
-    why). ``n_stars`` and ``astrometric_rms_arcsec`` describe the plate solution.
-    """
-
-    path: str
-    content_hash: str
-    station: str
-    t_start: object = None
-    t_mid: object = None
-    t_end: object = None
-    exposure_s: float = float("nan")
-    status: str = "ok"
-    reason: str = ""
-    n_stars: int = -1
-    astrometric_rms_arcsec: float = float("nan")
-
-    @classmethod
-    def from_meta(cls, meta, content_hash: str, **kw) -> "FrameRecord":
-        """Record of a :class:`aposos.model.FrameMeta` (``station`` may be overridden in kw)."""
-        kw.setdefault("station", meta.station or "")
-        return cls(path=meta.path, content_hash=content_hash, t_start=meta.t_start,
-                   t_mid=meta.t_mid, t_end=meta.t_end, exposure_s=meta.exposure_s, **kw)
-
-
-# --------------------------------------------------------------------------- row building
-
-_ENUMS = {("observations", "kind"): schema.OBS_KIND, ("frames", "status"): schema.FRAME_STATUS,
-          ("correlations", "status"): schema.CORR_STATUS, ("runs", "status"): schema.RUN_STATUS}
-_TRUNCATE = {("frames", "reason"), ("unseen", "reason"), ("frames", "path")}
-
-
-def _colnames(data) -> list[str]:
-    if data is None:
-        return []
-    if hasattr(data, "colnames"):
-        return list(data.colnames)
-    if isinstance(data, np.ndarray) and data.dtype.names:
-        return list(data.dtype.names)
-    return list(data.keys())
-
-
-def _nrows(data) -> int:
-    """Rows of a Table / dict of columns / structured array (0 for None)."""
-    names = _colnames(data)
-    return len(data[names[0]]) if names else 0
-
-
-def rows_from(table: str, data, n: int | None = None, **fixed) -> np.ndarray:
-    """Rows of ``table`` from an astropy Table / dict of columns / structured array.
-
-    Columns are matched by schema name; a ``*_ns`` column also accepts an astropy Time under
-    the name without ``_ns`` (``time``, ``t_start``, ``tle_epoch``...). ``fixed`` gives values
-    for every row. Missing columns get neutral values (NaN, '', 0, no time). Strings and enums
-    are validated (AposError names the column).
-    """
-    names = _colnames(data)
-    if n is None:
-        n = _nrows(data) if names else 1
-    for name in names:
-        if np.ndim(data[name]) == 0 or len(data[name]) != n:
-            raise AposError(f"column has {np.size(data[name])} rows, expected {n}",
-                            key=f"{table}.{name}")
-    rows = schema.empty(table, n)
-    for name, _ in schema.TABLES[table]:
-        if name in fixed:
-            src = fixed[name]
-        elif name in names:
-            src = data[name]
-        elif name.endswith("_ns") and name[:-3] in names:
-            src = data[name[:-3]]
-        else:
-            continue
-        if src is None:
-            continue
-        where = f"{table}.{name}"
-        kind = rows.dtype[name].base.kind
-        if (table, name) in _ENUMS:
-            rows[name] = schema.encode_enum(src, _ENUMS[(table, name)], where)
-        elif kind == "S":
-            rows[name] = schema.encode_str(src, rows.dtype[name].itemsize, where,
-                                           truncate=(table, name) in _TRUNCATE)
-        elif name.endswith("_ns"):
-            rows[name] = schema.as_ns(src, where)
-        else:
-            try:
-                rows[name] = np.asarray(getattr(src, "value", src), dtype=rows.dtype[name].base)
-            except (TypeError, ValueError) as exc:
-                raise AposError(f"cannot store as {rows.dtype[name]}: {exc}", key=where) from exc
-    return rows
-
-
-def _check_observations(obs: np.ndarray, where: str) -> None:
-    bad = ~(np.isfinite(obs["ra_deg"]) & np.isfinite(obs["dec_deg"])
-            & (obs["dec_deg"] >= -90) & (obs["dec_deg"] <= 90) & (obs["time_ns"] != NO_TIME))
-    if bad.any():
-        raise AposError(f"observation {int(np.argmax(bad))} has no valid time or RA/Dec",
-                        path=where, key="observations")
-
-
-def _row_bytes(rows: np.ndarray, ignore=("commit_seq",)) -> list[bytes]:
-    """Each row's bytes without the ``ignore`` fields (identity of content; NaN equals NaN)."""
-    from numpy.lib.recfunctions import repack_fields
-
-    keep = [n for n in rows.dtype.names if n not in ignore]
-    packed = repack_fields(rows[keep])
-    return [packed[i].tobytes() for i in range(len(packed))]
-
-
-def _same_rows(a: np.ndarray, b: np.ndarray) -> bool:
-    """Rows equal as multisets, ignoring commit_seq and run_id."""
-    ignore = ("commit_seq", "run_id")
-    return len(a) == len(b) and sorted(_row_bytes(a, ignore)) == sorted(_row_bytes(b, ignore))
-
 
 # --------------------------------------------------------------------------- store
 
@@ -245,8 +127,7 @@ class Store:
         root = os.path.abspath(os.fspath(path))
         if mode not in ("r", "a"):
             raise AposError(f"unknown store mode {mode!r} (use 'r' or 'a')")
-        if mode == "a" and (not os.path.exists(root)
-                            or (os.path.isdir(root) and not os.listdir(root))):
+        if mode == "a" and _is_new(root):
             _create(root)
         return cls(root, mode, lock_timeout_s, max_segments)
 
@@ -285,7 +166,7 @@ class Store:
                         if size != entry["size"]:
                             raise AposError(f"segment has {size} bytes, manifest says "
                                             f"{entry['size']}: the store was damaged", path=path)
-                        seg = segment.Segment(path, name)
+                        seg = segment.Segment(path, name, entry)
                     segs[name] = seg
             except FileNotFoundError:
                 continue  # a compaction replaced a segment meanwhile: read the manifest again
@@ -294,10 +175,10 @@ class Store:
         raise AposError("store keeps changing under the reader; try again", path=self.root)
 
     @property
-    def view(self) -> "_View":
+    def view(self) -> View:
         """The in-memory view of the small tables, rebuilt when the store changed."""
         if self._view is None:
-            self._view = _View(list(self.segments.values()))
+            self._view = View(list(self.segments.values()))
         return self._view
 
     # ---------------------------------------------------------------- commit machinery
@@ -335,14 +216,14 @@ class Store:
         segdir = os.path.join(self.root, SEGMENTS)
         name = f"{seq[0]:012d}-{uuid.uuid4().hex[:8]}.h5"
         tmp = os.path.join(segdir, ".tmp-" + name)
-        segment.write(tmp, tables, {"seq_first": seq[0], "seq_end": seq[1]})
+        toc = segment.write(tmp, tables, {"seq_first": seq[0], "seq_end": seq[1]})
         _crash_point("segment_written")
         os.rename(tmp, os.path.join(segdir, name))
         segment.fsync_path(segdir)
         _crash_point("segment_renamed")
         m = dict(self.manifest)
         entry = {"name": name, "size": os.path.getsize(os.path.join(segdir, name)),
-                 "rows": {t: int(len(r)) for t, r in tables.items() if len(r)}}
+                 "rows": {t: int(len(r)) for t, r in tables.items() if len(r)}, "toc": toc}
         m["segments"] = [e for e in m["segments"] if e["name"] not in remove] + [entry]
         m["next_seq"] = max(int(m["next_seq"]), seq[1])
         m["generation"] = int(m["generation"]) + 1
@@ -433,7 +314,43 @@ class Store:
         ``unseen``: objects predicted in this frame but not detected (``norad_id``,
         ``ra_deg``, ``dec_deg``, optional ``mag_pred``, ``tle_epoch``, ``reason``).
         """
+        return self.commit_frames([(frame, observations, unseen)]) == 1
+
+    def commit_frames(self, results) -> int:
+        """Commit several frames' results as one unit (one segment, one manifest update:
+        cheaper than one commit per frame); ``results`` = [(FrameRecord, observations,
+        unseen)] (observations / unseen may be None). Frames already in are skipped.
+        Returns the number of frames added."""
         run_id = self._need_run()
+        units = [self._frame_rows(*r, run_id=run_id) for r in results]
+        added = [0]
+
+        def build(db):
+            new = []
+            for uid, f, obs, un in units:
+                i = db.view.frame_index(uid)
+                if i < 0:
+                    new.append((f, obs, un))
+                    continue
+                old = db.view.table("frames", [i])[0]
+                if (old["content_hash"], old["pipeline_version"]) != \
+                        (f["content_hash"][0], f["pipeline_version"][0]):
+                    raise AposError("frame key collision (two files share a 64-bit uid)",
+                                    path=f["path"][0].decode())
+            if len({int(f["frame_uid"][0]) for f, _, _ in new}) != len(new):
+                raise AposError("the same frame twice in one commit", path=db.root)
+            added[0] = len(new)
+            if not new:
+                return None
+            return {"frames": np.concatenate([f for f, _, _ in new]),
+                    "observations": np.concatenate([o for _, o, _ in new]),
+                    "unseen": np.concatenate([u for _, _, u in new])}, 1
+
+        self._publish(build)
+        return added[0]
+
+    def _frame_rows(self, frame: FrameRecord, observations=None, unseen=None, *, run_id):
+        """(frame_uid, frames row, observation rows, unseen rows) of one frame's results."""
         pv = self.pipeline_version
         uid = schema.frame_uid(frame.content_hash, pv)
         f = rows_from("frames", {k: [getattr(frame, k)] for k in (
@@ -444,39 +361,20 @@ class Store:
             t = getattr(frame, name)
             if t is not None:
                 f[name + "_ns"] = schema.as_ns(t, name)
-        nobs = _nrows(observations)
+        nobs = nrows(observations)
         obs = rows_from("observations", observations, nobs, frame_uid=uid,
-                        obs_index=np.arange(nobs, dtype=np.int32)) if nobs else None
-        if obs is not None:
-            if "tracklet_id" not in _colnames(observations):
+                        obs_index=np.arange(nobs, dtype=np.int32))
+        if nobs:
+            if "tracklet_id" not in colnames(observations):
                 obs["tracklet_id"] = 0
-            if "end" not in _colnames(observations):
+            if "end" not in colnames(observations):
                 obs["end"] = -1
-            _check_observations(obs, frame.path)
+            check_observations(obs, frame.path)
             if frame.status != "ok":
                 raise AposError("a failed frame cannot carry observations", path=frame.path)
-        un = None
-        if _nrows(unseen):
-            un = rows_from("unseen", unseen, _nrows(unseen), run_id=run_id, frame_uid=uid,
-                           commit_seq=0)
-
-        def build(db):
-            i = db.view.frame_index(uid)
-            if i >= 0:
-                old = db.view.table("frames", [i])[0]
-                if old["content_hash"] != f["content_hash"][0] or old["pipeline_version"] != \
-                        f["pipeline_version"][0]:
-                    raise AposError("frame key collision (two files share a 64-bit uid)",
-                                    path=frame.path)
-                return None
-            tables = {"frames": f}
-            if obs is not None:
-                tables["observations"] = obs
-            if un is not None:
-                tables["unseen"] = un
-            return tables, 1
-
-        return self._publish(build)
+        un = rows_from("unseen", unseen, nrows(unseen), run_id=run_id, frame_uid=uid,
+                       commit_seq=0)
+        return uid, f, obs, un
 
     # ---------------------------------------------------------------- tracklets
 
@@ -486,7 +384,9 @@ class Store:
 
         ``members``: one row per observation in a tracklet: ``tracklet`` (label, <= 32
         bytes), ``content_hash`` (of the frame) and ``obs_index`` (row of that frame's
-        observations), all of frames committed by this pipeline version.
+        observations), all of frames committed by this pipeline version; optionally ``time``
+        (Time) and ``end``, the values linking resolved (streak ends), which then replace
+        the observation's (within its frame's exposure, +-1 s).
         ``correlations``: ``tracklet`` (label) or ``tracklet_id``, ``norad_id``, ``status``,
         ``rank``, ``along_track_arcsec``, ``cross_track_arcsec``, ``tle_epoch`` (Time),
         ``score``, ``orbit_id``. ``orbits``: ``orbit_id``, ``epoch`` (Time), ``frame``,
@@ -504,17 +404,17 @@ class Store:
         def build(db):
             view = db.view
             tables = {}
-            if _nrows(members):
-                tables.update(_tracklet_rows(view, members, pv, run_id, ids))
-            if _nrows(correlations):
-                c = _correlation_rows(correlations, ids, run_id)
+            if nrows(members):
+                tables.update(tracklet_rows(view, members, pv, run_id, ids))
+            if nrows(correlations):
+                c = correlation_rows(correlations, ids, run_id)
                 tables["correlations"] = view.new_correlations(c)
-            if _nrows(orbits):
+            if nrows(orbits):
                 tables["orbits"] = view.new_orbits(rows_from("orbits", orbits, run_id=run_id,
                                                              commit_seq=0))
-            if _nrows(unseen):
+            if nrows(unseen):
                 uids = [schema.frame_uid(h, pv) for h in np.asarray(unseen["content_hash"]).astype(str)]
-                u = rows_from("unseen", unseen, _nrows(unseen), run_id=run_id, frame_uid=uids,
+                u = rows_from("unseen", unseen, nrows(unseen), run_id=run_id, frame_uid=uids,
                               commit_seq=0)
                 tables["unseen"] = view.new_unseen(u)
             tables = {k: v for k, v in tables.items() if len(v)}
@@ -556,7 +456,7 @@ class Store:
         added: dict[str, int] = {}
 
         def build(db):
-            tables = _merge_rows(db.view, src)
+            tables = merge_rows(db.view, src)
             added.update({k: int(len(v)) for k, v in tables.items()})
             if not any(added.values()):
                 return None
@@ -590,7 +490,7 @@ class Store:
         if len(entries) < 2:
             return 0
         segs = [self.segments[e["name"]] for e in entries]
-        tables = _compacted_rows(segs)
+        tables = compacted_rows(segs)
         _crash_point("compacting")
         self._write_segment(segment.arrange(tables), remove=[e["name"] for e in entries],
                             seq=(int(self.manifest["next_seq"]), int(self.manifest["next_seq"])))
@@ -639,6 +539,18 @@ class Store:
 
 # --------------------------------------------------------------------------- manifest
 
+def _is_new(root: str) -> bool:
+    """Whether ``root`` is absent or an empty directory (or one a concurrent creator has only
+    begun: nothing but the lock file and an empty segments folder)."""
+    if not os.path.exists(root):
+        return True
+    if not os.path.isdir(root) or os.path.exists(os.path.join(root, MANIFEST)):
+        return False
+    segdir = os.path.join(root, SEGMENTS)
+    return set(os.listdir(root)) <= {"LOCK", SEGMENTS} and (
+        not os.path.isdir(segdir) or not os.listdir(segdir))
+
+
 def _create(root: str) -> None:
     os.makedirs(os.path.join(root, SEGMENTS), exist_ok=True)
     with StoreLock(root):
@@ -676,350 +588,9 @@ def write_manifest(root: str, manifest: dict) -> None:
     """Publish ``manifest`` atomically (temp file, fsync, rename, fsync directory)."""
     tmp = os.path.join(root, f".MANIFEST.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest, f, separators=(",", ":"))
         f.flush()
         os.fsync(f.fileno())
     _crash_point("manifest_written")
     os.replace(tmp, os.path.join(root, MANIFEST))
     segment.fsync_path(root)
-
-
-# --------------------------------------------------------------------------- in-memory view
-
-def _newest_per_key(keys: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """Mask of rows whose commit_seq is the highest among rows with the same key."""
-    if len(keys) == 0:
-        return np.zeros(0, bool)
-    order = np.lexsort((seq, keys))
-    k, s = keys[order], seq[order]
-    last = np.r_[k[1:] != k[:-1], True]
-    best = np.repeat(s[last], np.diff(np.r_[0, np.nonzero(last)[0] + 1]))
-    mask = np.empty(len(keys), bool)
-    mask[order] = s == best
-    return mask
-
-
-class _View:
-    """All segments seen as one set of tables: columns concatenated on demand (memory maps
-    are not read until used), lookups by key, and which rows are current."""
-
-    def __init__(self, segs: list[segment.Segment]):
-        self.segs = segs
-        self.offsets = {t: np.cumsum([0] + [s.nrows(t) for s in segs]) for t in schema.TABLES}
-        self._cols: dict = {}
-        self._current: dict[str, np.ndarray] = {}
-        self.frame_seg = np.repeat(np.arange(len(segs)), np.diff(self.offsets["frames"]))
-        uid = self.col("frames", "frame_uid")
-        self._uid_order = np.argsort(uid, kind="stable")
-        self._uid_sorted = uid[self._uid_order]
-        m = self.table("tracklet_obs")
-        self.members = {(int(f), int(i)): int(t) for t, f, i in
-                        zip(m["tracklet_id"], m["frame_uid"], m["obs_index"])}
-
-    def n(self, table: str) -> int:
-        return int(self.offsets[table][-1])
-
-    def col(self, table: str, name: str) -> np.ndarray:
-        """One column of ``table`` over all segments (cached; a memory map if one segment)."""
-        key = (table, name)
-        if key not in self._cols:
-            parts = [s.cols[table][name] for s in self.segs]
-            if len(parts) == 1:
-                self._cols[key] = parts[0]
-            elif parts:
-                self._cols[key] = np.concatenate(parts)
-            else:
-                self._cols[key] = schema.empty(table)[name]
-        return self._cols[key]
-
-    def table(self, table: str, rows=None) -> np.ndarray:
-        """Structured rows of ``table`` (all, a boolean mask or positions)."""
-        if rows is None:
-            rows = slice(None)
-        first = self.col(table, schema.TABLES[table][0][0])[rows]
-        out = np.empty(len(first), schema.dtype(table))
-        for name in out.dtype.names:
-            out[name] = self.col(table, name)[rows]
-        return out
-
-    def lookup(self, table: str, keys) -> np.ndarray:
-        """Rows of ``table`` whose sort key (segment.SORTED_BY) is in ``keys``."""
-        keys = np.unique(np.asarray(keys))
-        name = segment.SORTED_BY[table]
-        found = []
-        for i, s in enumerate(self.segs):
-            c = s.cols[table][name]
-            if len(c) == 0:
-                continue
-            lo = np.searchsorted(c, keys, "left")
-            hi = np.searchsorted(c, keys, "right")
-            if np.any(hi > lo):
-                found.append(self.offsets[table][i] + _ranges(lo, hi - lo))
-        return np.concatenate(found) if found else np.zeros(0, np.int64)
-
-    def frame_index(self, uid):
-        """Row in frames of frame uid(s), -1 where absent."""
-        uid = np.asarray(uid, dtype=np.int64)
-        if len(self._uid_sorted) == 0:
-            return np.full(uid.shape, -1) if uid.ndim else -1
-        pos = np.minimum(np.searchsorted(self._uid_sorted, uid), len(self._uid_sorted) - 1)
-        out = np.where(self._uid_sorted[pos] == uid, self._uid_order[pos], -1)
-        return out if uid.ndim else int(out)
-
-    # ---- which rows are current
-
-    def current_mask(self, table: str) -> np.ndarray:
-        """Which rows of ``table`` are current (not superseded)."""
-        if table not in self._current:
-            self._current[table] = self._compute_current(table)
-        return self._current[table]
-
-    def _compute_current(self, table: str) -> np.ndarray:
-        col = lambda name: self.col(table, name)  # noqa: E731
-        if table == "frames":
-            return self._current_frames()
-        if table == "runs":
-            return _newest_per_key(col("run_id"), col("commit_seq"))
-        if table == "orbits":
-            return _newest_per_key(col("orbit_id"), col("commit_seq"))
-        if table in ("tracklets", "unseen"):
-            return self.frames_current(col("first_frame_uid" if table == "tracklets"
-                                           else "frame_uid"))
-        if table == "correlations":
-            return self.correlations_current(np.arange(self.n(table)))
-        return np.ones(self.n(table), bool)
-
-    def _current_frames(self) -> np.ndarray:
-        pv = self.col("frames", "pipeline_version")
-        n = len(pv)
-        if n == 0 or np.all(pv == pv[0]):
-            return np.ones(n, bool)  # one pipeline version: every frame result is current
-        _, grp = np.unique(self.col("frames", "content_hash"), return_inverse=True)
-        uv, inv = np.unique(pv, return_inverse=True)
-        rank = schema.version_order(list(schema.decode_str(uv)))[inv]
-        order = np.lexsort((self.col("frames", "commit_seq"), rank, grp))
-        g = grp[order]
-        mask = np.zeros(n, bool)
-        mask[order[np.r_[g[1:] != g[:-1], True]]] = True
-        return mask
-
-    def frames_current(self, uids) -> np.ndarray:
-        """Whether the frames of ``uids`` exist and are current."""
-        i = self.frame_index(uids)
-        return (i >= 0) & self.current_mask("frames")[np.maximum(i, 0)]
-
-    def correlations_current(self, rows) -> np.ndarray:
-        """Whether correlation rows ``rows`` are current: newest commit for their tracklet,
-        and the tracklet current. Looks only at the tracklets concerned."""
-        rows = np.asarray(rows, np.int64)
-        if len(rows) == 0:
-            return np.zeros(0, bool)
-        tid = self.col("correlations", "tracklet_id")[rows]
-        seq = self.col("correlations", "commit_seq")[rows]
-        if len(rows) == self.n("correlations"):
-            newest = _newest_per_key(tid, seq)
-        else:
-            allr = self.lookup("correlations", tid)
-            atid = self.col("correlations", "tracklet_id")[allr]
-            aseq = self.col("correlations", "commit_seq")[allr]
-            order = np.lexsort((aseq, atid))
-            atid, aseq = atid[order], aseq[order]
-            last = np.r_[atid[1:] != atid[:-1], True]
-            newest = seq == aseq[last][np.searchsorted(atid[last], tid)]
-        tr = self.lookup("tracklets", tid)
-        live = tr[self.frames_current(self.col("tracklets", "first_frame_uid")[tr])]
-        return newest & np.isin(tid, self.col("tracklets", "tracklet_id")[live])
-
-    def current(self, table: str) -> np.ndarray:
-        return self.table(table, self.current_mask(table))
-
-    # ---- de-duplication helpers for commits
-
-    def new_correlations(self, c: np.ndarray) -> np.ndarray:
-        """Drop the correlations of tracklets whose current correlations are identical."""
-        rows = self.lookup("correlations", c["tracklet_id"])
-        cur = self.table("correlations", rows[self.correlations_current(rows)])
-        keep = np.ones(len(c), bool)
-        for tid in np.unique(c["tracklet_id"]):
-            sel = c["tracklet_id"] == tid
-            if _same_rows(c[sel], cur[cur["tracklet_id"] == tid]):
-                keep &= ~sel
-        return c[keep]
-
-    def new_orbits(self, o: np.ndarray) -> np.ndarray:
-        cur = self.current("orbits")
-        keep = [not _same_rows(o[i:i + 1], cur[cur["orbit_id"] == o["orbit_id"][i]])
-                for i in range(len(o))]
-        return o[np.array(keep, bool)] if len(o) else o
-
-    def new_unseen(self, u: np.ndarray) -> np.ndarray:
-        have = self.table("unseen", self.lookup("unseen", u["frame_uid"]))
-        key = set(zip(have["frame_uid"].tolist(), have["norad_id"].tolist()))
-        keep = np.array([(int(a), int(b)) not in key for a, b in
-                         zip(u["frame_uid"], u["norad_id"])], bool)
-        return u[keep] if len(u) else u
-
-    # ---- counts
-
-    def run_counts(self, run_id: str) -> dict[str, int]:
-        rid = run_id.encode()
-        f = self.col("frames", "run_id") == rid
-        t = self.col("tracklets", "run_id") == rid
-        c = self.current_mask("correlations") & (self.col("correlations", "run_id") == rid) \
-            & (self.col("correlations", "rank") == 0)
-        status = self.col("correlations", "status")
-        return {"n_frames": int(f.sum()),
-                "n_frames_failed": int(np.sum(self.col("frames", "status")[f] == 1)),
-                "n_observations": int(self.col("frames", "obs_count")[f].sum()),
-                "n_tracklets": int(t.sum()),
-                "n_identified": int(np.sum(status[c] == 0)),
-                "n_uct": int(np.sum(status[c] == 2))}
-
-    def summary(self, n_segments: int) -> dict[str, int]:
-        fr = self.current_mask("frames")
-        status = self.col("frames", "status")
-        count = self.col("frames", "obs_count")
-        best = self.current_mask("correlations") & (self.col("correlations", "rank") == 0)
-        cstat = self.col("correlations", "status")[best]
-        return {"runs": int(self.current_mask("runs").sum()),
-                "frames": int(fr.sum()),
-                "frames_ok": int(np.sum(status[fr] == 0)),
-                "frames_failed": int(np.sum(status[fr] == 1)),
-                "frames_superseded": int(len(fr) - fr.sum()),
-                "observations": int(count[fr].sum()),
-                "observations_total": int(count.sum()),
-                "tracklets": int(self.current_mask("tracklets").sum()),
-                "correlations": int(self.current_mask("correlations").sum()),
-                "identified": int(np.sum(cstat == 0)),
-                "ambiguous": int(np.sum(cstat == 1)),
-                "uct": int(np.sum(cstat == 2)),
-                "orbits": int(self.current_mask("orbits").sum()),
-                "unseen": int(self.current_mask("unseen").sum()),
-                "segments": int(n_segments)}
-
-
-def _ranges(start, count) -> np.ndarray:
-    """Concatenated ``arange(start[i], start[i] + count[i])``."""
-    start = np.asarray(start, np.int64)
-    count = np.asarray(count, np.int64)
-    total = int(count.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    offsets = np.cumsum(count) - count
-    return np.repeat(start - offsets, count) + np.arange(total)
-
-
-# --------------------------------------------------------------------------- row assembly
-
-def _tracklet_rows(view: _View, members, pv: str, run_id: str, ids: dict) -> dict:
-    labels = np.asarray(members["tracklet"]).astype(str)
-    hashes = np.asarray(members["content_hash"]).astype(str)
-    index = np.asarray(members["obs_index"]).astype(np.int64)
-    uids = np.array([schema.frame_uid(h, pv) for h in hashes], dtype=np.int64)
-    fi = view.frame_index(uids)
-    if np.any(fi < 0):
-        raise AposError(f"tracklet member refers to a frame not committed by pipeline "
-                        f"{pv}: {hashes[np.argmax(fi < 0)]}", key="members.content_hash")
-    if np.any((index < 0) | (index >= view.col("frames", "obs_count")[fi])):
-        raise AposError("tracklet member obs_index out of range", key="members.obs_index")
-    times = _observation_field(view, fi, index, "time_ns")
-    stored_tid = _observation_field(view, fi, index, "tracklet_id")
-    t_rows, m_rows = [], []
-    for label in dict.fromkeys(labels.tolist()):
-        sel = np.nonzero(labels == label)[0]
-        station = np.unique(view.col("frames", "station")[fi[sel]])
-        if len(station) != 1:
-            raise AposError(f"tracklet {label!r} mixes stations", key="members")
-        st = station[0].decode()
-        tid = schema.tracklet_uid(pv, st, zip(hashes[sel], index[sel]))
-        ids[label] = tid
-        if len(view.lookup("tracklets", [tid])):
-            continue  # this tracklet is stored already
-        for s in sel:
-            other = view.members.get((int(uids[s]), int(index[s])), int(stored_tid[s]))
-            if other not in (0, tid):
-                raise AposError(f"observation {hashes[s]}:{index[s]} of tracklet {label!r} "
-                                f"already belongs to tracklet {other}", key="members")
-        first = sel[np.argmin(times[sel])]
-        t_rows.append(rows_from("tracklets", None, 1, tracklet_id=tid, label=label,
-                                run_id=run_id, station=st, pipeline_version=pv,
-                                first_frame_uid=uids[first], n_obs=len(sel),
-                                t_first_ns=times[sel].min(), t_last_ns=times[sel].max(),
-                                commit_seq=0))
-        m_rows.append(rows_from("tracklet_obs", None, len(sel), tracklet_id=tid,
-                                frame_uid=uids[sel], obs_index=index[sel], commit_seq=0))
-    cat = lambda t, r: np.concatenate(r) if r else schema.empty(t)  # noqa: E731
-    return {"tracklets": cat("tracklets", t_rows), "tracklet_obs": cat("tracklet_obs", m_rows)}
-
-
-def _observation_field(view: _View, fi: np.ndarray, index: np.ndarray, col: str) -> np.ndarray:
-    out = np.empty(len(fi), schema.dtype("observations")[col])
-    seg = view.frame_seg[fi]
-    rows = view.col("frames", "obs_start")[fi] + index
-    for s in np.unique(seg):
-        sel = seg == s
-        out[sel] = view.segs[s].obs[col][rows[sel]]
-    return out
-
-
-def _correlation_rows(correlations, ids: dict, run_id: str) -> np.ndarray:
-    names = _colnames(correlations)
-    n = _nrows(correlations)
-    if "tracklet_id" in names:
-        tid = np.asarray(correlations["tracklet_id"], dtype=np.int64)
-    elif "tracklet" in names:
-        labels = np.asarray(correlations["tracklet"]).astype(str)
-        missing = [x for x in labels if x not in ids]
-        if missing:
-            raise AposError(f"correlation refers to unknown tracklet {missing[0]!r}",
-                            key="correlations.tracklet")
-        tid = np.array([ids[x] for x in labels], dtype=np.int64)
-    else:
-        raise AposError("correlations need a 'tracklet' or 'tracklet_id' column",
-                        key="correlations")
-    c = rows_from("correlations", correlations, n, tracklet_id=tid, run_id=run_id,
-                  commit_seq=0)
-    if "rank" not in names:
-        c["rank"] = 0
-    if "norad_id" not in names:
-        c["norad_id"] = 0
-    return c
-
-
-def _merge_rows(view: _View, src: Store) -> dict[str, np.ndarray]:
-    """Rows of ``src`` that ``view`` does not have yet (full history of src)."""
-    sv = src.view
-    frames = sv.table("frames", view.frame_index(sv.col("frames", "frame_uid")) < 0)
-    obs = [s.observation_slice(0, s.n_obs) for s in sv.segs]
-    obs = np.concatenate(obs) if obs else schema.empty("observations")
-    out = {"frames": frames,
-           "observations": obs[np.isin(obs["frame_uid"], frames["frame_uid"])]}
-    t = sv.table("tracklets")
-    out["tracklets"] = t[~np.isin(t["tracklet_id"], view.col("tracklets", "tracklet_id"))]
-    m = sv.table("tracklet_obs")
-    out["tracklet_obs"] = m[np.isin(m["tracklet_id"], out["tracklets"]["tracklet_id"])]
-    out["unseen"] = view.new_unseen(sv.table("unseen"))
-    for table in ("runs", "correlations", "orbits"):
-        rows = sv.table(table)
-        known = set(_row_bytes(view.table(table)))
-        mask = np.array([b not in known for b in _row_bytes(rows)], bool)
-        out[table] = rows[mask] if len(rows) else rows
-    return {k: v.copy() for k, v in out.items()}
-
-
-def _compacted_rows(segs: list[segment.Segment]) -> dict[str, np.ndarray]:
-    """All rows of ``segs`` as one segment's tables, memberships folded into observations."""
-    tables = {t: np.concatenate([s.table(t) for s in segs]) for t in schema.SMALL_TABLES}
-    obs = np.concatenate([s.observation_slice(0, s.n_obs) for s in segs])
-    m = tables["tracklet_obs"]
-    if len(m) and len(obs):
-        key_obs = obs[["frame_uid", "obs_index"]].astype([("f", "i8"), ("i", "i4")])
-        key_m = m[["frame_uid", "obs_index"]].astype([("f", "i8"), ("i", "i4")])
-        order = np.argsort(key_obs, kind="stable")
-        pos = np.searchsorted(key_obs, key_m, sorter=order)
-        pos = np.minimum(pos, len(obs) - 1)
-        found = key_obs[order[pos]] == key_m
-        obs["tracklet_id"][order[pos[found]]] = m["tracklet_id"][found]
-        tables["tracklet_obs"] = m[~found]
-    tables["observations"] = obs
-    return tables

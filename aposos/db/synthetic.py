@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import schema
-from .store import FrameRecord
+from .rows import FrameRecord
 
 #: Start of the synthetic nights, TAI ns since J2000 (an evening of November 2026).
 T0_NS = int(848_649_600 + 18 * 3600 + 37) * 1_000_000_000

@@ -27,7 +27,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--tles", help="3LE file of the objects in the sky")
     p.add_argument("--target", type=int, help="NORAD number of the object aimed at")
     p.add_argument("--rate-track", type=int, metavar="NORAD", help="follow this object (rate-tracked frame)")
-    p.add_argument("--size", type=int, default=None, help="window size in binned px (default: whole chip)")
+    p.add_argument("--size", type=int, default=None, help="window size in binned px (default: whole chip; 640 for the sample night)")
     p.add_argument("--out", help="FITS file to write (station dialect)")
     p.add_argument("--truth", help="ECSV truth table to write")
     p.set_defaults(func=_cmd_simulate)
@@ -37,7 +37,8 @@ def _cmd_simulate(args) -> int:
     if args.sample_night:
         from .night import SEED, write_sample_night
 
-        index = write_sample_night(args.sample_night, seed=SEED if args.seed is None else args.seed)
+        kwargs = {"shape": (args.size, args.size)} if args.size else {}
+        index = write_sample_night(args.sample_night, seed=SEED if args.seed is None else args.seed, **kwargs)
         print(f"wrote {len(index)} frames of {len(set(index['station']))} stations to {args.sample_night}")
         return 0
     if not (args.station and args.time and args.out):

@@ -53,7 +53,7 @@ from ..config import load_station
 from ..model import Frame, FrameMeta
 from . import render, satellites, scene
 
-COSMIC_RAYS_PER_S = 0.3  # ~1.3 /cm^2/min at sea level on a ~14 cm^2 sensor
+COSMIC_RAYS_PER_S = 0.3  # on the whole chip: ~1.3 /cm^2/min at sea level on a ~14 cm^2 sensor
 
 
 def _unit(ra_deg, dec_deg):
@@ -73,7 +73,7 @@ def _rotation_between(a, b):
 
 
 def frame_geometry(station, *, binning=None, shape=None):
-    """Binning, image shape (ny, nx) and pixel scale (arcsec/px) of a simulated readout.
+    """Binning, image shape (ny, nx), binned chip shape and pixel scale (arcsec/px) of a readout.
 
     Default binning brings the full chip to about 1024 px (fields of 2-3 deg); ``shape``
     reads a centred window of the binned chip instead of all of it.
@@ -82,7 +82,10 @@ def frame_geometry(station, *, binning=None, shape=None):
     b = binning or max(1, cam["height_px"] // 1024)
     full = (cam["height_px"] // b, cam["width_px"] // b)
     scale = station.pixel_scale_arcsec / cam["binning"] * b
-    return b, tuple(shape or full), scale
+    shape = tuple(shape or full)
+    if shape[0] > full[0] or shape[1] > full[1] or min(shape) < 1:
+        raise ValueError(f"window {shape} does not fit the binned chip {full}")
+    return b, shape, full, scale
 
 
 @functools.cache
@@ -165,7 +168,8 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
         Seeds the rotation, pointing error, sky gradient, artefacts and noise.
     binning, shape : see :func:`frame_geometry`.
     sip_corner_px : float
-        Size of the field distortion at the corners (0 for a pure TAN frame).
+        Size of the field distortion at the corners of the binned chip, px (0 for a pure TAN
+        frame); a window sees the part of it within its own corners.
     noise : bool
         False returns the expected image in ADU (electrons / gain): no bias, noise,
         saturation or artefacts; for exact tests.
@@ -179,7 +183,7 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
     st = load_station(station)
     rng = np.random.default_rng(seed)
     phot = photometry or scene.Photometry(aperture_mm=st.telescope["aperture_mm"])
-    b, shp, scale = frame_geometry(st, binning=binning, shape=shape)
+    b, shp, chip, scale = frame_geometry(st, binning=binning, shape=shape)
     ny, nx = shp
     t0 = Time(t_start, scale="utc")
     t_mid, t_end = t0 + exposure_s / 2 * u.s, t0 + exposure_s * u.s
@@ -203,7 +207,7 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
             rotations = np.stack([_rotation_between(uk, u_mid) for uk in u_k])
     rotation_deg = float(rng.uniform(-3, 3)) if rotation_deg is None else rotation_deg
     wcs = scene.frame_wcs(pointing_ra_deg, pointing_dec_deg, shp, scale, rotation_deg=rotation_deg,
-                          parity=st.telescope["parity"], sip_corner_px=sip_corner_px, seed=seed)
+                          parity=st.telescope["parity"], sip_corner_px=sip_corner_px, chip_shape=chip, seed=seed)
     mount = _Mount(wcs, rotations)
     fwhm_px = phot.fwhm_arcsec / scale
     sweep_deg = 0.0
@@ -230,7 +234,8 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
         image += render.sky(shp, sky_e, tuple(grad)) + cam["dark_e_per_s"] * exposure_s * b * b
         if artefacts:
             hy, hx = render.add_hot_pixels(image, max(1, int(2e-5 * nx * ny)), 3000.0, rng)
-            cr = render.add_cosmic_rays(image, rng.poisson(COSMIC_RAYS_PER_S * exposure_s), rng)
+            window = nx * ny / (chip[0] * chip[1])
+            cr = render.add_cosmic_rays(image, rng.poisson(COSMIC_RAYS_PER_S * exposure_s * window), rng)
             meta_extra = {"hot_pixels_yx": [[int(a), int(c)] for a, c in zip(hy, hx)],
                           "cosmic_rays_xy": [[float(a), float(c)] for a, c in zip(cr["x"], cr["y"])]}
         data = render.expose(image, gain_e_per_adu=cam["gain_e_per_adu"], read_noise_e=cam["read_noise_e"],

@@ -23,6 +23,7 @@ per frame plus a night index.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 from dataclasses import dataclass, field
@@ -68,21 +69,72 @@ def dusk(station, date: str = NIGHT_DATE, sun_alt_deg: float = -18.0) -> Time:
     return grid[below[0]]
 
 
+def _topocentric_galactic(station, t, itrs_km):
+    """Elevation (deg, geocentric up) and |Galactic latitude| (deg) of ITRS points (N, 3) km at ``t``."""
+    from astropy.coordinates import GCRS, ITRS, CartesianRepresentation, SkyCoord
+
+    st = load_station(station)
+    x, y, z = (np.asarray(itrs_km)[:, i] * u.km for i in range(3))
+    obstime = t if t.shape else t + np.zeros(len(x)) * u.s
+    sat = ITRS(CartesianRepresentation(x, y, z), obstime=obstime).transform_to(GCRS(obstime=obstime))
+    obs = st.location.get_gcrs(obstime).cartesian.xyz.to_value(u.km).T
+    topo = sat.cartesian.xyz.to_value(u.km).T - obs
+    up = obs / np.linalg.norm(obs, axis=1, keepdims=True)
+    alt = np.degrees(np.arcsin(np.sum(topo * up, axis=1) / np.linalg.norm(topo, axis=1)))
+    ra, dec = satellites.radec_deg(topo)
+    return alt, np.abs(SkyCoord(ra, dec, unit="deg").galactic.b.deg)
+
+
+def _spherical_itrs(lat_deg, lon_deg, radius_km):
+    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
+    return np.stack([radius_km * np.cos(lat) * np.cos(lon), radius_km * np.cos(lat) * np.sin(lon),
+                     radius_km * np.sin(lat) + 0 * lon], axis=-1)
+
+
+def geo_in_the_milky_way(station, sub_lon_deg: float, date: str = NIGHT_DATE, min_alt_deg: float = 35.0) -> Time:
+    """Time of the dark night when a geostationary object over ``sub_lon_deg`` is seen closest
+    to the Galactic plane (rich star field, so the plate solution has tens of catalog stars).
+
+    Rough geometry (fixed point in ITRS, 10-minute grid) is enough to choose a time.
+    """
+    st = load_station(station)
+    start = dusk(station, date)
+    grid = start + np.arange(0, 12 * 60, 10) * u.min
+    grid = grid[satellites.sun_altitude_deg(st, grid) < -18.0]
+    point = _spherical_itrs(np.zeros(len(grid)), np.full(len(grid), sub_lon_deg), 42164.2)
+    alt, b = _topocentric_galactic(station, grid, point)
+    b[alt < min_alt_deg] = np.inf
+    return grid[int(np.argmin(b))]
+
+
+def leo_ground_point(station, t: Time, alt_km: float, min_elevation_deg: float = 45.0):
+    """Ground point (lat, lon) whose zenith a LEO at ``alt_km`` should cross at ``t`` so that the
+    station sees it, above ``min_elevation_deg``, as close to the Galactic plane as possible."""
+    st = load_station(station)
+    dlat, dlon = np.meshgrid(np.arange(-9.0, 9.01, 1.5), np.arange(-9.0, 9.01, 1.5))
+    lat = np.clip(st.lat_deg + dlat.ravel(), -80, 80)
+    lon = st.lon_deg + dlon.ravel()
+    alt, b = _topocentric_galactic(station, t, _spherical_itrs(lat, lon, tles.EARTH_RADIUS_KM + alt_km))
+    b[alt < min_elevation_deg] = np.inf
+    k = int(np.argmin(b))
+    return float(lat[k]), float(lon[k])
+
+
 def _aim(tle, station, t):
     o = satellites.observe(tle, load_station(station), t)
     return float(o["ra_deg"][0]), float(o["dec_deg"][0])
 
 
 def _leo_pass(station, norad, t_pass, name, tracking, exposure_s, cadence_s=20.0):
-    st = load_station(station)
-    leo = tles.designed_leo(norad, t_pass, st.lat_deg - 2.0, st.lon_deg + 1.0, alt_km=1100.0, inc_deg=82.0,
-                            radius_m=1.5, name=name)
+    lat, lon = leo_ground_point(station, t_pass, 1100.0)
+    leo = tles.designed_leo(norad, t_pass, lat, lon, alt_km=1100.0, inc_deg=82.0, radius_m=1.5, name=name)
     starts = [t_pass + (k - 1) * cadence_s * u.s for k in range(3)]
     pointings = [_aim(leo, station, t + exposure_s / 2 * u.s) for t in starts] if tracking == "sidereal" \
         else [None] * 3
     return leo, Sequence(station, "leo_pass", tracking, leo, starts, exposure_s, pointings, [1.0] * 3, [""] * 3)
 
 
+@functools.cache
 def sample_night_plan(seed: int = SEED):
     """The designed objects, the background catalog and the sequences of the sample night.
 
@@ -97,31 +149,33 @@ def sample_night_plan(seed: int = SEED):
     leo, seq = _leo_pass("iran", 70001, d + 15 * u.min, "SIM LEO IRAN-PASS", "sidereal", 1.0)
     designed.append(leo)
     sequences.append(seq)
-    geo_ir = tles.designed_geo(70002, d + 60 * u.min, load_station("iran").lon_deg + 8.0, inc_deg=0.8,
-                               name="SIM GEO IR")
+    sub_lon = load_station("iran").lon_deg + 8.0
+    t = geo_in_the_milky_way("iran", sub_lon)
+    geo_ir = tles.designed_geo(70002, t, sub_lon, inc_deg=0.8, name="SIM GEO IR")
     designed.append(geo_ir)
-    starts = [d + 60 * u.min + k * 60 * u.s for k in range(3)]
+    starts = [t + k * 60 * u.s for k in range(3)]
     sequences.append(Sequence("iran", "geo_rate", "rate", geo_ir, starts, 5.0, [None] * 3, [1.0] * 3, [""] * 3))
 
     # Pakistan: a GEO in sidereal frames with an uncatalogued neighbour; a clouded frame
-    d = dusk("pakistan")
-    t = d + 45 * u.min
-    geo_pk = tles.designed_geo(70003, t, load_station("pakistan").lon_deg - 6.0, inc_deg=0.05, name="SIM GEO PK")
+    sub_lon = load_station("pakistan").lon_deg - 6.0
+    t = geo_in_the_milky_way("pakistan", sub_lon)
+    geo_pk = tles.designed_geo(70003, t, sub_lon, inc_deg=0.05, name="SIM GEO PK")
     uct = tles.designed_geo(70004, t, load_station("pakistan").lon_deg - 6.35, inc_deg=0.3, radius_m=2.0,
                             name="SIM GEO UCT")
     designed += [geo_pk, uct]
     starts = [t + k * 40 * u.s for k in range(4)]
     sequences.append(Sequence("pakistan", "geo_sidereal", "sidereal", geo_pk, starts, 8.0,
-                              [_aim(geo_pk, "pakistan", s + 4 * u.s) for s in starts], [1.0, 1.0, 1.0, 0.03],
-                              ["", "", "", "clouds: transparency 3%"]))
+                              [_aim(geo_pk, "pakistan", s + 4 * u.s) for s in starts], [1.0, 1.0, 1.0, 0.005],
+                              ["", "", "", "clouds: transparency 0.5%"]))
 
     # Peru: LEO pass followed at its rate, then a GEO in sidereal frames and a truncated file
     d = dusk("peru")
     leo_pe, seq = _leo_pass("peru", 70005, d + 12 * u.min, "SIM LEO PERU-PASS", "rate", 1.0)
     designed.append(leo_pe)
     sequences.append(seq)
-    t = d + 70 * u.min
-    geo_pe = tles.designed_geo(70006, t, load_station("peru").lon_deg + 5.0, inc_deg=2.0, name="SIM GEO PE")
+    sub_lon = load_station("peru").lon_deg + 5.0
+    t = geo_in_the_milky_way("peru", sub_lon)
+    geo_pe = tles.designed_geo(70006, t, sub_lon, inc_deg=2.0, name="SIM GEO PE")
     designed.append(geo_pe)
     starts = [t + k * 45 * u.s for k in range(4)]
     sequences.append(Sequence("peru", "geo_sidereal", "sidereal", geo_pe, starts, 5.0,
@@ -138,14 +192,17 @@ def published_catalog(truth_tles, uncatalogued, seed: int = SEED):
 
 
 def _compact(truth: Table) -> Table:
-    """Round the truth for storage: px to 1e-4, degrees to 1e-9, electrons to 0.01."""
-    out = truth.copy()
+    """The truth as stored: rows whose path touches the image; px to 1e-3, degrees to 1e-8
+    (36 micro-arcsec), electrons to 0.1, magnitudes to 1e-3."""
+    out = truth[truth["on_image"]]
     for c in out.colnames:
-        if c in ("x", "y", "x0", "y0", "x1", "y1"):
-            out[c] = np.round(out[c], 4)
+        if c in ("x", "y", "x0", "y0", "x1", "y1", "mag", "range_km", "lit", "alt_deg"):
+            out[c] = np.round(out[c], 3)
         elif c.endswith("_deg"):
-            out[c] = np.round(out[c], 9)
-        elif c in ("flux_e", "mag", "range_km", "lit", "rate_ra_arcsec_s", "rate_dec_arcsec_s"):
+            out[c] = np.round(out[c], 8)
+        elif c in ("flux_e",):
+            out[c] = np.round(out[c], 1)
+        elif c.endswith("_arcsec_s"):
             out[c] = np.round(out[c], 4)
     return out
 
@@ -155,6 +212,7 @@ def write_sample_night(folder, *, seed: int = SEED, shape=(640, 640), catalog=No
 
     Layout: ``<station>/<station>_<sequence>_<k>.fits`` (the station's dialect, lossless tile
     compression), ``truth/<same stem>.ecsv.gz`` (truth table of the frame),
+    ``truth/`` keeps the rows whose path touches the image, rounded (see :func:`_compact`);
     ``tle_catalog.txt`` (published 3LE catalog), ``truth_tles.txt`` (the true orbits),
     ``night.ecsv`` (one row per frame: ``file, station, sequence, tracking, target`` (NORAD),
     ``t_start`` (UTC ISO), ``exposure_s``, ``satellites_on_image``, ``uncatalogued_on_image``,

@@ -62,10 +62,8 @@ class Photometry:
         return float(self.flux_e(self.sky_mag_arcsec2, exposure_s) * pixel_scale_arcsec**2)
 
 
-def _sip_coefficients(shape, corner_px, seed):
-    """SIP A/B (order 3) for a radial cubic reaching ``corner_px`` at the corners, plus tilt terms."""
-    ny, nx = shape
-    r_corner = math.hypot(nx / 2, ny / 2)
+def _sip_coefficients(r_corner, corner_px, seed):
+    """SIP A/B (order 3) for a radial cubic reaching ``corner_px`` at radius ``r_corner`` px, plus tilt terms."""
     k3 = corner_px / r_corner**3
     rng = np.random.default_rng(seed)
     a, b = np.zeros((4, 4)), np.zeros((4, 4))
@@ -80,14 +78,15 @@ def _sip_coefficients(shape, corner_px, seed):
 
 
 def frame_wcs(ra_deg: float, dec_deg: float, shape, pixel_scale_arcsec: float, *, rotation_deg: float = 0.0,
-              parity: int = 1, sip_corner_px: float = 0.0, seed: int = 0) -> WCS:
+              parity: int = 1, sip_corner_px: float = 0.0, chip_shape=None, seed: int = 0) -> WCS:
     """The true WCS of a frame (0-based pixels; see the module docstring).
 
     ``shape`` is (ny, nx); the reference pixel is the image centre. ``rotation_deg`` turns
     the image +y axis from north towards east; ``parity`` +1 puts east on the left when
     north is up (the sky as seen), -1 mirrors. ``sip_corner_px`` is the size of the radial
-    distortion at the image corners (0: none); the inverse polynomials (AP, BP, order 4)
-    are fitted so the header serves other tools too.
+    distortion at the corners of the whole chip ``chip_shape`` (default: this image; a
+    centred window of a larger chip sees less of it); 0: none. The inverse polynomials
+    (AP, BP, order 4) are fitted so the header serves other tools too.
     """
     ny, nx = shape
     w = WCS(naxis=2)
@@ -103,7 +102,8 @@ def frame_wcs(ra_deg: float, dec_deg: float, shape, pixel_scale_arcsec: float, *
     if sip_corner_px:
         from astropy.wcs import Sip
 
-        a, b = _sip_coefficients(shape, sip_corner_px, seed)
+        cy, cx = chip_shape or shape
+        a, b = _sip_coefficients(math.hypot(cx / 2, cy / 2), sip_corner_px, seed)
         ap, bp = _fit_inverse_sip(a, b, shape)
         w.sip = Sip(a, b, ap, bp, w.wcs.crpix)
         w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]

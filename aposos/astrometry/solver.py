@@ -39,6 +39,7 @@ from scipy.spatial import cKDTree
 from scipy.stats import binom
 
 from ..errors import AposError
+from . import flags as flagbits
 from .fit import PlateFit, fit_tan_sip, n_terms
 from .quads import QuadIndex, build_quads
 from .refstars import reference_stars, unblended
@@ -64,7 +65,10 @@ class SolveConfig:
     max_rms_px : a solution with larger star residuals is rejected.
     match_radius_px : largest star-source distance used for matching during refinement.
     star_kind : 'point' | 'streak' | None: source kind used as stars (None: from tracking).
-    reject_flags : sources with ``flags & reject_flags`` are not used (None: any flag set).
+    reject_flags : sources with ``flags & reject_flags`` are never used as stars (default:
+        sharp, masked, failed streak fits -- see :mod:`.flags`).
+    fit_flags : sources with these flags (saturated, blended, edge) help find the field but are
+        left out of the final fit when enough clean stars remain.
     mag_limit : faintest catalog magnitude used.
     """
 
@@ -74,8 +78,8 @@ class SolveConfig:
     scale_tolerance: float = 0.05
     scale_search: bool = True
     blind: bool = True
-    blind_radius_deg: float = 15.0
-    blind_time_limit_s: float = 120.0
+    blind_radius_deg: float = 12.0
+    blind_time_limit_s: float = 15.0
     levels: tuple = (20, 35, 60)
     code_tol: float = 0.012
     max_hypotheses: int = 3000
@@ -86,7 +90,8 @@ class SolveConfig:
     max_rms_px: float = 1.5
     match_radius_px: float = 6.0
     star_kind: str | None = None
-    reject_flags: int | None = None
+    reject_flags: int = flagbits.NOT_A_STAR
+    fit_flags: int = flagbits.IMPRECISE
     mag_limit: float = np.inf
 
 
@@ -109,7 +114,9 @@ class PlateSolution:
         ``dra_arcsec, ddec_arcsec`` (catalog minus model, RA including cos dec).
     n_matched : int
     order : int
-        Polynomial order of the plate (1 = TAN only, >= 2 TAN-SIP).
+        Order of the plate's distortion polynomials (1 = TAN only, >= 2 TAN-SIP).
+    model : str
+        The plate model chosen by the held-out residuals, e.g. 'TAN+poly2+radial3'.
     rms_px, rms_arcsec : float
         RMS of the star residual norm (px, arcsec).
     ra_deg, dec_deg : float
@@ -135,6 +142,7 @@ class PlateSolution:
     matches: Table = field(default_factory=Table)
     n_matched: int = 0
     order: int = 0
+    model: str = ""
     rms_px: float = np.nan
     rms_arcsec: float = np.nan
     ra_deg: float = np.nan
@@ -171,7 +179,8 @@ class PlateSolution:
 
     def health(self) -> dict:
         """Telescope-health figures for the night report."""
-        return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "rms_px", "rms_arcsec",
+        return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "model", "rms_px",
+                                              "rms_arcsec",
                                               "pointing_offset_deg", "rotation_deg", "scale_arcsec",
                                               "scale_ratio", "parity", "method", "time_s")}
 
@@ -209,7 +218,7 @@ class PlateSolution:
         ax.set_ylim(0, self.shape[0])
         ax.set_aspect("equal")
         ax.set_title(f"{self.n_matched} stars, rms {self.rms_px:.3f} px ({self.rms_arcsec:.2f}\"), "
-                     f"order {self.order}; arrows x{scale:g}")
+                     f"{self.model}; arrows x{scale:g}")
         ax.set_xlabel("x [px]")
         ax.set_ylabel("y [px]")
         return fig
@@ -242,18 +251,20 @@ def _station_defaults(frame, cfg: SolveConfig) -> tuple[float, int]:
 def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
     """Indices of sources usable as stars, brightest first.
 
-    Stars are points in sidereal frames and streaks (their centres: mid-exposure positions) in
-    rate-tracked ones; flagged sources (``flags & reject_flags``) are left out.
+    Stars are points (and saturated blobs of any shape) in sidereal frames and streaks (their
+    centres: mid-exposure positions) in rate-tracked ones; flagged sources
+    (``flags & reject_flags``) are left out.
     """
     n = len(sources)
     ok = np.isfinite(np.asarray(sources["x"], float)) & np.isfinite(np.asarray(sources["y"], float))
     if "flags" in sources.colnames:
-        flags = np.asarray(sources["flags"]).astype(np.int64)
-        ok &= (flags & cfg.reject_flags) == 0 if cfg.reject_flags is not None else flags == 0
+        ok &= (np.asarray(sources["flags"]).astype(np.int64) & cfg.reject_flags) == 0
     if "kind" in sources.colnames:
         kind = cfg.star_kind or {"sidereal": "point", "rate": "streak"}.get(tracking)
         if kind is not None:
             is_kind = np.asarray(sources["kind"]).astype(str) == kind
+            if kind == "point" and "flags" in sources.colnames:  # saturated stars may bleed into streaks
+                is_kind |= (np.asarray(sources["flags"]).astype(np.int64) & flagbits.SATURATED) != 0
             if np.count_nonzero(ok & is_kind) >= 8:
                 ok &= is_kind
     idx = np.flatnonzero(ok)
@@ -349,10 +360,11 @@ def _predict(fit: PlateFit, ra, dec, fld: _Field):
 
 
 def _max_order(n: int, cfg: SolveConfig, coverage: float = 1.0) -> int:
-    """Highest order allowed by the star count (3 more stars than coefficients) and by how much of
+    """Highest order allowed by the star count (3 more stars than coefficients up to order 3, 3
+    stars per coefficient above) and by how much of
     the frame the stars cover (polynomials extrapolate badly: < 25 % -> 1, < 50 % -> 2)."""
     order = 1
-    while order < cfg.max_order and n >= n_terms(order + 1) + 3:
+    while order < cfg.max_order and n >= (n_terms(order + 1) + 3 if order < 3 else 3 * n_terms(order + 1)):
         order += 1
     cap = 1 if coverage < 0.25 else 2 if coverage < 0.5 else cfg.max_order
     return min(order, cap)
@@ -382,7 +394,7 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         cover = _coverage(fld.xy[j], fld)
         top = _max_order(len(i), cfg, cover) if (final and it >= 2) else min(_max_order(len(i), cfg, cover),
                                                                               1 + (it >= 1))
-        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top)
+        fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, top, radial=final and it >= 2)
         if fit is None:
             return None
         crval = fit.crval
@@ -400,7 +412,8 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
     if len(i) < 4:
         return None
     cover = _coverage(fld.xy[j], fld)
-    fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg, cover) if final else 2)
+    fit = _best_order(fld.xy[j], ra[i], dec[i], fld, crval, _max_order(len(i), cfg, cover) if final else 2,
+                      radial=final)
     if fit is None:
         return None
     # final sigma clip on the residual norm
@@ -411,22 +424,25 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         if keep.all() or keep.sum() < 4:
             break
         refit = _best_order(fld.xy[j[keep]], ra[i[keep]], dec[i[keep]], fld, fit.crval,
-                            _max_order(int(keep.sum()), cfg, cover) if final else 2)
+                            _max_order(int(keep.sum()), cfg, cover) if final else 2, radial=final)
         if refit is None:
             break
         i, j, fit = i[keep], j[keep], refit
     return fit, i, j, radius
 
 
-def _best_order(xy, ra, dec, fld: _Field, crval, top: int) -> PlateFit:
-    """The fit of order 1..top with the smallest leave-one-out error (PRESS)."""
+def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True) -> PlateFit:
+    """The plate model with the smallest leave-one-out error (PRESS) among polynomial orders
+    1..top and, if ``radial``, orders 1 and 2 plus a radial cubic (one parameter: refractor
+    distortion, which sparse fields cannot afford as a full order-3 polynomial)."""
     best = None
     for order in range(1, max(top, 1) + 1):
-        if len(xy) < n_terms(order) + 3:
-            break
-        f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval)
-        if best is None or f.press() < best.press():
-            best = f
+        for rad in ((False, True) if radial and order <= 2 else (False,)):
+            if len(xy) < n_terms(order) + 3 + rad:
+                continue
+            f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad)
+            if best is None or f.press() < best.press():
+                best = f
     return best
 
 
@@ -462,7 +478,7 @@ class _Attempt:
         fld = self.fld
         area_img = fld.nx * fld.ny * fld.scale_deg ** 2
         cell = fld.width_px * fld.scale_deg / 3.0
-        per_cell = max(2, int(np.ceil(2.0 * n_img / area_img * cell ** 2)))
+        per_cell = max(2, int(np.ceil(1.5 * n_img / area_img * cell ** 2)))
         w = self.w_all
         ok = np.isfinite(w) & (np.abs(w) <= self.search_radius_deg + fld.radius_deg)
         idx = np.flatnonzero(ok)
@@ -489,7 +505,7 @@ class _Attempt:
         if key not in self.cache:  # catalog quads do not depend on the parity tried
             cat = self._catalog_subset(n_img, d_max_px * hi)
             wc = self.w_all[cat]
-            self.cache[key] = cat, QuadIndex(wc, build_quads(wc, d_min_px * lo, d_max_px * hi, n_inner=6))
+            self.cache[key] = cat, QuadIndex(wc, build_quads(wc, d_min_px * lo, d_max_px * hi, n_inner=5))
         cat, index = self.cache[key]
         wc = index.z
         iq, rq, _ = index.matches(z, img_quads, cfg.code_tol)
@@ -617,13 +633,16 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 continue
             attempt = _Attempt(fld, ref, ra0, dec0, search_r, tol, cfg, quad_cache)
             levels = cfg.levels[:2] if method == "blind" else cfg.levels
-            result = _search(attempt, cfg, n_hyp, levels)
+            def finish(fit, i, j, ref=ref, fld=fld):
+                return _final_fit(fit, ref, i, j, catalog, epoch, cfg, fld)
+
+            result = _search(attempt, cfg, n_hyp, levels, finish)
             n_hyp += attempt.n_hypotheses
             if attempt.best_note[0] > best_note[0]:
                 best_note = attempt.best_note
             if result is not None:
-                fit, i, j, lfa_total, _ = result
-                fit, ref, i, j = _polish(fit, ref, i, j, catalog, epoch, cfg, fld)
+                fit, ref, i, j, lfa_total = result
+                fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
                 return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec, base,
                                  time.perf_counter() - t0)
     if max_catalog_seen < cfg.min_matches:
@@ -645,9 +664,19 @@ def _reference(catalog, ra0, dec0, radius_deg, epoch, cfg: SolveConfig, fld: _Fi
     return ref
 
 
+def _final_fit(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
+    """Final refinement (full model choice) of an accepted hypothesis, against a fresh catalog
+    cone centred on the solved field (the search cone may clip the frame, e.g. a blind tile).
+    Returns (fit, ref, i, j) or None."""
+    out = _polish(fit, ref, i, j, catalog, epoch, cfg, fld)
+    if out is not None:
+        return out
+    out = _refine(ref, fld, fit.crval, (i, j), cfg, final=True)
+    return None if out is None else (out[0], ref, out[1], out[2])
+
+
 def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
-    """Final fit against a fresh catalog cone centred on the solved field (the search cone may
-    have clipped part of the frame, e.g. for a blind tile)."""
+    """Refit on a catalog cone centred on the field; None if it matches fewer stars."""
     ra_c, dec_c = fit.wcs.all_pix2world(fld.centre_px[0], fld.centre_px[1], 0)
     ref2 = _reference(catalog, float(ra_c), float(dec_c), fld.radius_deg * 1.05 + 0.1, epoch, cfg, fld)
     ra2, dec2 = np.asarray(ref2["ra"], float), np.asarray(ref2["dec"], float)
@@ -656,14 +685,34 @@ def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
     rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
     ii, jj, _ = _match(pred[inside], fld, float(np.clip(4 * rms, 1.0, cfg.match_radius_px)))
     if len(ii) < len(i):
-        return fit, ref, i, j
+        return None
     out = _refine(ref2, fld, fit.crval, (inside[ii], jj), cfg, final=True)
     if out is None or len(out[1]) < len(i):
-        return fit, ref, i, j
+        return None
     return out[0], ref2, out[1], out[2]
 
 
-def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels):
+def flags_of(sources: Table, idx: np.ndarray) -> np.ndarray:
+    if "flags" not in sources.colnames:
+        return np.zeros(len(idx), np.int64)
+    return np.asarray(sources["flags"]).astype(np.int64)[idx]
+
+
+def _clean_fit(fit, ref, i, j, flags, cfg: SolveConfig, fld: _Field):
+    """Refit without saturated/blended/edge stars when enough clean ones remain."""
+    clean = (flags[j] & cfg.fit_flags) == 0
+    if clean.all() or clean.sum() < max(cfg.min_matches, 20, len(i) // 2):
+        return fit, i, j
+    i, j = i[clean], j[clean]
+    ra, dec = np.asarray(ref["ra"], float)[i], np.asarray(ref["dec"], float)[i]
+    refit = _best_order(fld.xy[j], ra, dec, fld, fit.crval, _max_order(len(i), cfg, _coverage(fld.xy[j], fld)))
+    return (refit, i, j) if refit is not None else (fit, i, j)
+
+
+def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels, finish):
+    """Try hypotheses level by level; the first that passes the false-alarm test and, after
+    ``finish`` (the final fit), the star count and RMS checks, is returned as
+    (fit, ref, i_star, j_src, log10_false_alarm)."""
     for level in levels:
         n_img = min(level, len(attempt.fld.xy))
         tried = 0
@@ -681,16 +730,16 @@ def _search(attempt: _Attempt, cfg: SolveConfig, n_hyp_before: int, levels):
                 attempt.note(k, f"best candidate: {k} stars matched, log10 false alarm {lfa_total:.1f} "
                                 f"(need >= {cfg.min_matches} stars and <= {cfg.log10_false_alarm:g})")
                 continue
-            out = _refine(attempt.ref, attempt.fld, fit.crval, (i, j), cfg, final=True)
+            out = finish(fit, i, j)
             if out is None:
                 continue
-            fit, i, j, _ = out
+            fit, ref, i, j = out
             rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
             if len(i) < cfg.min_matches or rms > cfg.max_rms_px:
                 attempt.note(len(i), f"best candidate: {len(i)} stars, rms {rms:.2f} px (need >= {cfg.min_matches} "
                                      f"stars and rms <= {cfg.max_rms_px:g} px)")
                 continue
-            return fit, i, j, lfa_total, k
+            return fit, ref, i, j, lfa_total
         if n_img >= len(attempt.fld.xy):
             break
     return None
@@ -731,13 +780,14 @@ def _solution(fit: PlateFit, ref, idx, i, j, fld: _Field, lfa, method, n_hyp, sc
     rms_px = float(np.sqrt(np.mean(np.sum(d ** 2, axis=1))))
     rms_arcsec = float(np.sqrt(np.mean(dra ** 2 + ddec ** 2)))
     offset = float(separation_deg(base["hint_ra_deg"], base["hint_dec_deg"], ra_c, dec_c))
-    reason = (f"ok: {len(i)} stars, rms {rms_px:.3f} px, order {fit.order}, "
+    reason = (f"ok: {len(i)} stars, rms {rms_px:.3f} px, {fit.model}, "
               f"log10 false alarm {lfa:.1f} ({method})")
     ratio = scale / scale_cfg
     if abs(ratio - 1) > 0.05:
         reason += f"; pixel scale {scale:.3f}\"/px is {100 * (ratio - 1):+.1f}% off the configuration"
     return PlateSolution(
-        accepted=True, reason=reason, wcs=fit.wcs, matches=matches, n_matched=len(i), order=fit.order,
+        accepted=True, reason=reason, wcs=fit.wcs, matches=matches, n_matched=len(i), order=max(fit.sip_order, 1),
+        model=fit.model,
         rms_px=rms_px, rms_arcsec=rms_arcsec, ra_deg=float(ra_c), dec_deg=float(dec_c), scale_arcsec=scale,
         scale_ratio=float(ratio), rotation_deg=float(np.degrees(np.arctan2(cd[0, 1], cd[1, 1])) % 360.0),
         parity=1 if np.linalg.det(cd) < 0 else -1, pointing_offset_deg=offset, log10_false_alarm=float(lfa),

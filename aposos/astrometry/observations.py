@@ -36,6 +36,7 @@ from astropy.table import Table
 from astropy.time import TimeDelta
 
 from ..errors import AposError
+from . import flags as flagbits
 
 OBSERVATION_COLUMNS = ("time", "ra_deg", "dec_deg", "sigma_arcsec", "source_index", "kind", "end", "x", "y",
                        "mag", "station", "frame", "star_like")
@@ -44,19 +45,21 @@ DEFAULT_CENTROID_SIGMA_PX = 0.5
 
 
 def measure(frame, sources: Table, solution, *, streak_points: int = 0, include_star_like: bool = True,
-            reject_flags: int | None = None) -> Table:
+            reject_flags: int = flagbits.NOT_A_CANDIDATE) -> Table:
     """Observations (see the module docstring) of every non-stellar candidate in ``sources``.
 
     Candidates are sources not matched to catalog stars by ``solution`` and without artefact
-    flags (``flags & reject_flags``; None: any flag set). Raises :class:`AposError` when the
-    solution was not accepted (no positions are ever made from a guessed plate).
+    flags (``flags & reject_flags``; default: sharp, masked, star trail, failed fit -- see
+    :mod:`.flags`). A streak flagged EDGE (or with an end within 2 px of the border) gives only
+    its inner end: the other end and the centre are not shutter instants. Raises
+    :class:`AposError` when the solution was not accepted (no positions from a guessed plate).
     """
     if not getattr(solution, "accepted", False):
         raise AposError(f"frame {frame.meta.path!r} has no accepted plate solution: {getattr(solution, 'reason', '?')}")
     meta = frame.meta
     n = len(sources)
     cand = _candidates(sources, solution, meta.tracking, reject_flags)
-    rows = _rows(sources, cand, meta.tracking, streak_points, include_star_like)
+    rows = _rows(sources, cand, meta.tracking, streak_points, include_star_like, frame.shape)
     x, y = rows["x"], rows["y"]
     t = Table()
     dt = (meta.t_mid - meta.t_start).sec, (meta.t_end - meta.t_start).sec
@@ -96,8 +99,7 @@ def _candidates(sources, solution, tracking, reject_flags) -> np.ndarray:
     ok = np.isfinite(_col(sources, "x")) & np.isfinite(_col(sources, "y"))
     ok[np.asarray(solution.matches["source_index"], int)] = False
     if "flags" in sources.colnames:
-        flags = np.asarray(sources["flags"]).astype(np.int64)
-        ok &= (flags & reject_flags) == 0 if reject_flags is not None else flags == 0
+        ok &= (np.asarray(sources["flags"]).astype(np.int64) & reject_flags) == 0
     kind = _col(sources, "kind", "point") if "kind" in sources.colnames else np.full(n, "point")
     if tracking == "rate":
         ok &= ~_star_trails(sources, solution, kind)
@@ -118,7 +120,7 @@ def _star_trails(sources, solution, kind) -> np.ndarray:
     return (kind == "streak") & (dang < 3.0) & (np.abs(length - l0) < 0.1 * l0 + 3.0)
 
 
-def _rows(sources, cand, tracking, streak_points, include_star_like) -> dict:
+def _rows(sources, cand, tracking, streak_points, include_star_like, shape) -> dict:
     kind = _col(sources, "kind") if "kind" in sources.colnames else np.full(len(sources), "point")
     x, y = _col(sources, "x"), _col(sources, "y")
     xe, ye = _col(sources, "x_err"), _col(sources, "y_err")
@@ -139,11 +141,24 @@ def _rows(sources, cand, tracking, streak_points, include_star_like) -> dict:
         out["tfrac"].append(tfrac)
         out["star_like"].append(star_like)
 
+    ny, nx = shape
+    flags = np.asarray(sources["flags"]).astype(np.int64) if "flags" in sources.colnames else np.zeros(len(x), int)
+
+    def at_edge(xe, ye):
+        return xe < 2.0 or ye < 2.0 or xe > nx - 3.0 or ye > ny - 3.0
+
     for i in cand:
         has_ends = np.all(np.isfinite([x0[i], y0[i], x1[i], y1[i]]))
         if kind[i] == "streak" and has_ends:
-            add(x0[i], y0[i], es[i], i, "streak_end", 0, 0.0)
-            add(x1[i], y1[i], es[i], i, "streak_end", 1, 1.0)
+            cut = (at_edge(x0[i], y0[i]), at_edge(x1[i], y1[i]))
+            if (flags[i] & flagbits.EDGE) and not any(cut):
+                cut = (True, True)  # flagged at the edge but we cannot tell which end: no time tags
+            if not cut[0]:
+                add(x0[i], y0[i], es[i], i, "streak_end", 0, 0.0)
+            if not cut[1]:
+                add(x1[i], y1[i], es[i], i, "streak_end", 1, 1.0)
+            if any(cut):
+                continue
             add(x[i], y[i], sig_c[i], i, "streak_centre", -1, -1.0)
             for f in np.arange(1, streak_points + 1) / (streak_points + 1):
                 add(x0[i] + f * (x1[i] - x0[i]), y0[i] + f * (y1[i] - y0[i]),

@@ -1,0 +1,590 @@
+"""``detect``: background, matched filter, labelling, measurement and streak fitting of one frame.
+
+Pipeline (each step a public function or kernel of this package):
+
+1. :func:`~aposos.detect.background.background` -- box grids of background and noise.
+2. :func:`~aposos.detect.significance.significance` -- PSF-matched significance map ``S``.
+3. runs of ``S >= analysis_thresh`` and their connected components
+   (:mod:`aposos.detect.label`).
+4. :func:`~aposos.detect.measure.component_stats` -- isophotal statistics of each component.
+5. Components with a peak ``S >= thresh`` are objects. Elongated ones (significance-weighted
+   moments) are streak candidates: collinear pieces are joined and a line segment is fitted
+   (:mod:`aposos.detect.streaks`); the rest are points, measured with a windowed centroid.
+
+Tracking modes: ``'sidereal'`` (stars are points, satellites streaks) and ``'rate'`` (stars are
+trails of known angle and length, flagged ``STAR_TRAIL``; the target is a point). Both find
+points and streaks; the mode sets which streaks are star trails and how the PSF width is
+estimated (round stars or the across-track width of trails).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Table
+from numba import njit, prange
+from scipy import ndimage
+
+from ..errors import AposError
+from . import measure as ms
+from .background import Background, background, padded_grid, patch
+from .label import extract_runs, link_runs
+from .psf import estimate_fwhm
+from .significance import FWHM_PER_SIGMA, significance
+from .streaks import Line, StreakFit, fit_line, join_pieces
+
+# Bits of the ``flags`` column.
+SATURATED = 1      # contains pixels at or above the saturation level
+EDGE = 2           # touches the frame edge (for streaks: an end lies at or beyond the edge)
+BLENDED = 4        # more than one significant peak in the component
+SHARP = 8          # sharper than the PSF allows: cosmic-ray hit or hot pixel
+MASKED = 16        # contains non-finite (masked) pixels
+MERGED = 32        # streak joined from several pieces
+STAR_TRAIL = 64    # rate mode: streak with the expected star-trail angle and length
+FIT_FAILED = 128   # streak fit did not converge (moment estimates reported)
+FLAG_NAMES = {SATURATED: "saturated", EDGE: "edge", BLENDED: "blended", SHARP: "sharp",
+              MASKED: "masked", MERGED: "merged", STAR_TRAIL: "star_trail",
+              FIT_FAILED: "fit_failed"}
+
+DEFAULTS = dict(
+    thresh=5.0,                 # detection threshold: peak of S (matched-filter sigma)
+    analysis_thresh=2.5,        # S level that delimits each object's pixels
+    fwhm_px=None,               # PSF FWHM (px); None: estimated from the frame
+    fwhm_guess_px=2.5,          # starting value of the estimate
+    box_px=64,                  # background box size (px)
+    bkg_nsigma=3.0,             # background clipping (sigma)
+    gain_e_per_adu=None,        # adds the source photon noise to errors when given
+    saturation_adu=None,        # None: the image maximum if several pixels sit at it
+    minarea=3,                  # minimum pixels above analysis_thresh
+    streak_min_length_px=8.0,   # shortest reported streak (fitted length)
+    streak_min_elongation=1.8,  # a/b of the S-weighted moments of a streak candidate
+    streak_min_snr=8.0,         # fitted flux / its error for a streak
+    streak_max_excess=0.2,      # unexplained signal fraction of the line fit (plus noise)
+    merge_gap_px=30.0,          # largest gap along a streak joined into one
+    star_angle_deg=None,        # rate mode: expected star-trail angle (deg, from +x to +y)
+    star_length_px=None,        # rate mode: expected star-trail length (px)
+    blend_fraction=0.1,         # secondary peaks above this fraction of the peak S blend
+    sharp_margin=0.2,           # sharpness above the PSF's by this much flags SHARP
+)
+
+COLUMNS = {  # name: (unit, description)
+    "x": (u.pix, "column of the centroid (0-based; windowed for points, fitted centre for streaks)"),
+    "y": (u.pix, "row of the centroid (0-based)"),
+    "x_err": (u.pix, "1-sigma error of x"),
+    "y_err": (u.pix, "1-sigma error of y"),
+    "flux": (u.adu, "flux above background: PSF-weighted for points, fitted total for streaks"),
+    "flux_err": (u.adu, "1-sigma error of flux"),
+    "snr": (None, "flux / flux_err"),
+    "sig": (None, "peak of the matched-filter significance map S (sigma)"),
+    "peak": (u.adu, "highest background-subtracted pixel"),
+    "area": (u.pix**2, "pixels above the analysis threshold"),
+    "a": (u.pix, "rms along the major axis (isophotal second moments)"),
+    "b": (u.pix, "rms along the minor axis"),
+    "theta_deg": (u.deg, "major-axis angle from +x toward +y, (-90, 90]"),
+    "elongation": (None, "a / b"),
+    "kind": (None, "'point' or 'streak'"),
+    "flags": (None, "bit mask: " + ", ".join(f"{b}={n}" for b, n in FLAG_NAMES.items())),
+    "angle_deg": (u.deg, "streak direction from +x toward +y, (-90, 90]; NaN for points"),
+    "length_px": (u.pix, "streak length between its end points; NaN for points"),
+    "width_px": (u.pix, "streak Gaussian width across the track (sigma); NaN for points"),
+    "x0": (u.pix, "streak end 0 column (the end with smaller projection on the angle)"),
+    "y0": (u.pix, "streak end 0 row"),
+    "x1": (u.pix, "streak end 1 column"),
+    "y1": (u.pix, "streak end 1 row"),
+    "end_sigma_px": (u.pix, "1-sigma of the end points along the streak (larger of the two)"),
+    "npieces": (None, "streak: number of detected pieces joined (0 for points)"),
+    "fit_excess": (None, "streak fit: (chi^2 - n) / sum (model/sigma)^2, the fraction of the "
+                         "signal power the line model leaves unexplained; NaN for points"),
+}
+
+
+def _config(mode: str, config: dict) -> dict:
+    if mode not in ("sidereal", "rate"):
+        raise AposError(f"mode must be 'sidereal' or 'rate', got {mode!r}", key="mode")
+    unknown = set(config) - set(DEFAULTS)
+    if unknown:
+        raise AposError(f"unknown detect option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}",
+                        key=sorted(unknown)[0])
+    cfg = {**DEFAULTS, **config}
+    for key in ("thresh", "analysis_thresh", "box_px", "minarea", "streak_min_length_px"):
+        if not (np.isscalar(cfg[key]) and np.isfinite(cfg[key]) and cfg[key] > 0):
+            raise AposError(f"must be a positive number, got {cfg[key]!r}", key=key)
+    if cfg["analysis_thresh"] > cfg["thresh"]:
+        raise AposError("must not exceed thresh", key="analysis_thresh")
+    fwhm = cfg["fwhm_px"]
+    if fwhm is not None and not (np.isfinite(fwhm) and 0.5 <= fwhm <= 50):
+        raise AposError(f"FWHM must be 0.5 .. 50 px, got {fwhm!r}", key="fwhm_px")
+    return cfg
+
+
+def as_image(image) -> np.ndarray:
+    """The image as a C-contiguous float32 2-D array, or AposError for what cannot be one."""
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "fiu":
+        raise AposError(f"image must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise AposError(f"image must be 2-D [y, x], got {arr.ndim} dimensions, shape {arr.shape}")
+    if min(arr.shape) < 8:
+        raise AposError(f"image too small for detection: shape {arr.shape} (need >= 8 x 8)")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+@njit(cache=True, parallel=True)
+def _max_and_count(image):
+    """Kernel: (finite maximum, number of pixels equal to it)."""
+    ny = image.shape[0]
+    rmax = np.full(ny, -np.inf)
+    rcount = np.zeros(ny, np.int64)
+    for y in prange(ny):
+        m, c = -np.inf, 0
+        for v in image[y]:
+            if v > m:
+                m, c = v, 1
+            elif v == m:
+                c += 1
+        rmax[y], rcount[y] = m, c
+    m = rmax.max()
+    c = 0
+    for y in range(ny):
+        if rmax[y] == m:
+            c += rcount[y]
+    return m, c
+
+
+def saturation_level(image, bkg: Background, given) -> float:
+    """The saturation level: as given, else the image maximum if >= 3 pixels sit at it."""
+    if given is not None:
+        return float(given)
+    m, count = _max_and_count(image)
+    if count >= 3 and m > bkg.global_back + 20 * max(bkg.global_rms, 1e-30):
+        return float(m)
+    return math.inf
+
+
+class _Pass:
+    """One pass of S map, runs, components and their statistics at a given FWHM."""
+
+    def __init__(self, image, bkg, fwhm, cfg, saturation, sig_buffer):
+        self.fwhm = fwhm
+        self.sigma = fwhm / FWHM_PER_SIGMA
+        self.sig, runs_per_row, nonfinite = significance(image, bkg, fwhm, cfg["analysis_thresh"],
+                                                         out=sig_buffer)
+        self.n_nonfinite = int(nonfinite.sum())
+        self.ry, self.rx0, self.rx1 = extract_runs(self.sig, np.float32(cfg["analysis_thresh"]),
+                                                   runs_per_row)
+        comp, ncomp = link_runs(self.ry, self.rx0, self.rx1, 8)
+        self.order, self.offsets = ms.group_runs(comp, ncomp)
+        gain = cfg["gain_e_per_adu"]
+        ky, wy, kx, wx = bkg.weights()
+        self.stats = ms.component_stats(
+            image, self.sig, padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid), ky, wy, kx,
+            wx, self.ry, self.rx0, self.rx1, self.order, self.offsets, saturation,
+            0.0 if gain is None else 1.0 / gain, cfg["thresh"], cfg["blend_fraction"])
+
+    def col(self, name):
+        return self.stats[:, ms.COL[name]]
+
+
+def detect(image, mode: str = "sidereal", **config) -> Table:
+    """Detect and measure point sources and streaks in one frame.
+
+    Parameters
+    ----------
+    image : 2-D array [y, x]
+        Bias-subtracted (and ideally flat-fielded) pixels in ADU; any real dtype (converted to
+        float32). NaN/inf pixels are masked: treated as background, counted in
+        ``meta['n_nonfinite']`` and flagged ``MASKED`` on objects that contain them.
+    mode : {'sidereal', 'rate'}
+        Tracking mode of the exposure.
+    **config
+        Options, see ``DEFAULTS`` in this module (thresholds in sigma of the matched-filter map,
+        lengths in px, ``star_angle_deg``/``star_length_px`` for rate mode).
+
+    Returns
+    -------
+    Sources : astropy Table
+        One row per object, columns as in ``COLUMNS`` (units attached, descriptions set),
+        sorted by decreasing ``sig``. ``meta`` holds ``shape``, ``mode``, ``fwhm_px``,
+        ``background`` and ``rms`` (global medians, ADU), ``background_grid``/``rms_grid``
+        (box grids), ``saturation_adu``, ``n_nonfinite``, ``thresh`` and ``flag_bits``.
+
+    Raises
+    ------
+    AposError
+        For input that cannot be an image (dtype, dimensionality, size, options, no finite
+        pixel). A constant image gives an empty table.
+    """
+    cfg = _config(mode, config)
+    img = as_image(image)
+    bkg = background(img, box_px=cfg["box_px"], nsigma=cfg["bkg_nsigma"])
+    meta = {"shape": img.shape, "mode": mode, "background": bkg.global_back,
+            "rms": bkg.global_rms, "background_grid": bkg.back_grid, "rms_grid": bkg.rms_grid,
+            "thresh": cfg["thresh"], "flag_bits": {n: b for b, n in FLAG_NAMES.items()}}
+    if not bkg.global_rms > 0:
+        meta.update(fwhm_px=cfg["fwhm_px"], saturation_adu=None, n_nonfinite=0,
+                    note="constant image: no noise, no sources")
+        return _table([], meta)
+    saturation = saturation_level(img, bkg, cfg["saturation_adu"])
+    fwhm = cfg["fwhm_px"] if cfg["fwhm_px"] is not None else cfg["fwhm_guess_px"]
+    sig_buffer = np.empty(img.shape, np.float32)
+    p = _Pass(img, bkg, fwhm, cfg, saturation, sig_buffer)
+    if cfg["fwhm_px"] is None:
+        est = _estimate_fwhm(img, bkg, p, cfg, mode)
+        if est is not None and abs(est / fwhm - 1) > 0.15:
+            p = _Pass(img, bkg, est, cfg, saturation, sig_buffer)
+        elif est is not None:
+            p.fwhm, p.sigma = est, est / FWHM_PER_SIGMA
+    meta.update(fwhm_px=p.fwhm, saturation_adu=None if math.isinf(saturation) else saturation,
+                n_nonfinite=p.n_nonfinite)
+    rows = _objects(img, bkg, p, cfg, mode, saturation)
+    return _table(rows, meta)
+
+
+def _estimate_fwhm(img, bkg, p: _Pass, cfg, mode):
+    good = ((p.col("smax") >= 20) & (p.col("nsat") == 0) & (p.col("npeaks") <= 1)
+            & (p.col("edge") == 0) & (p.col("nbad") == 0))
+    idx = np.flatnonzero(good)
+    idx = idx[np.argsort(-p.col("smax")[idx])][:25]
+    half = int(max(8, math.ceil(3 * p.fwhm)))
+    stamps, centres = [], []
+    ny, nx = img.shape
+    for i in idx:
+        xc, yc = int(p.col("xs")[i]), int(p.col("ys")[i])
+        y0, y1, x0, x1 = max(0, yc - half), min(ny, yc + half + 1), max(0, xc - half), min(nx, xc + half + 1)
+        stamps.append(img[y0:y1, x0:x1] - patch(bkg, bkg.back_grid, y0, y1, x0, x1))
+        centres.append((xc - x0, yc - y0))
+    return estimate_fwhm(stamps, centres, p.sigma, trailed=(mode == "rate"))
+
+
+def _psf_sharpness(sigma: float) -> float:
+    """Sharpness (peak - mean of 8 neighbours) / peak of a pixel-centred pixel-integrated PSF."""
+    from scipy.special import erf
+    edges = np.array([-1.5, -0.5, 0.5, 1.5])
+    c = np.diff(0.5 * (1 + erf(edges / (math.sqrt(2) * sigma))))
+    psf = np.outer(c, c)
+    return float((psf[1, 1] - (psf.sum() - psf[1, 1]) / 8) / psf[1, 1])
+
+
+def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
+    """Rows (dicts) of all objects of a pass: streaks first fitted, then points."""
+    stats, col = p.stats, p.col
+    ky, wy, kx, wx = bkg.weights()
+    bgrid, rgrid = padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid)
+    n = len(stats)
+    keep = col("npix") >= cfg["minarea"]
+    a_s, b_s, th_s = ms.shape_from_moments(col("ssxx"), col("ssyy"), col("ssxy"))
+    a, b, theta = ms.shape_from_moments(col("sxx"), col("syy"), col("sxy"))
+    sharp = ms.sharpness(img, bgrid, ky, wy, kx, wx, col("xpk").astype(np.int64),
+                         col("ypk").astype(np.int64)) if n else np.zeros(0)
+    sharp_err = 3 * math.sqrt(1 + 1 / 8) * bkg.global_rms / np.maximum(col("peak"), 1e-30)
+    is_sharp = sharp > _psf_sharpness(p.sigma) + np.maximum(cfg["sharp_margin"], sharp_err)
+    flags = np.zeros(n, np.int64)
+    flags |= np.where(col("nsat") > 0, SATURATED, 0)
+    flags |= np.where(col("edge") > 0, EDGE, 0)
+    flags |= np.where(col("npeaks") > 1, BLENDED, 0)
+    flags |= np.where(is_sharp, SHARP, 0)
+    flags |= np.where(col("nbad") > 0, MASKED, 0)
+    # streak candidates: long and elongated in S, not a saturated column (bleed) nor sharp
+    len_s = np.sqrt(12 * np.clip(a_s**2 - 2 * p.sigma**2, 0, None))
+    bleed = (col("nsat") > 0) & (np.abs(th_s) > 70)
+    cand = (keep & (len_s >= 0.6 * cfg["streak_min_length_px"])
+            & (a_s >= cfg["streak_min_elongation"] * np.maximum(b_s, 1e-9)) & ~bleed & ~is_sharp)
+    lines = [Line(col("ssx")[i], col("ssy")[i], math.radians(th_s[i]), max(len_s[i], 1.0), [i])
+             for i in np.flatnonzero(cand)]
+    groups = join_pieces(lines, max_gap_px=cfg["merge_gap_px"], max_offset_px=2 * p.sigma + 2)
+    gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
+
+    def points_of(idx):
+        x, y, xe, ye, f, fe, _ = ms.windowed_centroids(
+            img, bgrid, rgrid, ky, wy, kx, wx, col("sx")[idx].copy(), col("sy")[idx].copy(),
+            p.sigma, gain_inv, 30, 1e-4)
+        bad = ~np.isfinite(x) | ~np.isfinite(y)
+        return np.where(bad, col("sx")[idx], x), np.where(bad, col("sy")[idx], y), xe, ye, f, fe
+
+    def fit_and_accept(g, avoid):
+        if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
+            return None
+        members = list(g.members)
+        fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid)
+        peaks = _bright_peaks(p.sig, fit, bkg.global_rms, p.sigma)
+        if len(peaks) and fit.success:  # stars joined to the streak: mask them, fit again
+            avoid = peaks if avoid is None or not len(avoid) else np.concatenate([avoid, peaks])
+            fit = _fit_group(img, bkg, Line(*fit.params[:4], members, g.npieces), p.sigma, cfg,
+                             avoid)
+        row = _streak_row(fit, members, g.npieces, stats, flags, a, b, theta, img.shape, p.sigma, cfg)
+        if row is None or not _uniform_along(p.sig, fit, bkg.global_rms):
+            return None
+        row["fit_excess"] = fit.excess
+        return fit, row, members
+
+    # 1. streaks, fitted once without knowledge of the stars
+    streaks = [r for r in (fit_and_accept(g, None) for g in groups) if r is not None]
+    used = np.zeros(n, bool)
+    for _, _, members in streaks:
+        used[members] = True
+    # 2. points (everything else above the detection threshold)
+    pts = np.flatnonzero(keep & ~used & (col("smax") >= cfg["thresh"]))
+    x, y, xe, ye, f, fe = points_of(pts) if len(pts) else (np.zeros(0),) * 6
+    # 3. refit streaks with the bright stars on them masked, then join collinear streaks
+    streaks = _refit_masked(streaks, x, y, f, p, bkg.global_rms, fit_and_accept)
+    streaks = _join_fitted(streaks, cfg, p, bkg.global_rms, fit_and_accept, x, y, f)
+    rows = [row for _, row, _ in streaks]
+    _flag_star_trails(rows, cfg, mode)
+    on_streak = _on_streaks(x, y, f, [(fit, row) for fit, row, _ in streaks], p.sigma)
+    for k, i in enumerate(pts):
+        if on_streak[k]:
+            continue
+        rows.append(dict(
+            x=x[k], y=y[k], x_err=xe[k], y_err=ye[k], flux=f[k], flux_err=fe[k],
+            snr=f[k] / fe[k] if fe[k] > 0 else np.nan, sig=col("smax")[i],
+            peak=col("peak")[i], area=col("npix")[i], a=a[i], b=b[i], theta_deg=theta[i],
+            elongation=a[i] / b[i] if b[i] > 0 else np.inf, kind="point", flags=flags[i]))
+    return rows
+
+
+def _bright_on(fit: StreakFit, x, y, f, sigma):
+    """(x, y) of point sources on the streak's band that are much brighter than the streak."""
+    xc, yc, phi, length, w, flux = fit.params
+    uu = (x - xc) * math.cos(phi) + (y - yc) * math.sin(phi)
+    vv = -(x - xc) * math.sin(phi) + (y - yc) * math.cos(phi)
+    band = 4 * sigma + 4
+    per_psf = flux / max(length, 1.0) * 2.5 * FWHM_PER_SIGMA * sigma
+    sel = (np.abs(vv) <= band) & (np.abs(uu) <= 0.5 * length + band) & (f >= 3 * per_psf)
+    return np.column_stack([x[sel], y[sel]])
+
+
+def _bright_peaks(sig, fit: StreakFit, rms, sigma):
+    """(x, y) of peaks of S on the streak's band far above the streak's own level ``F/(L rms)``
+    (stars joined to the streak by the analysis threshold)."""
+    xc, yc, phi, length, w, flux = fit.params
+    band = 4 * sigma + 4
+    half = 0.5 * length + band
+    c, s = math.cos(phi), math.sin(phi)
+    ny, nx = sig.shape
+    x0 = max(0, int(xc - half * abs(c) - band * abs(s)))
+    x1 = min(nx, int(xc + half * abs(c) + band * abs(s)) + 2)
+    y0 = max(0, int(yc - half * abs(s) - band * abs(c)))
+    y1 = min(ny, int(yc + half * abs(s) + band * abs(c)) + 2)
+    cut = sig[y0:y1, x0:x1]
+    level = 3 * flux / max(length, 1.0) / rms + 5
+    peaks = (cut == ndimage.maximum_filter(cut, size=3)) & (cut > level)
+    py, px = np.nonzero(peaks)
+    px, py = px + x0, py + y0
+    uu = (px - xc) * c + (py - yc) * s
+    vv = -(px - xc) * s + (py - yc) * c
+    sel = (np.abs(vv) <= band) & (np.abs(uu) <= half)
+    return np.column_stack([px[sel], py[sel]]).astype(float)
+
+
+def _refit_masked(streaks, x, y, f, p, rms, fit_and_accept):
+    out = []
+    for fit, row, members in streaks:
+        avoid = np.concatenate([_bright_on(fit, x, y, f, p.sigma),
+                                _bright_peaks(p.sig, fit, rms, p.sigma)])
+        if len(avoid):
+            xc, yc, phi, length = fit.params[:4]
+            again = fit_and_accept(Line(xc, yc, phi, length, members, row["npieces"]), avoid)
+            if again is not None:
+                out.append(again)
+                continue
+        out.append((fit, row, members))
+    return out
+
+
+def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f):
+    """Join fitted streaks that are collinear pieces of one (gap up to merge_gap + half length)."""
+    sigma = p.sigma
+    i = 0
+    while i < len(streaks):
+        for j in range(i + 1, len(streaks)):
+            gi, gj = (_line_of(s) for s in (streaks[i], streaks[j]))
+            gap = cfg["merge_gap_px"] + 0.5 * min(gi.length, gj.length)
+            groups = join_pieces([gi, gj], max_gap_px=gap, max_offset_px=2 * sigma + 1.5,
+                                 max_angle_rad=math.radians(3.0))
+            if len(groups) != 1:
+                continue
+            res = fit_and_accept(groups[0], None)
+            if res is None:
+                continue
+            avoid = np.concatenate([_bright_on(res[0], x, y, f, sigma),
+                                    _bright_peaks(p.sig, res[0], rms, sigma)])
+            if len(avoid):
+                res = fit_and_accept(_line_of(res), avoid) or res
+            streaks = [s for k, s in enumerate(streaks) if k not in (i, j)] + [res]
+            i = -1  # start over: the joined streak may join others
+            break
+        i += 1
+    return streaks
+
+
+def _line_of(streak) -> Line:
+    fit, row, members = streak
+    return Line(*fit.params[:4], list(members), row["npieces"])
+
+
+def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None) -> StreakFit:
+    """Fit the line model to a cutout around the candidate; refit (twice at most) if it grew.
+
+    Pixels within 2.5 FWHM of the points ``avoid`` ((k, 2) x, y) are left out of the fit.
+    """
+    gain = cfg["gain_e_per_adu"]
+    fit = None
+    for _ in range(3):
+        band = 4 * sigma + 4
+        half = 0.5 * g.length + band
+        c, s = abs(math.cos(g.phi)), abs(math.sin(g.phi))
+        ny, nx = img.shape
+        x0 = max(0, int(math.floor(g.xc - half * c - band * s)))
+        x1 = min(nx, int(math.ceil(g.xc + half * c + band * s)) + 1)
+        y0 = max(0, int(math.floor(g.yc - half * s - band * c)))
+        y1 = min(ny, int(math.ceil(g.yc + half * s + band * c)) + 1)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return StreakFit(np.array([g.xc, g.yc, g.phi, g.length, sigma, 0.0]),
+                             np.full((6, 6), np.nan), False, 0)
+        d = img[y0:y1, x0:x1] - patch(bkg, bkg.back_grid, y0, y1, x0, x1)
+        var = patch(bkg, bkg.rms_grid, y0, y1, x0, x1) ** 2
+        if gain is not None:
+            var = var + np.clip(d, 0, None) / gain
+        if avoid is not None and len(avoid):
+            yy, xx = np.mgrid[y0:y1, x0:x1]
+            r = 2.5 * FWHM_PER_SIGMA * sigma
+            for ax, ay in avoid:
+                d[(xx - ax) ** 2 + (yy - ay) ** 2 <= r * r] = np.nan
+        fit = fit_line(d, var, x0, y0, g, sigma)
+        if not fit.success:
+            break
+        xc, yc, phi, length = fit.params[:4]
+        grew = length > g.length + 2 * sigma + 2
+        g = Line(xc, yc, phi, length, g.members, g.npieces)
+        if not grew:
+            break
+    return fit
+
+
+def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, shape, sigma, cfg):
+    """Row of an accepted streak, or None when the fit says it is not one."""
+    xc, yc, phi, length, w, flux = fit.params
+    err = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
+    flux_err = err[5] if np.isfinite(err[5]) and err[5] > 0 else np.nan
+    snr = flux / flux_err if flux_err > 0 else 0.0
+    # a short line must explain the signal: pairs of stars leave > 20 % of it (beyond the
+    # noise); long streaks may vary in brightness along the track (glints) and are not tested
+    signal = snr**2
+    excess_ok = (length >= 40 or fit.excess <= cfg["streak_max_excess"]
+                 + 3 * math.sqrt(2 * fit.npix) / max(signal, 1e-30))
+    ok = (length >= cfg["streak_min_length_px"] and snr >= cfg["streak_min_snr"]
+          and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok)
+    if not ok:
+        return None
+    phi = (phi + math.pi / 2) % math.pi - math.pi / 2  # (-90, 90] deg
+    fit.params[2] = phi
+    (x0, y0), (x1, y1) = fit.ends
+    ny, nx = shape
+    f = int(np.bitwise_or.reduce(flags[members]))
+    f &= ~(BLENDED | SHARP)
+    if min(x0, x1) < 0.5 or min(y0, y1) < 0.5 or max(x0, x1) > nx - 1.5 or max(y0, y1) > ny - 1.5:
+        f |= EDGE
+    if npieces > 1:
+        f |= MERGED
+    if not fit.success:
+        f |= FIT_FAILED
+    main = max(members, key=lambda i: stats[i, ms.COL["npix"]])
+    col = lambda name: stats[members, ms.COL[name]]  # noqa: E731
+    return dict(
+        x=xc, y=yc, x_err=err[0], y_err=err[1], flux=flux, flux_err=flux_err, snr=snr,
+        sig=col("smax").max(), peak=col("peak").max(), area=col("npix").sum(), a=a[main],
+        b=b[main], theta_deg=theta[main], elongation=a[main] / b[main] if b[main] > 0 else np.inf,
+        kind="streak", flags=f, angle_deg=math.degrees(phi), length_px=length, width_px=w,
+        x0=x0, y0=y0, x1=x1, y1=y1, end_sigma_px=max(fit.end_sigmas), npieces=npieces)
+
+
+def _profile_along(sig, xc, yc, phi, length, frac=0.8):
+    """S sampled every pixel (nearest) along the central ``frac`` of a segment."""
+    t = np.arange(-0.5 * frac * length, 0.5 * frac * length + 1e-9, 1.0)
+    xs = np.rint(xc + t * math.cos(phi)).astype(int)
+    ys = np.rint(yc + t * math.sin(phi)).astype(int)
+    ok = (xs >= 0) & (ys >= 0) & (xs < sig.shape[1]) & (ys < sig.shape[0])
+    return sig[ys[ok], xs[ok]]
+
+
+def _flat_profile(sig, xc, yc, phi, length) -> bool:
+    """Cheap pre-fit test: no deep dip of S along the candidate (as between two bright stars).
+
+    Quantiles, not extremes, so that a star crossing a streak does not count as a dip. Only
+    short candidates (< 40 px, the size of star pairs) are tested: long ones are few, and real
+    long streaks vary in brightness (glints, seeing).
+    """
+    if length >= 40:
+        return True
+    prof = _profile_along(sig, xc, yc, phi, length, 0.7)
+    if len(prof) == 0:
+        return True
+    lo, hi = np.percentile(prof, [10, 90])
+    return lo >= 0.5 * hi - 4.0
+
+
+def _uniform_along(sig, fit: StreakFit, rms: float) -> bool:
+    """True if S along the central 80 % of the fitted segment looks like a line, not points.
+
+    On the centre line of a streak of ``F / L`` ADU per px, S is ``F / (L rms)`` whatever the
+    PSF; two stars joined by the analysis threshold instead leave S low between them. The lower
+    quartile of S sampled every pixel must reach half the expected level.
+    """
+    xc, yc, phi, length, w, flux = fit.params
+    prof = _profile_along(sig, xc, yc, phi, length, 0.8)
+    if len(prof) < 3:
+        return False
+    expected = flux / max(length, 1.0) / rms
+    return bool(np.percentile(prof, 25) >= 0.5 * expected)
+
+
+def _on_streaks(x, y, flux, bands, sigma):
+    """Points that are pieces of a fitted streak (inside its band, not much brighter than it)."""
+    out = np.zeros(len(x), bool)
+    for fit, row in bands:
+        xc, yc, phi, length, w, f = fit.params
+        uu = (x - xc) * math.cos(phi) + (y - yc) * math.sin(phi)
+        vv = -(x - xc) * math.sin(phi) + (y - yc) * math.cos(phi)
+        per_psf = f / max(length, 1.0) * 2.5 * FWHM_PER_SIGMA * sigma
+        out |= (np.abs(vv) <= 2 * w + 1) & (np.abs(uu) <= 0.5 * length + 2 * w) & (flux < 3 * per_psf)
+    return out
+
+
+def _flag_star_trails(rows, cfg, mode):
+    """Rate mode: flag streaks with the expected (or, if not given, the typical) star trail."""
+    if mode != "rate" or not rows:
+        return
+    ang, length = cfg["star_angle_deg"], cfg["star_length_px"]
+    if ang is None or length is None:
+        if len(rows) < 3:
+            return
+        angles = np.radians([r["angle_deg"] for r in rows])
+        ang = math.degrees(0.5 * math.atan2(np.median(np.sin(2 * angles)), np.median(np.cos(2 * angles))))
+        length = float(np.median([r["length_px"] for r in rows]))
+    for r in rows:
+        d = (r["angle_deg"] - ang) % 180.0
+        d = min(d, 180.0 - d)
+        tol = max(3.0, math.degrees(math.atan2(2.0, max(length, 1.0))))
+        if d <= tol and (abs(r["length_px"] - length) <= 0.2 * length + 3.0 or r["flags"] & EDGE):
+            r["flags"] |= STAR_TRAIL
+
+
+def _table(rows, meta) -> Table:
+    names = list(COLUMNS)
+    data = {}
+    for name in names:
+        if name == "kind":
+            data[name] = np.array([r.get(name, "point") for r in rows], dtype="U6")
+        elif name in ("flags", "npieces"):
+            data[name] = np.array([int(r.get(name, 0)) for r in rows], dtype=np.int64)
+        else:
+            data[name] = np.array([float(r.get(name, np.nan)) for r in rows], dtype=np.float64)
+    t = Table(data, meta=meta)
+    for name, (unit, desc) in COLUMNS.items():
+        t[name].unit = unit
+        t[name].description = desc
+    if len(t):
+        t.sort("sig", reverse=True)
+    return t

@@ -1,0 +1,261 @@
+"""Streaks: joining broken pieces and fitting a line-segment model to the pixels.
+
+Model of a streak (a point source moving uniformly during the exposure), in coordinates ``u``
+along the segment from its centre and ``v`` across it::
+
+    I(u, v) = F / L * g(v; w) * [Phi((u + L/2) / w) - Phi((u - L/2) / w)]
+
+with ``g`` the unit Gaussian profile of standard deviation ``w`` (px) and ``Phi`` its
+cumulative distribution. Parameters: centre ``(xc, yc)`` px, angle ``phi`` (rad, from +x toward
++y), length ``L`` px, width ``w`` px, total flux ``F`` (image units). They are fitted by
+Levenberg-Marquardt least squares (analytic Jacobian) to the background-subtracted pixels of a
+band around the initial line, each weighted by its noise; the caller masks stars on the band.
+End points are ``centre -+ L/2 (cos phi, sin phi)``; their 1-sigma along the streak comes from the
+covariance of the fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, special
+
+SQRT2 = math.sqrt(2.0)
+
+
+@dataclass
+class Line:
+    """A streak candidate: centre (px), angle (rad), length (px), component indices it joins."""
+
+    xc: float
+    yc: float
+    phi: float
+    length: float
+    members: list
+    npieces: int = 1
+
+    def ends_along(self, x, y):
+        """Position along the line (px from the centre) of points (x, y)."""
+        return (np.asarray(x) - self.xc) * math.cos(self.phi) + (np.asarray(y) - self.yc) * math.sin(self.phi)
+
+    def across(self, x, y):
+        """Signed distance (px) of points (x, y) from the infinite line."""
+        return -(np.asarray(x) - self.xc) * math.sin(self.phi) + (np.asarray(y) - self.yc) * math.cos(self.phi)
+
+
+def _angle_diff(a, b):
+    """Smallest difference of two axis angles (rad, modulo pi)."""
+    d = (a - b) % math.pi
+    return min(d, math.pi - d)
+
+
+def join_pieces(lines: list[Line], *, max_gap_px: float, max_offset_px: float,
+                max_angle_rad: float = math.radians(6.0)) -> list[Line]:
+    """Join collinear pieces of one streak (broken by noise or by a crossing star).
+
+    Pieces are taken longest first; a piece joins a group when its angle agrees, its centre lies
+    within ``max_offset_px`` of the group's line and the gap along the line is at most
+    ``max_gap_px``. The joined line spans the extreme ends of both, along their common axis.
+    """
+    groups: list[Line] = []
+    for piece in sorted(lines, key=lambda p: -p.length):
+        for k, g in enumerate(groups):
+            tol = max(max_angle_rad, math.atan2(2.0 * max_offset_px, min(piece.length, g.length) + 1))
+            if _angle_diff(piece.phi, g.phi) > tol:
+                continue
+            if abs(g.across(piece.xc, piece.yc)) > max_offset_px:
+                continue
+            gap = abs(g.ends_along(piece.xc, piece.yc)) - 0.5 * (g.length + piece.length)
+            if gap > max_gap_px:
+                continue
+            groups[k] = joined(g, piece)
+            break
+        else:
+            groups.append(Line(piece.xc, piece.yc, piece.phi, piece.length, list(piece.members),
+                               piece.npieces))
+    return groups
+
+
+def _ends(ln: Line):
+    h = 0.5 * ln.length
+    c, s = math.cos(ln.phi), math.sin(ln.phi)
+    return [(ln.xc - h * c, ln.yc - h * s), (ln.xc + h * c, ln.yc + h * s)]
+
+
+def joined(g: Line, piece: Line) -> Line:
+    """The line through the extreme ends of two collinear lines (angle length-weighted)."""
+    wg, wp = max(g.length, 1.0), max(piece.length, 1.0)
+    dp = piece.phi if abs(piece.phi - g.phi) <= math.pi / 2 else piece.phi - math.copysign(math.pi, piece.phi - g.phi)
+    ends = np.array(_ends(g) + _ends(piece))
+    centre = ends.mean(axis=0)
+    # axis: principal direction of the four ends, falling back to the weighted mean angle
+    cov = np.cov((ends - centre).T)
+    w, v = np.linalg.eigh(cov)
+    phi = math.atan2(v[1, 1], v[0, 1]) if w[1] > 4 * max(w[0], 1e-12) else (wg * g.phi + wp * dp) / (wg + wp)
+    t = (ends - centre) @ np.array([math.cos(phi), math.sin(phi)])
+    mid = 0.5 * (t.min() + t.max())
+    return Line(centre[0] + mid * math.cos(phi), centre[1] + mid * math.sin(phi), phi,
+                float(t.max() - t.min()), sorted(set(g.members) | set(piece.members)),
+                g.npieces + piece.npieces)
+
+
+def streak_model(p, x, y):
+    """Model image values at pixel centres (x, y) for parameters p = (xc, yc, phi, L, w, F)."""
+    xc, yc, phi, length, w, flux = p
+    c, s = math.cos(phi), math.sin(phi)
+    u = (x - xc) * c + (y - yc) * s
+    v = -(x - xc) * s + (y - yc) * c
+    half = 0.5 * length
+    along = 0.5 * (special.erf((u + half) / (SQRT2 * w)) - special.erf((u - half) / (SQRT2 * w)))
+    across = np.exp(-0.5 * (v / w) ** 2) / (math.sqrt(2 * math.pi) * w)
+    return flux / max(length, 1e-3) * across * along
+
+
+def streak_jacobian(p, x, y):
+    """Derivatives of :func:`streak_model` with respect to p = (xc, yc, phi, L, w, F): (n, 6)."""
+    xc, yc, phi, length, w, flux = p
+    length = max(length, 1e-3)
+    c, s = math.cos(phi), math.sin(phi)
+    u = (x - xc) * c + (y - yc) * s
+    v = -(x - xc) * s + (y - yc) * c
+    h = 0.5 * length
+    norm = 1.0 / (math.sqrt(2 * math.pi) * w)
+    g_plus = norm * np.exp(-0.5 * ((u + h) / w) ** 2)
+    g_minus = norm * np.exp(-0.5 * ((u - h) / w) ** 2)
+    big_a = norm * np.exp(-0.5 * (v / w) ** 2)
+    big_b = 0.5 * (special.erf((u + h) / (SQRT2 * w)) - special.erf((u - h) / (SQRT2 * w)))
+    da_dv = -v / w**2 * big_a
+    db_du = g_plus - g_minus
+    k = flux / length
+    jac = np.empty((len(x), 6))
+    jac[:, 0] = k * (da_dv * s * big_b - big_a * db_du * c)
+    jac[:, 1] = k * (-da_dv * c * big_b - big_a * db_du * s)
+    jac[:, 2] = k * (-da_dv * u * big_b + big_a * db_du * v)
+    jac[:, 3] = -k / length * big_a * big_b + k * big_a * 0.5 * (g_plus + g_minus)
+    da_dw = big_a * (v**2 / w**3 - 1.0 / w)
+    db_dw = (-(u + h) * g_plus + (u - h) * g_minus) / w
+    jac[:, 4] = k * (da_dw * big_b + big_a * db_dw)
+    jac[:, 5] = big_a * big_b / length
+    return jac
+
+
+@dataclass
+class StreakFit:
+    """Result of a streak fit: parameters, their covariance, and derived ends (px)."""
+
+    params: np.ndarray      # xc, yc, phi (rad), L, w, F
+    cov: np.ndarray         # 6 x 6
+    success: bool
+    npix: int
+    excess: float = np.nan  # (chi^2 - n) / sum (model / sigma)^2: signal power not explained
+
+    @property
+    def ends(self):
+        xc, yc, phi, length = self.params[:4]
+        h = 0.5 * length
+        c, s = math.cos(phi), math.sin(phi)
+        return (xc - h * c, yc - h * s), (xc + h * c, yc + h * s)
+
+    @property
+    def end_sigmas(self):
+        """1-sigma (px) of each end along the streak."""
+        phi = self.params[2]
+        e = np.array([math.cos(phi), math.sin(phi)])
+        out = []
+        for sign in (-1.0, 1.0):
+            g = np.array([e[0], e[1], 0.0, 0.5 * sign, 0.0, 0.0])
+            out.append(math.sqrt(max(g @ self.cov @ g, 0.0)))
+        return tuple(out)
+
+
+def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
+             width_px: float) -> StreakFit:
+    """Fit the streak model to the cutout ``d`` (background-subtracted, origin at (x0, y0)).
+
+    ``var`` is the per-pixel variance (same shape); non-finite pixels are ignored. Only pixels
+    in a band of ``4 width + 2`` px around the initial line and ``4 width + 4`` px beyond its
+    ends are used.
+    """
+    yy, xx = np.mgrid[y0:y0 + d.shape[0], x0:x0 + d.shape[1]]
+    band = 4.0 * width_px + 2.0
+    u = line.ends_along(xx, yy)
+    v = line.across(xx, yy)
+    sel = (np.abs(v) <= band) & (np.abs(u) <= 0.5 * line.length + band + 2.0)
+    sel &= np.isfinite(d) & np.isfinite(var) & (var > 0)
+    x, y, z = xx[sel].astype(float), yy[sel].astype(float), d[sel]
+    inv_sigma = 1.0 / np.sqrt(var[sel])
+    flux0 = max(float(np.sum(z[np.abs(v[sel]) <= 2 * width_px])), 1e-6)
+    p0 = np.array([line.xc, line.yc, line.phi, max(line.length, 1.0), width_px, flux0])
+    if len(z) < 8:
+        return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
+
+    def resid(p):
+        return (z - streak_model(p, x, y)) * inv_sigma
+
+    def jac(p):
+        return -streak_jacobian(p, x, y) * inv_sigma[:, None]
+
+    try:
+        res = optimize.least_squares(resid, p0, jac=jac, method="lm",
+                                     x_scale=np.array([1, 1, 0.01, 1, 0.3, flux0]), max_nfev=60)
+    except (ValueError, np.linalg.LinAlgError):
+        return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
+    params = res.x.copy()
+    params[3:5] = np.abs(params[3:5])  # the model is even in L and w
+    jac = jac(params)
+    scale = 1.0 / np.maximum(np.sqrt((jac**2).sum(axis=0)), 1e-300)  # equilibrate columns
+    try:
+        cov = scale[:, None] * np.linalg.pinv((jac * scale).T @ (jac * scale)) * scale[None, :]
+    except np.linalg.LinAlgError:
+        cov = np.full((6, 6), np.nan)
+    r = resid(params)
+    signal = float(np.sum((streak_model(params, x, y) * inv_sigma) ** 2))
+    excess = (float(r @ r) - len(z)) / max(signal, 1e-30)
+    moved = math.hypot(params[0] - p0[0], params[1] - p0[1])
+    ok = (bool(res.success) and bool(np.all(np.isfinite(params))) and abs(params[2] - p0[2]) < 1.0
+          and moved <= 0.5 * p0[3] + band and params[3] <= 2 * p0[3] + 4 * band
+          and params[5] > 0)
+    return StreakFit(params, cov, ok, len(z), excess)
+
+
+def fit_streaks(image, x0, y0, x1, y1, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=None):
+    """Fit the line-segment model to streaks whose approximate ends are given (px, arrays).
+
+    Returns an astropy Table: fitted ``x, y`` (centre), ``angle_deg``, ``length_px``,
+    ``width_px`` (Gaussian sigma across), ``flux`` (ADU, total), their errors ``*_err``, the
+    ends ``x0, y0, x1, y1``, ``end0_sigma_px``, ``end1_sigma_px`` (along the track), ``fit_excess``
+    and ``success``. ``bkg`` defaults to the frame's :func:`~aposos.detect.background.background`.
+    """
+    from astropy.table import Table
+
+    from .background import background, patch
+    from .significance import FWHM_PER_SIGMA
+
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    bkg = background(image) if bkg is None else bkg
+    sigma = fwhm_px / FWHM_PER_SIGMA
+    rows = []
+    ny, nx = image.shape
+    for a0, b0, a1, b1 in zip(*(np.atleast_1d(np.asarray(v, float)) for v in (x0, y0, x1, y1))):
+        line = Line(0.5 * (a0 + a1), 0.5 * (b0 + b1), math.atan2(b1 - b0, a1 - a0),
+                    math.hypot(a1 - a0, b1 - b0), [])
+        band = 4 * sigma + 4
+        xa, xb = max(0, int(min(a0, a1) - band)), min(nx, int(max(a0, a1) + band) + 1)
+        ya, yb = max(0, int(min(b0, b1) - band)), min(ny, int(max(b0, b1) + band) + 1)
+        d = image[ya:yb, xa:xb] - patch(bkg, bkg.back_grid, ya, yb, xa, xb)
+        var = patch(bkg, bkg.rms_grid, ya, yb, xa, xb) ** 2
+        if gain_e_per_adu is not None:
+            var = var + np.clip(d, 0, None) / gain_e_per_adu
+        fit = fit_line(d, var, xa, ya, line, sigma)
+        err = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
+        (e0x, e0y), (e1x, e1y) = fit.ends
+        s0, s1 = fit.end_sigmas
+        xc, yc, phi, length, w, flux = fit.params
+        rows.append((xc, yc, err[0], err[1], math.degrees(phi), math.degrees(err[2]), length,
+                     err[3], w, flux, err[5], e0x, e0y, e1x, e1y, s0, s1, fit.excess, fit.success))
+    names = ("x", "y", "x_err", "y_err", "angle_deg", "angle_err_deg", "length_px",
+             "length_err_px", "width_px", "flux", "flux_err", "x0", "y0", "x1", "y1",
+             "end0_sigma_px", "end1_sigma_px", "fit_excess", "success")
+    return Table(rows=rows, names=names) if rows else Table(names=names)

@@ -1,0 +1,120 @@
+"""Each numba kernel of aposos.detect against a plain numpy/scipy reference (or SEP)."""
+
+import math
+
+import numpy as np
+import pytest
+import sep
+from scipy import ndimage
+
+from aposos.detect import background, label, measure, significance
+from aposos.detect.background import box_edges, mesh_stats, truncated_std_factor
+from aposos.detect.significance import gaussian_kernel_1d
+from aposos.simulate import render
+
+from test_detect_scenes import GAIN, SKY_E, expose, point_scene
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+@pytest.mark.parametrize("fill", [0.05, 0.3, 0.55, 0.7])
+def test_label_equals_scipy(connectivity, fill):
+    mask = np.random.default_rng(int(fill * 100)).random((211, 307)) < fill
+    got, n = label(mask, connectivity)
+    structure = np.ones((3, 3)) if connectivity == 8 else None
+    ref, nref = ndimage.label(mask, structure=structure)
+    assert n == nref and np.array_equal(got, ref)
+
+
+def _reference_box(values, nsigma=3.0, iters=10):
+    """Plain numpy: iterative mean/std clipping, exact median, SExtractor mode."""
+    v = values[np.isfinite(values)].astype(float)
+    keep = np.ones(v.size, bool)
+    for _ in range(iters):
+        mean, std = v[keep].mean(), v[keep].std()
+        new = (v >= mean - nsigma * std) & (v <= mean + nsigma * std)
+        if new.sum() == keep.sum():
+            break
+        keep = new
+    mean, std = v[keep].mean(), v[keep].std()
+    clipped = v[(v >= mean - nsigma * std) & (v < mean + nsigma * std)]
+    med = np.median(clipped)
+    mode = 2.5 * med - 1.5 * mean if abs(mean - med) < 0.3 * std else med
+    return mode, std
+
+
+def test_mesh_stats_equal_numpy_reference():
+    adu, _ = point_scene((256, 256), n=60, seed=3)
+    adu[10:20, 10:20] = np.nan
+    ye, xe = box_edges(256, 64), box_edges(256, 64)
+    back, std, _ = mesh_stats(adu, ye, xe, 3.0, 10, 0.5)
+    for j in range(len(ye) - 1):
+        for i in range(len(xe) - 1):
+            mode, s = _reference_box(adu[ye[j]:ye[j + 1], xe[i]:xe[i + 1]].ravel())
+            assert abs(std[j, i] - s) < 1e-3 * s
+            assert abs(back[j, i] - mode) < 0.03 * s  # median from a 256-bin histogram
+
+
+def test_background_recovers_gradient_under_stars_and_streak():
+    """Truth is the rendered sky; SEP is the peer. Both within a fraction of the noise."""
+    rng = np.random.default_rng(7)
+    shape = (512, 512)
+    sky = render.sky(shape, SKY_E, (0.1, -0.06))  # 12 % across the frame
+    img = sky.copy()
+    x, y = rng.uniform(0, 512, 300), rng.uniform(0, 512, 300)
+    render.add_points(img, x, y, 10 ** rng.uniform(3, 6, 300), 2.5)
+    render.add_streaks(img, [30], [400], [480], [300], [2e5], 2.5)
+    adu = expose(img, rng, bleed=False)
+    bkg = background(adu)
+    truth = (sky / GAIN).astype(np.float32)
+    rms_truth = math.sqrt(SKY_E + 81) / GAIN
+    err = bkg.back() - truth
+    assert np.abs(err).max() < 0.25 * rms_truth
+    noise_truth = np.sqrt(sky + 81.0) / GAIN  # per pixel, follows the sky gradient
+    assert abs(np.median(bkg.rms() / noise_truth) - 1) < 0.03
+    ref = sep.Background(adu.astype(np.float64), bw=64, bh=64)
+    assert np.abs(ref.back() - truth).max() > np.abs(err).max() * 0.5  # same league as SEP
+    assert np.median(np.abs(bkg.back() - ref.back())) < 0.1 * rms_truth
+
+
+def test_truncated_std_factor():
+    z = np.random.default_rng(0).normal(size=2_000_000)
+    assert abs(z[np.abs(z) <= 3].std() - truncated_std_factor(3.0)) < 1e-3
+
+
+def test_significance_equals_scipy_convolution():
+    adu, _ = point_scene((200, 300), n=40, seed=4)
+    adu[50, 60] = np.nan
+    bkg = background(adu, box_px=50)
+    sig, runs, bad = significance(adu, bkg, 2.5, threshold=3.0)
+    k = gaussian_kernel_1d(2.5)
+    d = np.nan_to_num(adu.astype(float) - bkg.back(), nan=0.0)
+    conv = ndimage.convolve1d(ndimage.convolve1d(d, k, axis=1, mode="constant"), k, axis=0,
+                              mode="constant")
+    ref = conv / (bkg.rms() * np.sqrt((k**2).sum()) ** 2)
+    assert np.abs(sig - ref).max() < 2e-3 * np.abs(ref).max()
+    assert bad.sum() == 1
+    rising = (ref >= 3.0) & ~np.pad(ref >= 3.0, ((0, 0), (1, 0)))[:, :-1]
+    assert np.abs(runs - rising.sum(axis=1)).sum() <= 2  # float32 rounding at the threshold
+
+
+def test_measure_equals_scipy_reference():
+    adu, truth = point_scene((256, 256), n=30, snr_ap=(30, 300), seed=5)
+    bkg = background(adu)
+    d = adu - bkg.back()
+    labels, n = ndimage.label(d > 5 * bkg.global_rms)
+    t = measure(adu, labels, bkg, fwhm_px=2.5)
+    idx = np.arange(1, n + 1)
+    assert np.array_equal(t["area"], ndimage.sum(np.ones_like(d), labels, idx))
+    assert np.allclose(t["flux_iso"], ndimage.sum(d, labels, idx), rtol=1e-4)
+    w = np.clip(d, 0, None)
+    com = np.array(ndimage.center_of_mass(w, labels, idx))
+    assert np.allclose(t["y_iso"], com[:, 0], atol=1e-4) and np.allclose(t["x_iso"], com[:, 1], atol=1e-4)
+    # windowed centroid: plain numpy fixed point sum w (r - c) d = 0 with a Gaussian window
+    sigma = 2.5 / render.FWHM_PER_SIGMA
+    yy, xx = np.mgrid[: d.shape[0], : d.shape[1]]
+    for row in t[t["flux_iso"] > 0][:10]:
+        xc, yc = row["x"], row["y"]
+        r2 = (xx - xc) ** 2 + (yy - yc) ** 2
+        win = np.exp(-0.5 * r2 / sigma**2) * (r2 <= 16 * sigma**2) * d
+        assert abs((win * (xx - xc)).sum() / win.sum()) < 1e-3
+        assert abs((win * (yy - yc)).sum() / win.sum()) < 1e-3
