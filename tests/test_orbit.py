@@ -125,7 +125,7 @@ def test_bad_input_raises_apos_error(geo_night):
     with pytest.raises(AposError, match="sigma_arcsec"):
         determine_orbit(table[["time", "ra_deg", "dec_deg", "station"]])
     t2 = table.copy()
-    t2["station"] = "atlantis"
+    t2.replace_column("station", np.full(len(t2), "atlantis"))
     with pytest.raises(AposError, match="unknown station"):
         determine_orbit(t2)
     t3 = table.copy()
