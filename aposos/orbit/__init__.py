@@ -34,7 +34,9 @@ from .observations import Observations, prepare, problems
 from .propagate import MU_KM3_S2, R_EARTH_KM
 from .solve import MAX_CHI2_RED, fit_orbit
 
-__all__ = ["OrbitSolution", "determine_orbit"]
+from .associate import Association, associate  # noqa: E402  (uses determine_orbit lazily)
+
+__all__ = ["Association", "OrbitSolution", "associate", "determine_orbit"]
 
 MAX_RELATIVE_POSITION_SIGMA = 0.01  # undetermined if sigma(position) > 1 % of the geocentric distance
 MIN_PERIGEE_HEIGHT_KM = 100.0  # an orbit with a lower perigee is reported as not physical
