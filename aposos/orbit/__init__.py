@@ -29,12 +29,11 @@ from astropy.time import Time
 from sgp4.api import Satrec
 
 from . import tlefit
+from .associate import Association, associate
 from .lsq import FitError
 from .observations import Observations, prepare, problems
 from .propagate import MU_KM3_S2, R_EARTH_KM
 from .solve import MAX_CHI2_RED, fit_orbit
-
-from .associate import Association, associate  # noqa: E402  (uses determine_orbit lazily)
 
 __all__ = ["Association", "OrbitSolution", "associate", "determine_orbit"]
 
