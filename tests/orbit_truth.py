@@ -61,8 +61,7 @@ def _grid(station, t0_isot, hours, step_s):
     up = obs_p / np.linalg.norm(obs_p, axis=-1, keepdims=True)
     sun = get_sun(times).cartesian.xyz.value.T
     sun_elev = np.degrees(np.arcsin(np.sum(sun * up, -1) / np.linalg.norm(sun, axis=-1)))
-    # TEME->GCRS changes by milliarcseconds in a day: one matrix serves the visibility grid
-    return times, obs_p, up, sun_elev, np.broadcast_to(d.teme_to_gcrs_matrix(times[len(times) // 2]), (len(times), 3, 3))
+    return times, obs_p, up, sun_elev, d.teme_to_gcrs_matrix_interpolated(times)
 
 
 def visibility(sat, station, t0: Time, hours=14.0, step_s=60.0, min_elev_deg=15.0):

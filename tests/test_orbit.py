@@ -125,7 +125,7 @@ def test_bad_input_raises_apos_error(geo_night):
     with pytest.raises(AposError, match="sigma_arcsec"):
         determine_orbit(table[["time", "ra_deg", "dec_deg", "station"]])
     t2 = table.copy()
-    t2["station"] = "atlantis"
+    t2.replace_column("station", np.full(len(t2), "atlantis"))
     with pytest.raises(AposError, match="unknown station"):
         determine_orbit(t2)
     t3 = table.copy()
@@ -223,3 +223,17 @@ def test_five_point_leo_arc_is_too_short(leo_night):
     assert full.determined, full.reason
     truth = ot.gcrs_positions(leo_night[0], full.epoch.reshape(1))[0]
     assert np.linalg.norm(full.state[:3] - truth) < 4 * np.sqrt(np.trace(full.covariance[:3, :3]))
+
+
+def test_linked_table_with_unlinked_rows(geo_night):
+    """A Table as aposos.link writes it: per-station tracklet numbers, -1 rows ignored."""
+    table = vstack(geo_night[1])
+    table["tracklet"] = np.repeat([0, 1, 2], 10)
+    junk = table[:2].copy()
+    junk["tracklet"] = -1
+    junk["ra_deg"] += 1.0
+    table = vstack([junk, table])
+    sol = determine_orbit(table)
+    assert sol.determined, sol.reason
+    assert sol.used.min() == 2 and len(sol.used) == 30
+    assert list(sol.residuals["row"]) == list(range(2, 32))

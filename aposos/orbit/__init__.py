@@ -29,12 +29,13 @@ from astropy.time import Time
 from sgp4.api import Satrec
 
 from . import tlefit
+from .associate import Association, associate
 from .lsq import FitError
 from .observations import Observations, prepare, problems
 from .propagate import MU_KM3_S2, R_EARTH_KM
 from .solve import MAX_CHI2_RED, fit_orbit
 
-__all__ = ["OrbitSolution", "determine_orbit"]
+__all__ = ["Association", "OrbitSolution", "associate", "determine_orbit"]
 
 MAX_RELATIVE_POSITION_SIGMA = 0.01  # undetermined if sigma(position) > 1 % of the geocentric distance
 MIN_PERIGEE_HEIGHT_KM = 100.0  # an orbit with a lower perigee is reported as not physical
@@ -53,8 +54,9 @@ class OrbitSolution:
     covariance : (6, 6) covariance of ``state`` (km, km/s), from the element covariance
     element_covariance : (7, 7) of the fitted parameters (see :mod:`.tlefit`)
     tle : (line1, line2); satrec : SGP4 satellite parsed back from those lines
-    residuals : Table per input row: time, station, tracklet, dra_arcsec (x cos Dec),
-        ddec_arcsec, used (False: rejected outlier or tracklet not fitted)
+    residuals : Table, one row per observation in input order: row (input row index), time,
+        station, tracklet (internal, time-ordered), dra_arcsec (x cos Dec), ddec_arcsec, used
+        (False: rejected outlier)
     rms_arcsec : per-coordinate RMS of the used residuals of the exported TLE
     chi2_red : reduced chi^2 of the fit; used / rejected : input row indices
     rejected_tracklets : tracklet indices (input order) that do not fit this orbit
@@ -107,7 +109,8 @@ def _undetermined(reason: str, **kw) -> OrbitSolution:
 
 def _residual_table(obs: Observations, resid_arcsec, used) -> Table:
     order = np.argsort(obs.row)
-    return Table(dict(time=obs.times[order], station=obs.station[order], tracklet=obs.tracklet[order],
+    return Table(dict(row=obs.input_row[order], time=obs.times[order], station=obs.station[order],
+                      tracklet=obs.tracklet[order],
                       dra_arcsec=resid_arcsec[order, 0], ddec_arcsec=resid_arcsec[order, 1], used=used[order]))
 
 
@@ -147,50 +150,62 @@ def determine_orbit(observations, *, satnum: int = 99999, reject_sigma: float = 
         return _undetermined(f"fit failed: {exc}")
     except ValueError as exc:  # invalid elements reached by the fit
         return _undetermined(f"fit diverged: {exc}")
-    trk_names = _tracklet_names(obs)
-    rejected_trk = sorted(trk_names[k] for k in of.bad_tracklets)
-    if of.bad_tracklets:
-        return _undetermined(
-            f"mixed objects: tracklet(s) {rejected_trk} do not fit the orbit of the others "
-            f"(chi2/dof of the rest {of.fit.chi2_red:.2f})", rejected_tracklets=rejected_trk)
-    if of.fit.chi2_red > max_chi2_red:
-        return _undetermined(f"residuals inconsistent with one orbit: chi2/dof {of.fit.chi2_red:.1f} > {max_chi2_red}"
-                             " (mixed objects or underestimated sigma_arcsec)")
-    used = of.fit.used
-    if used.mean() < 0.8:
-        return _undetermined(f"{int((~used).sum())} of {len(used)} observations rejected as outliers (mixed objects?)")
+    why = _inconsistency(obs, of, max_chi2_red)
+    if why:
+        names = _tracklet_names(obs)
+        return _undetermined(why, rejected_tracklets=sorted(names[k] for k in of.bad_tracklets))
     epoch = Time(tlefit.JD_1949, of.epoch_days, format="jd", scale="utc")
     m = obs.teme_to_gcrs[of.epoch_index]
     state, cov = state_covariance(of.x, of.epoch_days, of.fit.cov, epoch, m)
-    sig_pos = float(np.sqrt(np.trace(cov[:3, :3])))
-    if not np.isfinite(sig_pos) or sig_pos > MAX_RELATIVE_POSITION_SIGMA * np.linalg.norm(state[:3]):
-        span = (obs.times[-1] - obs.times[0]).sec
-        return _undetermined(f"arc too short to determine an orbit: {obs.n_tracklets} tracklet(s) over {span:.0f} s, "
-                             f"position uncertainty {sig_pos:.0f} km")
-    n_rad_s, ecc = of.x[0] * 2 * np.pi / 86400.0, float(np.hypot(of.x[1], of.x[2]))
-    perigee_km = (MU_KM3_S2 / n_rad_s ** 2) ** (1 / 3) * (1 - ecc)
-    if perigee_km < R_EARTH_KM + MIN_PERIGEE_HEIGHT_KM:
-        return _undetermined(f"fitted orbit is not physical: perigee height {perigee_km - R_EARTH_KM:.0f} km")
-    period_s = 86400.0 / of.x[0]
-    sig_rev = tlefit.position_sigma_km(of.x, of.epoch_days, of.fit.cov, epoch + period_s * u.s)
-    if not np.isfinite(sig_rev) or sig_rev > MAX_RELATIVE_SIGMA_ONE_REV * np.linalg.norm(state[:3]):
-        span = (obs.times[-1] - obs.times[0]).sec
-        return _undetermined(f"arc too short to determine an orbit: {obs.n_tracklets} tracklet(s) over {span:.0f} s, "
-                             f"position uncertainty {sig_pos:.1f} km now, {sig_rev:.0f} km one revolution later")
+    why = _indeterminacy(obs, of, epoch, np.linalg.norm(state[:3]), float(np.sqrt(np.trace(cov[:3, :3]))))
+    if why:
+        return _undetermined(why)
+    used = of.fit.used
     try:
         x_r, epoch_r = tlefit.round_for_tle(of.x, of.epoch_days)
         tle = tlefit.tle_lines(x_r, epoch_r, satnum)
     except ValueError as exc:
         return _undetermined(f"no valid TLE: {exc}")
     sat = Satrec.twoline2rv(*tle)
-    epoch = Time(sat.jdsatepoch, sat.jdsatepochF, format="jd", scale="utc")  # may differ by < 1 ms (rounding)
+    epoch = Time(sat.jdsatepoch, sat.jdsatepochF, format="jd", scale="utc")  # moved by < 0.05 s (rounding)
     state = np.concatenate(tlefit.state_gcrs(sat, epoch, m))
     resid = obs.residuals_arcsec(tlefit.predicted_units(sat, obs))
     rms = float(np.sqrt(np.mean(resid[used] ** 2)))
     return OrbitSolution(
         status="determined", epoch=epoch, state=state, covariance=cov, element_covariance=of.fit.cov, tle=tle,
         residuals=_residual_table(obs, resid, used), rms_arcsec=rms, chi2_red=of.fit.chi2_red,
-        used=np.sort(obs.row[used]), rejected=np.sort(obs.row[~used]))
+        used=np.sort(obs.input_row[used]), rejected=np.sort(obs.input_row[~used]))
+
+
+def _inconsistency(obs: Observations, of, max_chi2_red: float) -> str:
+    """Why the fitted observations are not one object's ('' when they are)."""
+    if of.bad_tracklets:
+        names = _tracklet_names(obs)
+        return (f"mixed objects: tracklet(s) {sorted(names[k] for k in of.bad_tracklets)} do not fit the orbit "
+                f"of the others (chi2/dof of the rest {of.fit.chi2_red:.2f})")
+    if of.fit.chi2_red > max_chi2_red:
+        return (f"residuals inconsistent with one orbit: chi2/dof {of.fit.chi2_red:.1f} > {max_chi2_red}"
+                " (mixed objects or underestimated sigma_arcsec)")
+    used = of.fit.used
+    if used.mean() < 0.8:
+        return f"{int((~used).sum())} of {len(used)} observations rejected as outliers (mixed objects?)"
+    return ""
+
+
+def _indeterminacy(obs: Observations, of, epoch: Time, r_km: float, sig_pos_km: float) -> str:
+    """Why the fitted orbit is not determined by the data or not physical ('' when it is)."""
+    span = (obs.times[-1] - obs.times[0]).sec
+    short = f"arc too short to determine an orbit: {obs.n_tracklets} tracklet(s) over {span:.0f} s, "
+    if not np.isfinite(sig_pos_km) or sig_pos_km > MAX_RELATIVE_POSITION_SIGMA * r_km:
+        return short + f"position uncertainty {sig_pos_km:.0f} km"
+    n_rad_s, ecc = of.x[0] * 2 * np.pi / 86400.0, float(np.hypot(of.x[1], of.x[2]))
+    perigee_km = (MU_KM3_S2 / n_rad_s ** 2) ** (1 / 3) * (1 - ecc)
+    if perigee_km < R_EARTH_KM + MIN_PERIGEE_HEIGHT_KM:
+        return f"fitted orbit is not physical: perigee height {perigee_km - R_EARTH_KM:.0f} km"
+    sig_rev = tlefit.position_sigma_km(of.x, of.epoch_days, of.fit.cov, epoch + 86400.0 / of.x[0] * u.s)
+    if not np.isfinite(sig_rev) or sig_rev > MAX_RELATIVE_SIGMA_ONE_REV * r_km:
+        return short + f"position uncertainty {sig_pos_km:.1f} km now, {sig_rev:.0f} km one revolution later"
+    return ""
 
 
 def _tracklet_names(obs: Observations) -> dict[int, int]:

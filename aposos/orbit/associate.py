@@ -16,7 +16,9 @@ Nothing is assumed about which tracklets go together; membership is decided by f
    of their union passes the gate.
 4. Objects with fewer than ``min_tracklets`` tracklets are dissolved (their tracklets stay
    unassociated): two tracklets of a GEO object from one station can be joined by orbits of
-   other objects, so a pair is not proof.
+   other objects, so a pair is not proof. So are ambiguous objects: when a tracklet left
+   over could replace one of the members and still fit (GEO objects a fraction of a degree
+   apart seen from one station), none of the candidates is trusted.
 
 The result lists, per input tracklet, the object number (-1: unassociated).
 """
@@ -46,6 +48,7 @@ class Association:
     object_of: np.ndarray
     objects: list[list[int]]
     pairs_fitted: int
+    solutions: list = None  # OrbitSolution per object when associate(..., determine=True)
 
 
 def angular_rates_deg_s(obs: Observations) -> np.ndarray:
@@ -115,6 +118,18 @@ def _extends(obs: Observations, members, state, new, gate):
     return found if found is not None else _fits(obs, members + [new], gate)
 
 
+def _ambiguous(obs, members, free, rates, gate) -> bool:
+    """Whether a free tracklet could replace a member: then the object is not trusted."""
+    lo, hi = rates[members].min(), rates[members].max()
+    for k in free:
+        if not (lo / RATE_RATIO <= rates[k] <= hi * RATE_RATIO):
+            continue
+        for m in members:
+            if _fits(obs, [j for j in members if j != m] + [k], gate) is not None:
+                return True
+    return False
+
+
 def _merge(obs, objects, pairs, member, gate):
     """Merge two objects when a compatible pair links them and their union fits one orbit."""
     merged = True
@@ -131,8 +146,12 @@ def _merge(obs, objects, pairs, member, gate):
     return [o for o in objects if o]
 
 
-def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> Association:
-    """Group tracklets (a list of Tables, see :func:`aposos.orbit.determine_orbit`) into objects."""
+def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED, determine: bool = False) -> Association:
+    """Group tracklets (a list of Tables, see :func:`aposos.orbit.determine_orbit`) into objects.
+
+    With ``determine=True`` each object also gets its :class:`~aposos.orbit.OrbitSolution`
+    (orbit, covariance, TLE) in ``solutions``.
+    """
     obs = prepare(tracklets)
     n = obs.n_tracklets
     # internal (time-ordered) tracklet number -> input position
@@ -172,6 +191,9 @@ def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> 
                 objects[obj].append(new)
                 states[obj] = found[1:]
     objects = _merge(obs, objects, pairs, member, gate)
+    objects = [o for o in objects if len(o) >= min_tracklets]
+    free = sorted(set(range(n)) - {k for o in objects for k in o})
+    objects = [o for o in objects if not _ambiguous(obs, o, free, rates, gate)]
     object_of = np.full(n, -1)
     groups = []
     for members in objects:
@@ -180,4 +202,9 @@ def associate(tracklets, min_tracklets: int = 3, gate: float = MAX_CHI2_RED) -> 
     groups.sort()
     for g, members in enumerate(groups):
         object_of[members] = g
-    return Association(object_of=object_of, objects=groups, pairs_fitted=fitted)
+    solutions = None
+    if determine:
+        from . import determine_orbit
+
+        solutions = [determine_orbit([tracklets[k] for k in members]) for members in groups]
+    return Association(object_of=object_of, objects=groups, pairs_fitted=fitted, solutions=solutions)

@@ -44,7 +44,9 @@ class Observations:
     earth_vel_km_s : (n, 3) geocentre barycentric velocity; sun_au : (n,) Sun distance
     tracklet : (n,) int tracklet index (0..k-1, in order of first time)
     station : (n,) str
-    row : (n,) index of each observation in the caller's input (the concatenated tracklets)
+    row : (n,) index of each observation in ``table`` (the concatenated tracklets)
+    input_row : (n,) index in the caller's Table (differs from ``row`` when rows with
+        ``tracklet == -1`` were left out)
     """
 
     times: Time
@@ -58,6 +60,7 @@ class Observations:
     station: np.ndarray
     row: np.ndarray
     table: Table = field(repr=False)
+    input_row: np.ndarray | None = None
 
     def __len__(self):
         return len(self.unit)
@@ -72,7 +75,8 @@ class Observations:
         _, trk = np.unique(self.tracklet[idx], return_inverse=True)
         sub = Observations(self.times[idx], self.unit[idx], self.sigma_rad[idx], self.obs_pos_km[idx],
                            self.obs_vel_km_s[idx], self.earth_vel_km_s[idx], self.sun_au[idx],
-                           trk.astype(int), self.station[idx], self.row[idx], self.table)
+                           trk.astype(int), self.station[idx], self.row[idx], self.table,
+                           None if self.input_row is None else self.input_row[idx])
         for name in ("teme_to_gcrs", "aberration_offset"):
             if name in self.__dict__:
                 sub.__dict__[name] = self.__dict__[name][idx]
@@ -85,8 +89,9 @@ class Observations:
 
     @cached_property
     def teme_to_gcrs(self) -> np.ndarray:
-        """(n, 3, 3) TEME -> GCRS rotations at the observation times (constant over light time)."""
-        return d.teme_to_gcrs_matrix(self.times)
+        """(n, 3, 3) TEME -> GCRS rotations at the observation times (interpolated between exact
+        matrices 30 min apart: 1e-6 arcsec; constant over the light time)."""
+        return d.teme_to_gcrs_matrix_interpolated(self.times)
 
     @cached_property
     def tangent_basis(self) -> np.ndarray:
@@ -158,13 +163,15 @@ def _observer_columns(table: Table, where: str):
     return EarthLocation.from_geocentric(geo[:, 0] * u.m, geo[:, 1] * u.m, geo[:, 2] * u.m), names
 
 
-def _as_table(observations) -> tuple[Table, np.ndarray | None]:
-    """One Table and the tracklet index per row (None when tracklets must be found)."""
+def _as_table(observations) -> tuple[Table, np.ndarray | None, np.ndarray]:
+    """One Table, the tracklet index per row (None when tracklets must be found), and the
+    caller's row index of each row."""
     if isinstance(observations, Table):
         if "tracklet" in observations.colnames:  # as from aposos.link: -1 = not linked, ignored
-            table = observations[np.asarray(observations["tracklet"]) >= 0]
-            return table, np.asarray(table["tracklet"])
-        return observations, None
+            keep = np.flatnonzero(np.asarray(observations["tracklet"]) >= 0)
+            table = observations[keep]
+            return table, np.asarray(table["tracklet"]), keep
+        return observations, None, np.arange(len(observations))
     tables = list(observations)
     if not tables or not all(isinstance(t, Table) for t in tables):
         raise AposError("observations must be an astropy Table or a non-empty list of Tables", key="observations")
@@ -174,18 +181,18 @@ def _as_table(observations) -> tuple[Table, np.ndarray | None]:
         if missing:
             raise AposError(f"tracklet table lacks column(s) {missing}", key=missing[0])
     if not keep:
-        return Table(), np.zeros(0, int)
+        return Table(), np.zeros(0, int), np.zeros(0, int)
     cols = ["time", "ra_deg", "dec_deg", "sigma_arcsec"] + [
         c for c in ("station", "lat_deg", "lon_deg", "height_m") if all(c in t.colnames for _, t in keep)]
     table = vstack([t[cols] for _, t in keep], metadata_conflicts="silent")
     ids = np.concatenate([np.full(len(t), i) for i, t in keep])
     table["tracklet"] = ids
-    return table, ids
+    return table, ids, np.arange(len(table))
 
 
 def prepare(observations, where: str = "observations") -> Observations:
     """Validate ``observations`` and compute the observer geometry (see module doc)."""
-    table, ids = _as_table(observations)
+    table, ids, input_row = _as_table(observations)
     for col in ("time", "ra_deg", "dec_deg", "sigma_arcsec"):
         if col not in table.colnames:
             raise AposError(f"missing column {col!r}", path=where, key=col)
@@ -221,7 +228,7 @@ def prepare(observations, where: str = "observations") -> Observations:
         obs_pos_km=obs_p, obs_vel_km_s=obs_v,
         earth_vel_km_s=d.earth_barycentric_velocity(t_sorted) if n else np.zeros((0, 3)),
         sun_au=d.sun_observer_distance_au(t_sorted) if n else np.zeros(0),
-        tracklet=trk, station=names[order], row=order, table=table)
+        tracklet=trk, station=names[order], row=order, table=table, input_row=input_row[order])
 
 
 def _split_tracklets(times: Time, names: np.ndarray) -> np.ndarray:

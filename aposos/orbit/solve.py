@@ -111,21 +111,42 @@ def _tracklet_score(sub, x, epoch_days):
 
 
 def scan_mean_motion(obs, x, epoch_days, epoch_time, k, rel_range=0.02, step_rad=0.006):
-    """Parameters with the mean motion that best predicts tracklet ``k`` (revolution count)."""
+    """Parameters with the mean motion that best predicts tracklet ``k`` (revolution count).
+
+    Trial mean motions move the predicted along-track position at tracklet ``k`` in steps
+    of ``step_rad``, over +-0.6 revolution there (at most ``rel_range`` of n); all trials are
+    propagated at once (SatrecArray; light time to first order in the velocity, aberration
+    as :attr:`Observations.aberration_offset`: a coarse scan, the fit that follows is exact).
+    """
+    from sgp4.api import SatrecArray
+
     sub = obs.subset(obs.tracklet == k)
     dt_day = float(np.mean((sub.times - epoch_time).sec)) / 86400.0
     if abs(dt_day) < 1e-6:
         return x
     half = min(0.6 / abs(dt_day), rel_range * x[0])
     step = step_rad / (2 * np.pi * abs(dt_day))
-    best, best_score = x, _tracklet_score(sub, x, epoch_days)
-    for dn in np.arange(-half, half + step, step):
-        trial = x.copy()
-        trial[0] += dn
-        s = _tracklet_score(sub, trial, epoch_days)
-        if s < best_score:
-            best, best_score = trial, s
-    return best
+    trials = [x] + [np.concatenate([[x[0] + dn], x[1:]]) for dn in np.arange(-half, half + step, step)]
+    sats, kept = [], []
+    for trial in trials:
+        try:
+            sats.append(tlefit.satrec(trial, epoch_days))
+            kept.append(trial)
+        except ValueError:
+            continue
+    jd1, jd2 = sub.jd
+    err, r, v = SatrecArray(sats).sgp4(jd1, jd2)  # (trials, m, 3) TEME
+    r = np.einsum("mij,tmj->tmi", sub.teme_to_gcrs, r)
+    v = np.einsum("mij,tmj->tmi", sub.teme_to_gcrs, v)
+    topo = r - sub.obs_pos_km
+    lt = np.linalg.norm(topo, axis=-1, keepdims=True) / 299792.458
+    topo = topo - v * lt
+    u = topo / np.linalg.norm(topo, axis=-1, keepdims=True) + sub.aberration_offset
+    u /= np.linalg.norm(u, axis=-1, keepdims=True)
+    res = np.einsum("mkj,tmj->tmk", sub.tangent_basis, sub.unit - u) / sub.sigma_rad[None, :, None]
+    score = np.median(np.sum(res ** 2, axis=-1), axis=1)
+    score[(err != 0).any(axis=1)] = np.inf
+    return kept[int(np.argmin(score))]
 
 
 def grow(obs: Observations, seed: OrbitFit) -> OrbitFit:
