@@ -313,3 +313,21 @@ def test_measure_refuses_unsolved_frame():
     bad = PlateSolution(accepted=False, reason="no stars")
     with pytest.raises(AposError, match="no stars"):
         measure(f.frame, f.sources, bad)
+
+
+def test_optional_astrometry_net_fallback_is_reverified():
+    from aposos.astrometry import anet
+
+    why = anet.available()
+    if why:
+        pytest.skip(f"astrometry.net fallback unavailable: {why}")
+    f = make_field("iran", binning=4, rng=12, hint_offset_deg=40.0)  # hint useless
+    sol = solve(f.frame, f.sources, blind=False, scale_search=False, fallback="astrometry.net")
+    assert sol.accepted and sol.method == "astrometry.net", sol.reason
+    assert max_error_px(f, sol) < 0.2
+    # random sources: astrometry.net finds nothing or its proposal fails our own test
+    rng = np.random.default_rng(3)
+    src = f.sources.copy()
+    src["x"], src["y"] = rng.uniform(0, 1023, len(src)), rng.uniform(0, 1023, len(src))
+    sol = solve(f.frame, src, blind=False, scale_search=False, fallback="astrometry.net")
+    assert not sol.accepted and "astrometry.net" in sol.reason

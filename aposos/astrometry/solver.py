@@ -70,6 +70,8 @@ class SolveConfig:
     fit_flags : sources with these flags (saturated, blended, edge) help find the field but are
         left out of the final fit when enough clean stars remain.
     mag_limit : faintest catalog magnitude used.
+    fallback : 'astrometry.net' to try its blind solver (if installed, see :mod:`.anet`) when
+        everything else failed; its WCS is re-verified and refitted here.
     """
 
     pixel_scale_arcsec: float | None = None
@@ -93,6 +95,7 @@ class SolveConfig:
     reject_flags: int = flagbits.NOT_A_STAR
     fit_flags: int = flagbits.IMPRECISE
     mag_limit: float = np.inf
+    fallback: str | None = None
 
 
 @dataclass
@@ -133,7 +136,7 @@ class PlateSolution:
     log10_false_alarm : float
         Bonferroni-corrected log10 probability that the match is chance.
     method : str
-        'hint', 'scale-search' or 'blind'.
+        'hint', 'scale-search', 'blind' or 'astrometry.net' (optional fallback).
     n_hypotheses, time_s : int, float
     """
 
@@ -655,6 +658,17 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
                 return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec_px, base,
                                  time.perf_counter() - t0)
+    fb_note = ""
+    if cfg.fallback == "astrometry.net":
+        out, fb_note = _anet_fallback(xy, shape, scale_arcsec_px, parities, weights, catalog, epoch, cfg)
+        if out is not None:
+            fit, ref, i, j, lfa, fld = out
+            fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
+            return _solution(fit, ref, idx, i, j, fld, lfa, "astrometry.net", n_hyp, scale_arcsec_px, base,
+                             time.perf_counter() - t0)
+    elif cfg.fallback is not None:
+        raise AposError(f"unknown fallback {cfg.fallback!r} (only 'astrometry.net')", key="fallback")
+    blind_note += fb_note
     if max_catalog_seen < cfg.min_matches:
         reason = (f"catalog has {max_catalog_seen} usable stars around the hint (< {cfg.min_matches}): "
                   "field too sparse for this catalog")
@@ -663,6 +677,46 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
     else:
         reason = f"{best_fail} ({n_hyp} hypotheses tested, none significant){blind_note}"
     return _fail(reason, n_hypotheses=n_hyp, time_s=time.perf_counter() - t0, **base)
+
+
+def _anet_fallback(xy, shape, scale_arcsec_px, parities, weights, catalog, epoch, cfg: SolveConfig):
+    """astrometry.net's proposal, verified and refitted like our own; (result or None, note)."""
+    from . import anet
+
+    why = anet.available()
+    if why:
+        return None, f"; astrometry.net fallback unavailable: {why}"
+    wcs = anet.propose_wcs(xy, scale_arcsec_px)
+    if wcs is None:
+        return None, "; astrometry.net found no solution either"
+    fld = _Field(xy, shape, scale_arcsec_px / 3600.0, 1 if np.linalg.det(wcs.pixel_scale_matrix) < 0 else -1,
+                 weights)
+    if fld.parity not in parities:
+        return None, "; astrometry.net proposed the other parity (rejected)"
+    ra_c, dec_c = wcs.all_pix2world(fld.centre_px[0], fld.centre_px[1], 0)
+    ref = _reference(catalog, float(ra_c), float(dec_c), fld.radius_deg * 1.3 + 0.1, epoch, cfg, fld)
+    if len(ref) < cfg.min_matches:
+        return None, "; astrometry.net proposed a field with too few catalog stars"
+    ra, dec = np.asarray(ref["ra"], float), np.asarray(ref["dec"], float)
+    px, py = wcs.all_world2pix(ra, dec, 0, quiet=True)
+    pred = np.stack([px, py], -1)
+    ok = np.isfinite(pred[:, 0])
+    inside = np.flatnonzero(ok & _inside(np.where(ok[:, None], pred, -1e9), fld))
+    ii, jj, _ = _match(pred[inside], fld, cfg.match_radius_px)
+    out = _refine(ref, fld, (float(ra_c), float(dec_c)), (inside[ii], jj), cfg, final=True)
+    if out is None:
+        return None, "; astrometry.net proposal did not refit"
+    fit, i, j, radius = out
+    pred = _predict(fit, ra, dec, fld)
+    inside = np.flatnonzero(_inside(pred, fld))
+    rf = float(np.clip(radius, 1.0, cfg.match_radius_px))
+    ii, jj, _ = _match(pred[inside], fld, rf)
+    lfa = _log10_false_alarm(len(ii), len(inside), len(fld.xy), rf, fld) + np.log10(2.0)
+    rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
+    if len(i) < cfg.min_matches or lfa > cfg.log10_false_alarm or rms > cfg.max_rms_px:
+        return None, (f"; astrometry.net proposal rejected: {len(i)} stars, rms {rms:.2f} px, "
+                      f"log10 false alarm {lfa:.1f}")
+    return (fit, ref, i, j, lfa, fld), ""
 
 
 def _reference(catalog, ra0, dec0, radius_deg, epoch, cfg: SolveConfig, fld: _Field) -> Table:
