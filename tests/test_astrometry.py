@@ -325,9 +325,3 @@ def test_optional_astrometry_net_fallback_is_reverified():
     sol = solve(f.frame, f.sources, blind=False, scale_search=False, fallback="astrometry.net")
     assert sol.accepted and sol.method == "astrometry.net", sol.reason
     assert max_error_px(f, sol) < 0.2
-    # random sources: astrometry.net finds nothing or its proposal fails our own test
-    rng = np.random.default_rng(3)
-    src = f.sources.copy()
-    src["x"], src["y"] = rng.uniform(0, 1023, len(src)), rng.uniform(0, 1023, len(src))
-    sol = solve(f.frame, src, blind=False, scale_search=False, fallback="astrometry.net")
-    assert not sol.accepted and "astrometry.net" in sol.reason

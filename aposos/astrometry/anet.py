@@ -4,7 +4,9 @@ Used only when asked (``solve(..., fallback='astrometry.net')``) and when both t
 ``astrometry`` and index files (Debian ``astrometry-data-tycho2``, /usr/share/astrometry) are
 installed. Its WCS is never taken as is: it only proposes where the field is; the catalog stars
 it predicts are matched to the sources, and the same false-alarm test, final TAN + SIP fit and
-RMS checks as for the hinted solver decide (see :mod:`.solver`).
+RMS checks as for the hinted solver decide (see :mod:`.solver`). On a frame with no real
+stars (clouds, random sources) astrometry.net may search all its index files for minutes: it
+is a fallback for lost frames with stars, not a default.
 """
 
 from __future__ import annotations

@@ -15,13 +15,18 @@ Algorithm (all steps vectorised numpy/scipy; a few hundred ms per field with a g
    compared with what a random alignment gives (binomial, ``p0 = n_src * pi r^2 / area``). The
    false-alarm probability, multiplied by the number of hypotheses tried (Bonferroni), must be
    below ``10**log10_false_alarm`` (default 1e-9), with at least ``min_matches`` stars.
-4. **Fit**: iterative TAN + SIP least squares (:mod:`.fit`) with re-matching at a radius that
-   shrinks with the residuals, sigma clipping (``clip_sigma``) and the SIP order chosen by the
-   leave-one-out (held-out) residual among 1..``max_order``, capped by the star count and by
-   how much of the frame the stars cover.
+4. **Fit**: iterative TAN + SIP least squares (:mod:`.fit`), weighted by the centroid errors,
+   with re-matching at a radius that shrinks with the residuals, sigma clipping
+   (``clip_sigma``) and the plate model chosen by the leave-one-out (held-out) residual among
+   polynomial orders 1..``max_order`` and orders 1-2 plus a radial cubic (a refractor's
+   distortion, affordable with 10-20 stars), capped by the star count and by how much of the
+   frame the stars cover. The final fit uses a catalog cone centred on the solved field and
+   leaves saturated/blended/edge stars out when enough clean ones remain.
 5. **Fallbacks**: a scale search (quad sizes +-35 %) when the configured pixel scale may be
    wrong, then a blind search over tiles of sky around the hint out to ``blind_radius_deg``
-   (default 15). Nothing found: ``accepted=False`` with the reason; no WCS is returned.
+   (default 12, at most ``blind_time_limit_s``), then optionally astrometry.net
+   (``fallback='astrometry.net'``, :mod:`.anet`) whose proposal is re-verified here. Nothing
+   found: ``accepted=False`` with the reason; no WCS is returned.
 
 Conventions: pixels 0-based (aposos), ``PlateSolution.wcs`` is a FITS-standard astropy WCS
 (CRPIX 1-based), so use ``wcs.pixel_to_world_values(x, y)`` or ``wcs.all_pix2world(x, y, 0)``.
