@@ -548,7 +548,7 @@ class _Attempt:
         inside = np.flatnonzero(good & _inside(np.where(good[:, None], pred, -1e9), fld))
         inside = np.setdiff1d(inside, cat_quad)
         m = len(inside)
-        if m < cfg.min_matches:
+        if m + len(cat_quad) < cfg.min_matches:
             return None
         r1 = max(cfg.match_radius_px, 0.004 * max(fld.nx, fld.ny))
         ii, jj, _ = _match(pred[inside], fld, r1)
