@@ -130,6 +130,8 @@ def test_health_figures_and_rotation():
     assert sol.rotation_deg == pytest.approx(72.0, abs=0.05)
     h = sol.health()
     assert h["n_matched"] == sol.n_matched >= 15 and h["method"] == "hint"
+    assert 0.3 < h["coverage"] <= 1.0
+    assert sol.inside_star_hull(512.0, 512.0) and not sol.inside_star_hull(-100.0, -100.0)
     fig = sol.plot_residuals()
     assert fig.axes
 
@@ -305,6 +307,7 @@ def test_measure_contract_columns_and_rate_tracked_star_trails():
     assert np.sum(sat >= 0) == 3
     assert np.sum(obs["kind"] == "streak_end") <= 2 * 25  # only false sources could pass, never star trails
     assert set(obs["kind"]) <= {"point", "streak_end", "streak_centre"}
+    assert obs["extrapolated"].dtype == bool
     assert np.all(obs["end"][obs["kind"] == "point"] == -1)
 
 

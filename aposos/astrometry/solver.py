@@ -175,6 +175,29 @@ class PlateSolution:
         """Order of the SIP polynomials of the WCS (0 for a plain TAN plate)."""
         return self.order if self.order >= 2 else 0
 
+    @property
+    def coverage(self) -> float:
+        """Fraction of the frame inside the convex hull of the matched stars (health figure;
+        below ~0.5 the plate is extrapolated over much of the frame)."""
+        if len(self.matches) < 3:
+            return 0.0
+        xy = np.stack([np.asarray(self.matches["x"]), np.asarray(self.matches["y"])], -1)
+        return _coverage(xy, _Field(xy, self.shape, 1.0, 1))
+
+    def inside_star_hull(self, x, y) -> np.ndarray:
+        """True where pixels (x, y) lie inside the convex hull of the matched stars (the plate
+        is interpolated there; outside it is extrapolated and less certain than its sigma)."""
+        from scipy.spatial import Delaunay, QhullError
+
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        if len(self.matches) < 3:
+            return np.zeros(x.shape, bool)
+        try:
+            tri = Delaunay(np.stack([np.asarray(self.matches["x"]), np.asarray(self.matches["y"])], -1))
+        except QhullError:
+            return np.zeros(x.shape, bool)
+        return tri.find_simplex(np.stack([x, y], -1)) >= 0
+
     def pixel_to_world(self, x, y):
         """(ra, dec) in deg of 0-based pixels."""
         if self.wcs is None:
@@ -196,7 +219,7 @@ class PlateSolution:
         return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "model", "rms_px",
                                               "rms_arcsec",
                                               "pointing_offset_deg", "rotation_deg", "scale_arcsec_px",
-                                              "scale_ratio", "parity", "method", "time_s")}
+                                              "scale_ratio", "parity", "method", "time_s", "coverage")}
 
     def residual_pattern(self, n_bins: int = 4) -> Table:
         """Mean star residual (px) in an ``n_bins`` x ``n_bins`` grid over the image.
