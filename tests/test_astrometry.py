@@ -328,3 +328,20 @@ def test_optional_astrometry_net_fallback_is_reverified():
     sol = solve(f.frame, f.sources, blind=False, scale_search=False, fallback="astrometry.net")
     assert sol.accepted and sol.method == "astrometry.net", sol.reason
     assert max_error_px(f, sol) < 0.2
+
+
+def test_known_distortion_from_a_rich_frame_pins_a_sparse_one():
+    """A sparse field (~15 stars) cannot determine a cubic distortion; the camera's distortion
+    solved on a rich frame of the night can be given as ``distortion=``."""
+    rich = make_field("pakistan", 290.0, 20.0, binning=2, rng=31)  # Milky Way: ~50 stars
+    sol_rich = solve(rich.frame, rich.sources)
+    assert sol_rich.accepted and sol_rich.n_matched > 40
+    sparse = make_field("pakistan", binning=2, rng=7188, sip_from=rich.wcs)  # same camera, 15 stars
+    plain = solve(sparse.frame, sparse.sources, blind=False)
+    pinned = solve(sparse.frame, sparse.sources, blind=False, distortion=sol_rich)
+    assert pinned.accepted and pinned.model == "TAN+prior-SIP+poly1"
+    print(f"sparse field: {plain.model} max error {max_error_px(sparse, plain):.3f} px; "
+          f"with the rich frame's distortion {max_error_px(sparse, pinned):.3f} px")
+    assert max_error_px(sparse, pinned) < 0.1
+    with pytest.raises(AposError, match="CRPIX"):
+        solve(make_field("iran", binning=1, rng=1).frame, sparse.sources, distortion=sol_rich)

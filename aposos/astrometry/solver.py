@@ -75,6 +75,10 @@ class SolveConfig:
     fit_flags : sources with these flags (saturated, blended, edge) help find the field but are
         left out of the final fit when enough clean stars remain.
     mag_limit : faintest catalog magnitude used.
+    distortion : a known SIP distortion (astropy WCS with SIP, or a PlateSolution, of a frame of
+        the same camera, binning and shape, e.g. a well-populated frame of the night). Adds the
+        candidate model "that distortion + a linear plate" (6 parameters), which sparse fields
+        (10-20 stars) can afford; the held-out residuals still choose.
     fallback : 'astrometry.net' to try its blind solver (if installed, see :mod:`.anet`) when
         everything else failed; its WCS is re-verified and refitted here.
     """
@@ -101,6 +105,7 @@ class SolveConfig:
     fit_flags: int = flagbits.IMPRECISE
     mag_limit: float = np.inf
     fallback: str | None = None
+    distortion: object = None
 
 
 @dataclass
@@ -320,8 +325,9 @@ def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
 class _Field:
     """Everything that stays fixed while hypotheses are tried on one frame."""
 
-    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int, weights=None):
+    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int, weights=None, prior_sip=None):
         self.xy = xy  # (n, 2) brightest first
+        self.prior_sip = prior_sip  # (A, B) of a known distortion, or None
         self.weights = np.ones(len(xy)) if weights is None else weights  # fit weights, median ~1
         self.ny, self.nx = shape
         self.scale_deg = scale_deg
@@ -391,7 +397,7 @@ def _predict_linear(fit: PlateFit, ra, dec, fld: _Field):
 
 
 def _predict(fit: PlateFit, ra, dec, fld: _Field):
-    if fit.order < 2:
+    if fit.sip_order < 2:
         return _predict_linear(fit, ra, dec, fld)
     x, y = fit.wcs.all_world2pix(ra, dec, 0, tolerance=1e-6, maxiter=50, quiet=True)
     return np.stack([x, y], -1)
@@ -472,8 +478,9 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
 
 def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, w=None) -> PlateFit:
     """The plate model with the smallest leave-one-out error (PRESS) among polynomial orders
-    1..top and, if ``radial``, orders 1 and 2 plus a radial cubic (one parameter: refractor
-    distortion, which sparse fields cannot afford as a full order-3 polynomial)."""
+    1..top and, if ``radial`` (final stage), orders 1 and 2 plus a radial cubic (one parameter:
+    refractor distortion, which sparse fields cannot afford as a full order-3 polynomial) and a
+    linear plate on a known distortion (``SolveConfig.distortion``)."""
     best = None
     for order in range(1, max(top, 1) + 1):
         for rad in ((False, True) if radial and order <= 2 else (False,)):
@@ -482,6 +489,10 @@ def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, 
             f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w)
             if best is None or f.press() < best.press():
                 best = f
+    if radial and fld.prior_sip is not None and len(xy) >= n_terms(1) + 3:  # known distortion + linear plate
+        f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, 1, fld.centre_px, crval, weights=w, prior_sip=fld.prior_sip)
+        if best is None or f.press() < best.press():
+            best = f
     return best
 
 
@@ -639,6 +650,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                      time_s=time.perf_counter() - t0, **base)
     xy = np.stack([np.asarray(sources["x"], float)[idx], np.asarray(sources["y"], float)[idx]], -1)
     weights = fit_weights(sources, idx)
+    prior = _prior_sip(cfg.distortion, shape)
     parities = (parity,) if parity else (1, -1)
     epoch = meta.t_mid
     n_hyp = 0
@@ -663,7 +675,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 blind_note = f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
                 break
         for par in parities:
-            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par, weights)
+            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par, weights, prior)
             key = (ra0, dec0)
             if key not in ref_cache:
                 ref_cache[key] = _reference(catalog, ra0, dec0, search_r + fld.radius_deg * (1 + tol) + 0.2,
@@ -782,6 +794,23 @@ def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
     if out is None or len(out[1]) < len(i):
         return None
     return out[0], ref2, out[1], out[2]
+
+
+def _prior_sip(distortion, shape):
+    """(A, B) SIP arrays of a known distortion for frames of ``shape``, or None."""
+    if distortion is None:
+        return None
+    from astropy.wcs import WCS
+
+    wcs = distortion if isinstance(distortion, WCS) else getattr(distortion, "wcs", None)
+    sip = getattr(wcs, "sip", None)
+    if sip is None:
+        raise AposError("distortion= needs a WCS (or PlateSolution) with SIP polynomials", key="distortion")
+    ny, nx = shape
+    if abs(wcs.wcs.crpix[0] - (nx + 1) / 2.0) > 0.5 or abs(wcs.wcs.crpix[1] - (ny + 1) / 2.0) > 0.5:
+        raise AposError(f"distortion= has CRPIX {tuple(wcs.wcs.crpix)} but this {nx}x{ny} frame's centre is "
+                        f"{((nx + 1) / 2.0, (ny + 1) / 2.0)} (different shape or binning?)", key="distortion")
+    return np.array(sip.a, float), np.array(sip.b, float)
 
 
 def fit_weights(sources: Table, idx: np.ndarray, floor_px: float = 0.02) -> np.ndarray:
