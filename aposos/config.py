@@ -53,6 +53,7 @@ STATION_SCHEMA = {
         "date_obs_refers_to": (str, _REQUIRED, lambda v: v in ("start", "mid", "end")),
         "latency_s": (float, 0.0, lambda v: abs(v) < 10),
         "time_source": (str, "", None),
+        "sigma_s": (float, None, lambda v: v > 0),  # 1-sigma of the time stamps, s (None: unknown)
     },
     "header": {
         "dialect": (str, _REQUIRED, lambda v: v in _station_dialects()),

@@ -154,14 +154,14 @@ def observe(r_teme_km, v_teme_km_s, geom: StationGeometry, index=slice(None)) ->
     elevation_deg, sunlit``.
     """
     m = geom.teme_to_gcrs[index]
-    r = np.einsum("...ij,...j->...i", m, r_teme_km)
-    v = np.einsum("...ij,...j->...i", m, v_teme_km_s)
+    r = np.einsum("...ij,...j->...i", m, r_teme_km, optimize=True)
+    v = np.einsum("...ij,...j->...i", m, v_teme_km_s, optimize=True)
     obs_p, obs_v = geom.obs_pos_km[index], geom.obs_vel_km_s[index]
-    acc = -MU_KM3_S2 * r / np.linalg.norm(r, axis=-1, keepdims=True) ** 3
+    acc = -MU_KM3_S2 * r / _norm(r)[..., None] ** 3
     lt = np.zeros(r.shape[:-1] + (1,))
     for _ in range(3):
         rho = r - v * lt + 0.5 * acc * lt * lt - obs_p
-        lt = np.linalg.norm(rho, axis=-1, keepdims=True) / d.C_KM_S
+        lt = _norm(rho)[..., None] / d.C_KM_S
     rng = lt[..., 0] * d.C_KM_S
     n_geo = rho / rng[..., None]
     unit = d.star_relative_unit(rho, np.broadcast_to(obs_v, rho.shape),
@@ -169,25 +169,33 @@ def observe(r_teme_km, v_teme_km_s, geom: StationGeometry, index=slice(None)) ->
                                 np.broadcast_to(geom.sun_distance_au[index], rng.shape))
     ra, dec = d.radec_deg(unit)
     w = v - obs_v  # relative velocity; rate changes from light time and aberration are < 1e-4
-    dn = (w - n_geo * np.sum(n_geo * w, axis=-1, keepdims=True)) / rng[..., None]
+    dn = (w - n_geo * _dot(n_geo, w)[..., None]) / rng[..., None]  # d(unit)/dt, 1/s
     ra_r, dec_r = np.radians(ra), np.radians(dec)
-    e_ra = np.stack([-np.sin(ra_r), np.cos(ra_r), np.zeros_like(ra_r)], axis=-1)
-    e_dec = np.stack([-np.sin(dec_r) * np.cos(ra_r), -np.sin(dec_r) * np.sin(ra_r), np.cos(dec_r)], axis=-1)
-    elev = np.degrees(np.arcsin(np.clip(np.sum(n_geo * geom.up[index], axis=-1), -1, 1)))
+    sin_ra, cos_ra, sin_dec = np.sin(ra_r), np.cos(ra_r), np.sin(dec_r)
+    ra_rate = -sin_ra * dn[..., 0] + cos_ra * dn[..., 1]  # along e_ra = (-sin ra, cos ra, 0)
+    dec_rate = -sin_dec * (cos_ra * dn[..., 0] + sin_ra * dn[..., 1]) + np.cos(dec_r) * dn[..., 2]
+    elev = np.degrees(np.arcsin(np.clip(_dot(n_geo, np.broadcast_to(geom.up[index], n_geo.shape)), -1, 1)))
     return dict(
         ra_deg=ra, dec_deg=dec, range_km=rng,
-        ra_rate_deg_s=np.degrees(np.sum(dn * e_ra, axis=-1)),
-        dec_rate_deg_s=np.degrees(np.sum(dn * e_dec, axis=-1)),
+        ra_rate_deg_s=np.degrees(ra_rate), dec_rate_deg_s=np.degrees(dec_rate),
         elevation_deg=elev, sunlit=is_sunlit(r, geom.sun_pos_km[index]),
     )
+
+
+def _dot(a, b):
+    return np.einsum("...i,...i->...", a, b)
+
+
+def _norm(a):
+    return np.sqrt(_dot(a, a))
 
 
 def is_sunlit(r_km, sun_km) -> np.ndarray:
     """True where the Sun's centre is visible from geocentric positions ``r_km`` (spherical Earth)."""
     to_sun = sun_km - r_km
-    dirn = to_sun / np.linalg.norm(to_sun, axis=-1, keepdims=True)
-    b = np.sum(r_km * dirn, axis=-1)  # ray r + s dirn, s >= 0, against |x| = R
-    c = np.sum(r_km * r_km, axis=-1) - EARTH_RADIUS_SHADOW_KM**2
+    dirn = to_sun / _norm(to_sun)[..., None]
+    b = _dot(r_km, dirn)  # ray r + s dirn, s >= 0, against |x| = R
+    c = _dot(r_km, r_km) - EARTH_RADIUS_SHADOW_KM**2
     disc = b * b - c
     far = -b + np.sqrt(np.maximum(disc, 0))
     return ~((disc >= 0) & (far > 0))

@@ -197,3 +197,10 @@ def test_rate_tracked_fields_follow_the_target(setup):
         sep = SkyCoord(p.ra_deg * u.deg, p.dec_deg * u.deg).separation(SkyCoord(ra_c * u.deg, dec_c * u.deg)).deg
         inside = {int(n) for n in p.norad_id[((sep < 0.45) & (p.elevation_deg > 0)).any(axis=1)]}
         assert inside <= set(out["norad_id"][out["frame"] == f].tolist())
+
+
+def test_nothing_to_screen(setup):
+    entries, fields, _ = setup
+    assert len(S.screen(entries, STATION, fields[:0])) == 0
+    assert len(S.screen([], STATION, fields)) == 0
+    assert S.screen([], STATION, fields).colnames == list(S._COLUMNS)

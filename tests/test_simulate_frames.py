@@ -7,6 +7,7 @@ the maximum px error.
 import astropy.units as u
 import numpy as np
 import pytest
+from astropy.table import Table
 from astropy.time import Time
 from astropy.wcs import WCS
 
@@ -87,6 +88,7 @@ def test_rendered_star_centroids_match_truth(sidereal):
         flux_adu, cx, cy = _moments(frame.data, s["x"], s["y"])
         errs.append(np.hypot(cx - s["x"], cy - s["y"]))
         assert abs(flux_adu * frame.meta.gain_e_per_adu / s["flux_e"] - 1) < 1e-4
+    print(f"\nrendered star centroids vs truth x, y: max {max(errs):.1e} px over {len(errs)} isolated stars")
     assert len(errs) > 20
     assert max(errs) < 1e-3
 
@@ -120,6 +122,8 @@ def test_streak_ends_are_the_shutter_instants(iran, geo):
     assert np.hypot(cx - (sat["x0"] + sat["x1"]) / 2, cy - (sat["y0"] + sat["y1"]) / 2) < 0.01
     along = (xx - cx) * ux + (yy - cy) * uy
     var = (img * along**2).sum() / s - (truth.meta["fwhm_px"] / render.FWHM_PER_SIGMA) ** 2 - 1 / 12
+    print(f"\nstreak: centroid - mid-point of the ends {np.hypot(cx - (sat['x0'] + sat['x1']) / 2, cy - (sat['y0'] + sat['y1']) / 2):.1e} px, "
+          f"length from moments - |end1 - end0| {np.sqrt(12 * var) - length:+.1e} px")
     assert abs(np.sqrt(12 * var) - length) < 0.05
     assert abs(length - 15.0 * 10 / truth.meta["pixel_scale_arcsec"]) < 0.1 * length
 
@@ -206,3 +210,14 @@ def test_candidate_filter_keeps_every_object_near_the_field(iran):
         if sep.min() < 2.5:
             near.add(t.norad)
     assert sky[-2].norad in near and near <= kept
+
+
+def test_truth_times_survive_ecsv_to_the_microsecond(tmp_path, iran, geo):
+    t_start = Time("2026-11-20T16:00:00.1234567", scale="utc")
+    _, truth = frames.simulate_frame(iran, t_start, 2.0, target=geo, tles=[geo], seed=8, noise=False,
+                                     faint=NO_FAINT, shape=(64, 64))
+    truth.write(tmp_path / "t.ecsv", format="ascii.ecsv")
+    back = Table.read(tmp_path / "t.ecsv")
+    for col, expected in (("t0", t_start), ("time", t_start + 1 * u.s), ("t1", t_start + 2 * u.s)):
+        assert np.all(np.abs((back[col] - expected).to_value(u.s)) < 1e-6)
+    assert abs((Time(back.meta["t_start"]) - t_start).to_value(u.s)) < 1e-6

@@ -28,7 +28,7 @@ from numba import njit, prange
 from scipy import ndimage
 
 from ..errors import AposError
-from . import measure as ms
+from .measure import COL, component_stats, group_runs, shape_from_moments, sharpness, windowed_centroids
 from .background import Background, background, padded_grid, patch
 from .label import extract_runs, link_runs
 from .psf import estimate_fwhm
@@ -175,16 +175,16 @@ class _Pass:
         self.ry, self.rx0, self.rx1 = extract_runs(self.sig, np.float32(cfg["analysis_thresh"]),
                                                    runs_per_row)
         comp, ncomp = link_runs(self.ry, self.rx0, self.rx1, 8)
-        self.order, self.offsets = ms.group_runs(comp, ncomp)
+        self.order, self.offsets = group_runs(comp, ncomp)
         gain = cfg["gain_e_per_adu"]
         ky, wy, kx, wx = bkg.weights()
-        self.stats = ms.component_stats(
+        self.stats = component_stats(
             image, self.sig, padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid), ky, wy, kx,
             wx, self.ry, self.rx0, self.rx1, self.order, self.offsets, saturation,
             0.0 if gain is None else 1.0 / gain, cfg["thresh"], cfg["blend_fraction"])
 
     def col(self, name):
-        return self.stats[:, ms.COL[name]]
+        return self.stats[:, COL[name]]
 
 
 def detect(image, mode: str = "sidereal", **config) -> Table:
@@ -274,9 +274,9 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     bgrid, rgrid = padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid)
     n = len(stats)
     keep = col("npix") >= cfg["minarea"]
-    a_s, b_s, th_s = ms.shape_from_moments(col("ssxx"), col("ssyy"), col("ssxy"))
-    a, b, theta = ms.shape_from_moments(col("sxx"), col("syy"), col("sxy"))
-    sharp = ms.sharpness(img, bgrid, ky, wy, kx, wx, col("xpk").astype(np.int64),
+    a_s, b_s, th_s = shape_from_moments(col("ssxx"), col("ssyy"), col("ssxy"))
+    a, b, theta = shape_from_moments(col("sxx"), col("syy"), col("sxy"))
+    sharp = sharpness(img, bgrid, ky, wy, kx, wx, col("xpk").astype(np.int64),
                          col("ypk").astype(np.int64)) if n else np.zeros(0)
     sharp_err = 3 * math.sqrt(1 + 1 / 8) * bkg.global_rms / np.maximum(col("peak"), 1e-30)
     is_sharp = sharp > _psf_sharpness(p.sigma) + np.maximum(cfg["sharp_margin"], sharp_err)
@@ -297,7 +297,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
 
     def points_of(idx):
-        x, y, xe, ye, f, fe, _ = ms.windowed_centroids(
+        x, y, xe, ye, f, fe, _ = windowed_centroids(
             img, bgrid, rgrid, ky, wy, kx, wx, col("sx")[idx].copy(), col("sy")[idx].copy(),
             p.sigma, gain_inv, 30, 1e-4)
         bad = ~np.isfinite(x) | ~np.isfinite(y)
@@ -490,8 +490,8 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
         f |= MERGED
     if not fit.success:
         f |= FIT_FAILED
-    main = max(members, key=lambda i: stats[i, ms.COL["npix"]])
-    col = lambda name: stats[members, ms.COL[name]]  # noqa: E731
+    main = max(members, key=lambda i: stats[i, COL["npix"]])
+    col = lambda name: stats[members, COL[name]]  # noqa: E731
     return dict(
         x=xc, y=yc, x_err=err[0], y_err=err[1], flux=flux, flux_err=flux_err, snr=snr,
         sig=col("smax").max(), peak=col("peak").max(), area=col("npix").sum(), a=a[main],

@@ -134,6 +134,19 @@ class _Mount:
         return x.reshape(ra.shape), y.reshape(ra.shape)
 
 
+def iso(t: Time) -> str:
+    """ISO UTC string to the nanosecond (astropy's default of 3 decimals would cut sub-ms)."""
+    t = Time(t, scale="utc", precision=9)
+    return t.isot
+
+
+def _times(t: Time, n: int) -> Time:
+    """``n`` copies of ``t`` as a Time column that ECSV writes to the nanosecond."""
+    col = t + np.zeros(n) * u.s
+    col.precision = 9
+    return col
+
+
 def _instants(t_start, exposure_s, n_sub):
     return t_start + exposure_s * np.linspace(0.0, 1.0, n_sub + 1) * u.s
 
@@ -184,91 +197,113 @@ def simulate_frame(station, t_start, exposure_s, pointing_ra_deg=None, pointing_
     rng = np.random.default_rng(seed)
     phot = photometry or scene.Photometry(aperture_mm=st.telescope["aperture_mm"])
     b, shp, chip, scale = frame_geometry(st, binning=binning, shape=shape)
-    ny, nx = shp
     t0 = Time(t_start, scale="utc")
     t_mid, t_end = t0 + exposure_s / 2 * u.s, t0 + exposure_s * u.s
     instants = _instants(t0, exposure_s, n_sub)
     if tracking not in ("sidereal", "rate"):
         raise ValueError(f"tracking must be 'sidereal' or 'rate', not {tracking!r}")
-    if tracking == "rate" and target is None:
-        raise ValueError("a rate-tracked frame needs a target")
+    if target is None and (tracking == "rate" or pointing_ra_deg is None or pointing_dec_deg is None):
+        raise ValueError("give a pointing, or a target to aim at (a rate-tracked frame needs a target)")
 
-    # the mount: identity for sidereal; follow the target for rate tracking
-    target_obs = None
-    rotations = np.repeat(np.eye(3)[None], n_sub + 1, axis=0)
-    if target is not None:
-        target_obs = satellites.observe(target, st, instants)
-        target_mid = satellites.observe(target, st, t_mid)
-        if pointing_ra_deg is None:
-            pointing_ra_deg, pointing_dec_deg = target_mid["ra_deg"][0], target_mid["dec_deg"][0]
-        if tracking == "rate":
-            u_mid = _unit(target_mid["ra_deg"][0], target_mid["dec_deg"][0])
-            u_k = _unit(target_obs["ra_deg"], target_obs["dec_deg"])
-            rotations = np.stack([_rotation_between(uk, u_mid) for uk in u_k])
+    target_mid = None if target is None else satellites.observe(target, st, t_mid)
+    if pointing_ra_deg is None:
+        pointing_ra_deg, pointing_dec_deg = float(target_mid["ra_deg"][0]), float(target_mid["dec_deg"][0])
+    rotations = _mount_rotations(target, st, instants, target_mid) if tracking == "rate" \
+        else np.repeat(np.eye(3)[None], len(instants), axis=0)
     rotation_deg = float(rng.uniform(-3, 3)) if rotation_deg is None else rotation_deg
     wcs = scene.frame_wcs(pointing_ra_deg, pointing_dec_deg, shp, scale, rotation_deg=rotation_deg,
                           parity=st.telescope["parity"], sip_corner_px=sip_corner_px, chip_shape=chip, seed=seed)
     mount = _Mount(wcs, rotations)
     fwhm_px = phot.fwhm_arcsec / scale
-    sweep_deg = 0.0
-    if tracking == "rate":
-        sweep_deg = math.degrees(math.acos(np.clip(np.trace(rotations[0] @ rotations[-1].T) / 2 - 0.5, -1, 1)))
+    sweep_deg = _sweep_deg(rotations)
 
     image = np.zeros(shp)
-    star_rows = _stars(image, mount, st, shp, t_mid, exposure_s, phot, fwhm_px, transparency, tracking,
-                       sweep_deg / (scale / 3600.0), faint, catalog, t0, t_end)
+    truth = _stars(image, mount, st, shp, t_mid, exposure_s, phot, fwhm_px, transparency, tracking,
+                   sweep_deg / (scale / 3600.0), faint, catalog, t0, t_end)
     radius = scene.field_radius_deg(wcs, shp) + sweep_deg + 0.5
-    sats = list(candidate_satellites(list(tles), st, Time(np.linspace(t0.jd, t_end.jd, 21), format="jd", scale="utc"),
-                                     pointing_ra_deg, pointing_dec_deg, radius))
-    norads = {t.norad for t in tles} if catalogued is None else set(catalogued)
+    sats = candidate_satellites(list(tles), st, Time(np.linspace(t0.jd, t_end.jd, 21), format="jd", scale="utc"),
+                                pointing_ra_deg, pointing_dec_deg, radius)
     if target is not None and target.norad not in {t.norad for t in sats}:
         sats.append(target)
-    sat_rows = _satellites(image, mount, st, sats, norads, instants, t_mid, exposure_s, phot, fwhm_px,
+    catalogued = {t.norad for t in tles} if catalogued is None else set(catalogued)
+    sat_rows = _satellites(image, mount, st, sats, catalogued, instants, t_mid, exposure_s, phot, fwhm_px,
                            transparency, shp)
+    if sat_rows is not None:
+        truth = vstack([truth, sat_rows])
 
     sky_e = phot.sky_e_per_px(scale, exposure_s)
-    meta_extra = {}
-    cam = st.camera
-    if noise:
-        grad = rng.normal(0, 0.1 * sky_e / max(nx, ny), 2)
-        image += render.sky(shp, sky_e, tuple(grad)) + cam["dark_e_per_s"] * exposure_s * b * b
-        if artefacts:
-            hy, hx = render.add_hot_pixels(image, max(1, int(2e-5 * nx * ny)), 3000.0, rng)
-            window = nx * ny / (chip[0] * chip[1])
-            cr = render.add_cosmic_rays(image, rng.poisson(COSMIC_RAYS_PER_S * exposure_s * window), rng)
-            meta_extra = {"hot_pixels_yx": [[int(a), int(c)] for a, c in zip(hy, hx)],
-                          "cosmic_rays_xy": [[float(a), float(c)] for a, c in zip(cr["x"], cr["y"])]}
-        data = render.expose(image, gain_e_per_adu=cam["gain_e_per_adu"], read_noise_e=cam["read_noise_e"],
-                             bias_adu=cam["bias_adu"], saturation_adu=cam["saturation_adu"], rng=rng)
-        data = np.round(data)  # the camera's ADC gives whole numbers
-    else:
-        data = (image / cam["gain_e_per_adu"]).astype(np.float32)
-
-    err = rng.normal(0, pointing_error_deg, 2) if pointing_error_deg else np.zeros(2)
-    hint_dec = float(np.clip(pointing_dec_deg + err[1], -90, 90))
-    hint_ra = float((pointing_ra_deg + err[0] / max(math.cos(math.radians(hint_dec)), 1e-3)) % 360)
-    rates = (None, None)
-    if tracking == "rate":
-        rates = (float(target_mid["rate_ra_arcsec_s"][0]), float(target_mid["rate_dec_arcsec_s"][0]))
-    meta = FrameMeta(path="", station=st.name, t_start=t0, t_mid=t_mid, t_end=t_end, exposure_s=float(exposure_s),
-                     image_type="science", tracking=tracking, rate_ra_arcsec_s=rates[0], rate_dec_arcsec_s=rates[1],
-                     pointing_ra_deg=hint_ra, pointing_dec_deg=hint_dec, gain_e_per_adu=cam["gain_e_per_adu"],
-                     read_noise_e=cam["read_noise_e"], saturation_adu=cam["saturation_adu"], binning=b,
-                     object_id=None if target is None else str(target.norad), site_lat_deg=st.lat_deg,
-                     site_lon_deg=st.lon_deg, site_height_m=st.height_m, filter="CLEAR",
-                     time_flags={"gps_lock": True, "gps_satellites": 9} if st.timing["time_source"] == "GPS" else {})
-    truth = star_rows if sat_rows is None else vstack([star_rows, sat_rows])
+    data, artefact_truth = _camera_output(image, st, chip, b, sky_e, exposure_s, rng, noise, artefacts)
+    meta = _frame_meta(st, t0, t_mid, t_end, exposure_s, tracking, target, target_mid, b,
+                       _pointing_hint(pointing_ra_deg, pointing_dec_deg, pointing_error_deg, rng))
     truth.meta.update({
-        "station": st.name, "t_start": t0.isot, "t_mid": t_mid.isot, "t_end": t_end.isot, "exposure_s": exposure_s,
+        "station": st.name, "t_start": iso(t0), "t_mid": iso(t_mid), "t_end": iso(t_end), "exposure_s": exposure_s,
         "tracking": tracking, "pointing_ra_deg": float(pointing_ra_deg), "pointing_dec_deg": float(pointing_dec_deg),
         "rotation_deg": rotation_deg, "parity": st.telescope["parity"], "pixel_scale_arcsec": scale,
         "shape": list(shp), "binning": b, "fwhm_px": fwhm_px, "sky_e_per_px": sky_e,
         "zero_point_e_s": phot.zero_point_e_s, "transparency": transparency, "seed": seed,
         "target": None if target is None else target.norad,
         "wcs": {k: v for k, v in wcs.to_header(relax=True).items() if k not in ("COMMENT", "HISTORY", "")},
-        **meta_extra,
+        **artefact_truth,
     })
     return Frame(data=data, meta=meta), truth
+
+
+def _mount_rotations(target, st, instants, target_mid):
+    """(k, 3, 3) rotations taking the sky at each instant to the sky at mid-exposure for a mount
+    following ``target`` (the smallest rotation carrying the target onto its mid-exposure place)."""
+    obs = satellites.observe(target, st, instants)
+    u_mid = _unit(target_mid["ra_deg"][0], target_mid["dec_deg"][0])
+    return np.stack([_rotation_between(uk, u_mid) for uk in _unit(obs["ra_deg"], obs["dec_deg"])])
+
+
+def _sweep_deg(rotations):
+    """Angle (deg) the sky turns on the detector between shutter open and close."""
+    cos = (np.trace(rotations[0] @ rotations[-1].T) - 1.0) / 2.0
+    return math.degrees(math.acos(float(np.clip(cos, -1, 1))))
+
+
+def _camera_output(image, st, chip, b, sky_e, exposure_s, rng, noise, artefacts):
+    """ADU image from the expected electrons: sky and dark, artefacts, noise, bias, saturation.
+
+    Returns ``(data, artefact_truth)``; ``noise=False`` gives electrons / gain and nothing else.
+    """
+    cam = st.camera
+    if not noise:
+        return (image / cam["gain_e_per_adu"]).astype(np.float32), {}
+    ny, nx = image.shape
+    grad = rng.normal(0, 0.1 * sky_e / max(nx, ny), 2)
+    image += render.sky(image.shape, sky_e, tuple(grad)) + cam["dark_e_per_s"] * exposure_s * b * b
+    truth = {}
+    if artefacts:
+        hy, hx = render.add_hot_pixels(image, max(1, int(2e-5 * nx * ny)), 3000.0, rng)
+        window = nx * ny / (chip[0] * chip[1])
+        cr = render.add_cosmic_rays(image, rng.poisson(COSMIC_RAYS_PER_S * exposure_s * window), rng)
+        truth = {"hot_pixels_yx": [[int(a), int(c)] for a, c in zip(hy, hx)],
+                 "cosmic_rays_xy": [[float(a), float(c)] for a, c in zip(cr["x"], cr["y"])]}
+    data = render.expose(image, gain_e_per_adu=cam["gain_e_per_adu"], read_noise_e=cam["read_noise_e"],
+                         bias_adu=cam["bias_adu"], saturation_adu=cam["saturation_adu"], rng=rng)
+    return np.round(data), truth  # the camera's ADC gives whole numbers
+
+
+def _pointing_hint(ra_deg, dec_deg, error_deg, rng):
+    """What the mount reports: the true boresight off by ``error_deg`` (1 sigma per axis)."""
+    err = rng.normal(0, error_deg, 2) if error_deg else np.zeros(2)
+    dec = float(np.clip(dec_deg + err[1], -90, 90))
+    return float((ra_deg + err[0] / max(math.cos(math.radians(dec)), 1e-3)) % 360), dec
+
+
+def _frame_meta(st, t0, t_mid, t_end, exposure_s, tracking, target, target_mid, binning, hint):
+    cam = st.camera
+    rates = (None, None)
+    if tracking == "rate":
+        rates = (float(target_mid["rate_ra_arcsec_s"][0]), float(target_mid["rate_dec_arcsec_s"][0]))
+    return FrameMeta(path="", station=st.name, t_start=t0, t_mid=t_mid, t_end=t_end, exposure_s=float(exposure_s),
+                     image_type="science", tracking=tracking, rate_ra_arcsec_s=rates[0], rate_dec_arcsec_s=rates[1],
+                     pointing_ra_deg=hint[0], pointing_dec_deg=hint[1], gain_e_per_adu=cam["gain_e_per_adu"],
+                     read_noise_e=cam["read_noise_e"], saturation_adu=cam["saturation_adu"], binning=binning,
+                     object_id=None if target is None else str(target.norad), site_lat_deg=st.lat_deg,
+                     site_lon_deg=st.lon_deg, site_height_m=st.height_m, filter="CLEAR",
+                     time_flags={"gps_lock": True, "gps_satellites": 9} if st.timing["time_source"] == "GPS" else {})
 
 
 def _empty_moving_columns(n):
@@ -296,10 +331,10 @@ def _stars(image, mount, st, shp, t_mid, exposure_s, phot, fwhm_px, transparency
     cols = {"kind": np.asarray(stars["kind"]), "id": np.asarray(stars["source_id"], np.int64),
             "x": np.asarray(stars["x"], float), "y": np.asarray(stars["y"], float),
             "ra_deg": np.asarray(stars["ra"]), "dec_deg": np.asarray(stars["dec"]),
-            "time": t_mid + np.zeros(n) * u.s, "flux_e": flux,
+            "time": _times(t_mid, n), "flux_e": flux,
             "mag": np.asarray(stars["mag"]), "in_catalog": np.asarray(stars["in_catalog"]),
             "x0": x[:, 0], "y0": y[:, 0], "x1": x[:, -1], "y1": y[:, -1],
-            "t0": t0 + np.zeros(n) * u.s, "t1": t1 + np.zeros(n) * u.s,
+            "t0": _times(t0, n), "t1": _times(t1, n),
             "ra0_deg": np.asarray(stars["ra"]), "dec0_deg": np.asarray(stars["dec"]),
             "ra1_deg": np.asarray(stars["ra"]), "dec1_deg": np.asarray(stars["dec"]),
             **_empty_moving_columns(n), "on_image": on}
@@ -346,8 +381,8 @@ def _satellites(image, mount, st, sats, norads, instants, t_mid, exposure_s, pho
         return None
     t = Table(rows=rows)
     n = len(t)
-    t.add_column(t_mid + np.zeros(n) * u.s, name="time", index=6)
-    t.add_column(instants[0] + np.zeros(n) * u.s, name="t0", index=t.colnames.index("y1") + 1)
-    t.add_column(instants[-1] + np.zeros(n) * u.s, name="t1", index=t.colnames.index("t0") + 1)
+    t.add_column(_times(t_mid, n), name="time", index=6)
+    t.add_column(_times(instants[0], n), name="t0", index=t.colnames.index("y1") + 1)
+    t.add_column(_times(instants[-1], n), name="t1", index=t.colnames.index("t0") + 1)
     t["kind"] = t["kind"].astype("U10")
     return t

@@ -62,7 +62,7 @@ class Sequence:
 def dusk(station, date: str = NIGHT_DATE, sun_alt_deg: float = -18.0) -> Time:
     """First instant after local noon of ``date`` when the Sun sinks below ``sun_alt_deg`` (1 min grid)."""
     st = load_station(station)
-    noon = Time(f"{date}T12:00:00", scale="utc") - (st.lon_deg / 15.0) * u.hour
+    noon = Time(f"{date}T12:00:00", scale="utc") - round(st.lon_deg * 4.0) * u.min  # whole minutes
     grid = noon + np.arange(0, 18 * 60) * u.min
     alt = satellites.sun_altitude_deg(st, grid)
     below = np.nonzero(alt < sun_alt_deg)[0]
@@ -243,7 +243,7 @@ def write_sample_night(folder, *, seed: int = SEED, shape=(640, 640), catalog=No
             _write_gzipped_ecsv(folder / "truth" / f"{stem}.ecsv.gz", _compact(truth))
             sats = truth[truth["kind"] == "satellite"]
             rows.append({"file": str(path.relative_to(folder)), "station": seq.station, "sequence": seq.name,
-                         "tracking": seq.tracking, "target": seq.target.norad, "t_start": t0.isot,
+                         "tracking": seq.tracking, "target": seq.target.norad, "t_start": frames.iso(t0),
                          "exposure_s": seq.exposure_s, "satellites_on_image": int(sats["on_image"].sum()),
                          "uncatalogued_on_image": int((sats["on_image"] & ~sats["in_catalog"]).sum()),
                          "bad": bool(seq.bad[k]), "problem": seq.bad[k] or "none"})
