@@ -8,7 +8,6 @@ centroid noise, missing stars, extra non-catalog stars, false sources and blends
 
 import numpy as np
 import pytest
-from astropy.table import Table
 from astropy.wcs import WCS
 
 from aposos.astrometry import PlateSolution, measure, solve

@@ -36,7 +36,7 @@ Parity +1 means east is left when north is up (``det(CD) < 0``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.table import Table
