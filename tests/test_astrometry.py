@@ -8,7 +8,6 @@ centroid noise, missing stars, extra non-catalog stars, false sources and blends
 
 import numpy as np
 import pytest
-from astropy.table import Table
 from astropy.wcs import WCS
 
 from aposos.astrometry import PlateSolution, measure, solve
@@ -106,6 +105,8 @@ def test_full_frame_residuals_at_snr50_with_sip3(station):
                    n_extra_stars=200, n_false=50)
     sol = solve(f.frame, f.sources)
     assert sol.accepted, sol.reason
+    print(f"{station}: {sol.n_matched} stars, residual rms {sol.rms_px:.4f} px, {sol.model}, "
+          f"max plate error vs truth {max_error_px(f, sol):.4f} px")
     assert sol.order >= 3
     assert sol.rms_px <= 0.1
     assert max_error_px(f, sol) < 0.1
@@ -130,6 +131,8 @@ def test_health_figures_and_rotation():
     assert sol.rotation_deg == pytest.approx(72.0, abs=0.05)
     h = sol.health()
     assert h["n_matched"] == sol.n_matched >= 15 and h["method"] == "hint"
+    assert 0.3 < h["coverage"] <= 1.0
+    assert sol.inside_star_hull(512.0, 512.0) and not sol.inside_star_hull(-100.0, -100.0)
     fig = sol.plot_residuals()
     assert fig.axes
 
@@ -305,6 +308,7 @@ def test_measure_contract_columns_and_rate_tracked_star_trails():
     assert np.sum(sat >= 0) == 3
     assert np.sum(obs["kind"] == "streak_end") <= 2 * 25  # only false sources could pass, never star trails
     assert set(obs["kind"]) <= {"point", "streak_end", "streak_centre"}
+    assert obs["extrapolated"].dtype == bool
     assert np.all(obs["end"][obs["kind"] == "point"] == -1)
 
 
@@ -313,3 +317,32 @@ def test_measure_refuses_unsolved_frame():
     bad = PlateSolution(accepted=False, reason="no stars")
     with pytest.raises(AposError, match="no stars"):
         measure(f.frame, f.sources, bad)
+
+
+def test_optional_astrometry_net_fallback_is_reverified():
+    from aposos.astrometry import anet
+
+    why = anet.available()
+    if why:
+        pytest.skip(f"astrometry.net fallback unavailable: {why}")
+    f = make_field("iran", binning=4, rng=12, hint_offset_deg=40.0)  # hint useless
+    sol = solve(f.frame, f.sources, blind=False, scale_search=False, fallback="astrometry.net")
+    assert sol.accepted and sol.method == "astrometry.net", sol.reason
+    assert max_error_px(f, sol) < 0.2
+
+
+def test_known_distortion_from_a_rich_frame_pins_a_sparse_one():
+    """A sparse field (~15 stars) cannot determine a cubic distortion; the camera's distortion
+    solved on a rich frame of the night can be given as ``distortion=``."""
+    rich = make_field("pakistan", 290.0, 20.0, binning=2, rng=31)  # Milky Way: ~50 stars
+    sol_rich = solve(rich.frame, rich.sources)
+    assert sol_rich.accepted and sol_rich.n_matched > 40
+    sparse = make_field("pakistan", binning=2, rng=7188, sip_from=rich.wcs)  # same camera, 15 stars
+    plain = solve(sparse.frame, sparse.sources, blind=False)
+    pinned = solve(sparse.frame, sparse.sources, blind=False, distortion=sol_rich)
+    assert pinned.accepted and pinned.model == "TAN+prior-SIP+poly1"
+    print(f"sparse field: {plain.model} max error {max_error_px(sparse, plain):.3f} px; "
+          f"with the rich frame's distortion {max_error_px(sparse, pinned):.3f} px")
+    assert max_error_px(sparse, pinned) < 0.1
+    with pytest.raises(AposError, match="CRPIX"):
+        solve(make_field("iran", binning=1, rng=1).frame, sparse.sources, distortion=sol_rich)

@@ -99,3 +99,34 @@ def test_rate_tracked_geo_target_position_against_truth():
     print(f"GEO target: {err:.3f} arcsec (quoted sigma {row['sigma_arcsec']:.3f})")
     assert err < 1.0
     assert abs((row["time"] - frame.meta.t_mid).sec) < 1e-6
+
+
+def test_sidereal_leo_streak_ends_against_truth():
+    """Streak ends (shutter open/close) of a sunlit LEO pass, detected on pixels, <= 1 arcsec."""
+    import astropy.units as u
+    from aposos.simulate import satellites
+
+    st = load_station("peru")
+    leo = tles.designed_leo(90003, T0, st.lat_deg, st.lon_deg, alt_km=800.0, radius_m=3.0)
+    t0 = T0 - 150 * u.s
+    mid = satellites.observe(leo, st, t0 + 0.5 * u.s)
+    frame, truth = frames.simulate_frame("peru", t0, 1.0, mid["ra_deg"][0], mid["dec_deg"][0], tles=[leo], seed=8,
+                                         sip_corner_px=2.0, pointing_error_deg=1.0)
+    sat = truth[truth["kind"] == "satellite"][0]
+    assert np.isfinite(sat["mag"])  # sunlit
+    src = sources_of(frame)
+    sol = solve(frame, src)
+    assert sol.accepted, sol.reason
+    ends = measure(frame, src, sol)
+    ends = ends[ends["kind"] == "streak_end"]
+    errs = []
+    for xt, yt, rt, dt, t_true in ((sat["x0"], sat["y0"], sat["ra0_deg"], sat["dec0_deg"], frame.meta.t_start),
+                                   (sat["x1"], sat["y1"], sat["ra1_deg"], sat["dec1_deg"], frame.meta.t_end)):
+        d = np.hypot(ends["x"] - xt, ends["y"] - yt)
+        row = ends[np.argmin(d)]
+        assert d.min() < 1.0
+        errs.append(separation_deg(row["ra_deg"], row["dec_deg"], rt, dt) * 3600)
+        # time tag is one of the shutter instants (which one is resolved by linking)
+        assert min(abs((row["time"] - frame.meta.t_start).sec), abs((row["time"] - frame.meta.t_end).sec)) < 1e-6
+    print(f"LEO streak ends: {errs[0]:.3f}, {errs[1]:.3f} arcsec")
+    assert max(errs) <= 1.0

@@ -89,13 +89,14 @@ class PlateFit:
     radial: bool = False
     k_radial: float = 0.0
     press_deg2: float = np.nan
+    prior_sip: tuple | None = None
 
     def with_inverse(self) -> "PlateFit":
         """The same fit with the inverse SIP polynomials (AP, BP) in its WCS (for FITS export)."""
         from dataclasses import replace
 
         wcs, _ = _wcs_from_coefficients(self.coef, self.order, self.norm_px, self.crpix0, self.crval,
-                                        k_radial=self.k_radial, inverse=True)
+                                        k_radial=self.k_radial, inverse=True, prior_sip=self.prior_sip)
         return replace(self, wcs=wcs)
 
     @property
@@ -109,11 +110,15 @@ class PlateFit:
     @property
     def sip_order(self) -> int:
         """Order of the SIP polynomials in the WCS (0 for a plain TAN plate)."""
+        if self.prior_sip is not None:
+            return self.prior_sip[0].shape[0] - 1
         o = max(self.order, 3 if self.radial else 0)
         return o if o >= 2 else 0
 
     @property
     def model(self) -> str:
+        if self.prior_sip is not None:
+            return "TAN+prior-SIP+poly1"
         return f"TAN+poly{self.order}" + ("+radial3" if self.radial else "")
 
     def bic(self) -> float:
@@ -129,8 +134,9 @@ class PlateFit:
 
     def plate_sigma_deg(self, x, y) -> np.ndarray:
         """1-sigma (per axis, deg) error of the model's sky position at pixels (x, y) (0-based)."""
-        u = (np.asarray(x, float) - self.crpix0[0]) / self.norm_px
-        v = (np.asarray(y, float) - self.crpix0[1]) / self.norm_px
+        u, v = _undistorted(np.asarray(x, float) - self.crpix0[0], np.asarray(y, float) - self.crpix0[1],
+                            self.prior_sip)
+        u, v = u / self.norm_px, v / self.norm_px
         a_xi, a_eta = _stacked_rows(design_matrix(u, v, self.order), u, v, self.cd * self.norm_px
                                     if self.radial else None)
         var = sum(np.einsum("...i,ij,...j->...", a, self.cov_unit, a) for a in (a_xi, a_eta)) / 2.0
@@ -159,8 +165,16 @@ def _solve_stacked(phi, u, v, cd_n, xi, eta, sw):
     return theta[:m], theta[m:2 * m], (theta[2 * m] if cd_n is not None else 0.0), a
 
 
+def _undistorted(u_px, v_px, prior_sip):
+    """Pixel offsets after a fixed (prior) SIP distortion ``(A, B)`` (pixel units), or unchanged."""
+    if prior_sip is None:
+        return u_px, v_px
+    a, b = prior_sip
+    return u_px + _sip_eval(a, u_px, v_px), v_px + _sip_eval(b, u_px, v_px)
+
+
 def fit_tan_sip(x, y, ra_deg, dec_deg, order: int, crpix0, crval, *, radial: bool = False, n_iter: int = 8,
-                weights=None, inverse: bool = False) -> PlateFit:
+                weights=None, inverse: bool = False, prior_sip: tuple | None = None) -> PlateFit:
     """Fit a TAN(+SIP) model of ``order`` (plus a radial cubic if ``radial``) to stars at pixels
     (x, y) with catalog (ra, dec).
 
@@ -168,14 +182,20 @@ def fit_tan_sip(x, y, ra_deg, dec_deg, order: int, crpix0, crval, *, radial: boo
     point (deg). ``weights`` (optional, per star) are relative inverse variances. ``inverse``
     adds the inverse SIP polynomials to the WCS (else see :meth:`PlateFit.with_inverse`).
     The radial term multiplies the linear part, so it is solved by fixed-point iteration on the
-    linear part (converges in a few passes). Needs more stars than parameters (caller checks).
+    linear part (converges in a few passes). ``prior_sip`` = (A, B) SIP arrays (pixel units,
+    same CRPIX) of a known, fixed distortion: then only a linear plate (order 1) is fitted on
+    top of it and the WCS carries those SIP polynomials. Needs more stars than parameters
+    (caller checks).
     """
+    if prior_sip is not None and (order != 1 or radial):
+        raise ValueError("a prior distortion is combined with a linear plate only")
     x, y = np.asarray(x, float), np.asarray(y, float)
     ra_deg, dec_deg = np.asarray(ra_deg, float), np.asarray(dec_deg, float)
     w = np.ones_like(x) if weights is None else np.asarray(weights, float)
     sw = np.sqrt(w)
     norm = max(np.max(np.abs(x - crpix0[0])), np.max(np.abs(y - crpix0[1])), 1.0)
-    u, v = (x - crpix0[0]) / norm, (y - crpix0[1]) / norm
+    u, v = _undistorted(x - crpix0[0], y - crpix0[1], prior_sip)
+    u, v = u / norm, v / norm
     phi = design_matrix(u, v, order)
     ra0, dec0 = float(crval[0]), float(crval[1])
     cd_n = None
@@ -210,13 +230,14 @@ def fit_tan_sip(x, y, ra_deg, dec_deg, order: int, crpix0, crval, *, radial: boo
     f_xi, f_eta = _stacked_rows(phi, u, v, cd_n)
     full = np.concatenate([f_xi * sw[:, None], f_eta * sw[:, None]])
     cov_unit = np.linalg.pinv(full.T @ full)
-    wcs, cd = _wcs_from_coefficients(coef, order, norm, crpix0, (ra0, dec0), k_radial=k, inverse=inverse)
-    return PlateFit(wcs=wcs, order=order, crpix0=tuple(crpix0), crval=(ra0, dec0), norm_px=norm,
+    wcs, cd = _wcs_from_coefficients(coef, order, norm, crpix0, (ra0, dec0), k_radial=k, inverse=inverse,
+                                     prior_sip=prior_sip)
+    return PlateFit(prior_sip=prior_sip, wcs=wcs, order=order, crpix0=tuple(crpix0), crval=(ra0, dec0), norm_px=norm,
                     cov_unit=cov_unit, sigma2_deg2=sigma2, resid_xi_deg=rx, resid_eta_deg=ry, cd=cd, coef=coef,
                     radial=cd_n is not None, k_radial=float(k), press_deg2=press)
 
 
-def _wcs_from_coefficients(coef, order, norm, crpix0, crval, k_radial=0.0, inverse=True):
+def _wcs_from_coefficients(coef, order, norm, crpix0, crval, k_radial=0.0, inverse=True, prior_sip=None):
     """astropy WCS from polynomial coefficients (columns xi, eta) and radial coefficient, both
     in normalised pixels."""
     terms = exponents(order)
@@ -227,6 +248,14 @@ def _wcs_from_coefficients(coef, order, norm, crpix0, crval, k_radial=0.0, inver
     w.wcs.crval = [crval[0], crval[1]]
     w.wcs.cd = cd
     w.wcs.radesys = "ICRS"
+    if prior_sip is not None:
+        a, b = (np.array(m, float) for m in prior_sip)
+        sip_order = a.shape[0] - 1
+        ap, bp = _inverse_sip(a, b, sip_order, norm) if inverse else (None, None)
+        w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+        w.sip = Sip(a, b, ap, bp, w.wcs.crpix)
+        w.wcs.set()
+        return w, cd
     sip_order = max(order, 3 if k_radial else 0)
     if sip_order < 2:
         w.wcs.ctype = ["RA---TAN", "DEC--TAN"]

@@ -18,6 +18,8 @@ Observations table (one row per measured position; the shared contract):
 ``star_like``     (extra) True when the source has the morphology of the frame's stars (an
                   unmatched point in a sidereal frame: maybe a star fainter than the catalog,
                   maybe a slow object); linking across frames decides.
+``extrapolated``  (extra) True outside the convex hull of the plate's stars: the plate model is
+                  extrapolated there and ``sigma_arcsec`` may be optimistic (sparse fields).
 
 Time tags. Points: mid-exposure. Streak ends: the row with ``end=0`` (``x0, y0``) is tagged
 ``t_start`` and ``end=1`` (``x1, y1``) ``t_end`` -- *assuming* end 0 came first; one frame cannot
@@ -39,7 +41,7 @@ from ..errors import AposError
 from . import flags as flagbits
 
 OBSERVATION_COLUMNS = ("time", "ra_deg", "dec_deg", "sigma_arcsec", "source_index", "kind", "end", "x", "y",
-                       "mag", "station", "frame", "star_like")
+                       "mag", "station", "frame", "star_like", "extrapolated")
 
 DEFAULT_CENTROID_SIGMA_PX = 0.5
 
@@ -81,6 +83,7 @@ def measure(frame, sources: Table, solution, *, streak_points: int = 0, include_
     t["station"] = np.full(len(x), meta.station or "", dtype=object).astype(str)
     t["frame"] = np.full(len(x), meta.path or "", dtype=object).astype(str)
     t["star_like"] = rows["star_like"]
+    t["extrapolated"] = ~solution.inside_star_hull(x, y) if len(x) else np.zeros(0, bool)
     for col, unit in (("ra_deg", "deg"), ("dec_deg", "deg"), ("sigma_arcsec", "arcsec"), ("x", "pix"), ("y", "pix")):
         t[col].unit = unit
     t.meta.update(frame=meta.path, station=meta.station, plate_rms_arcsec=solution.rms_arcsec,

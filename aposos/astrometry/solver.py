@@ -15,13 +15,18 @@ Algorithm (all steps vectorised numpy/scipy; a few hundred ms per field with a g
    compared with what a random alignment gives (binomial, ``p0 = n_src * pi r^2 / area``). The
    false-alarm probability, multiplied by the number of hypotheses tried (Bonferroni), must be
    below ``10**log10_false_alarm`` (default 1e-9), with at least ``min_matches`` stars.
-4. **Fit**: iterative TAN + SIP least squares (:mod:`.fit`) with re-matching at a radius that
-   shrinks with the residuals, sigma clipping (``clip_sigma``) and the SIP order chosen by the
-   leave-one-out (held-out) residual among 1..``max_order``, capped by the star count and by
-   how much of the frame the stars cover.
+4. **Fit**: iterative TAN + SIP least squares (:mod:`.fit`), weighted by the centroid errors,
+   with re-matching at a radius that shrinks with the residuals, sigma clipping
+   (``clip_sigma``) and the plate model chosen by the leave-one-out (held-out) residual among
+   polynomial orders 1..``max_order`` and orders 1-2 plus a radial cubic (a refractor's
+   distortion, affordable with 10-20 stars), capped by the star count and by how much of the
+   frame the stars cover. The final fit uses a catalog cone centred on the solved field and
+   leaves saturated/blended/edge stars out when enough clean ones remain.
 5. **Fallbacks**: a scale search (quad sizes +-35 %) when the configured pixel scale may be
    wrong, then a blind search over tiles of sky around the hint out to ``blind_radius_deg``
-   (default 15). Nothing found: ``accepted=False`` with the reason; no WCS is returned.
+   (default 12, at most ``blind_time_limit_s``), then optionally astrometry.net
+   (``fallback='astrometry.net'``, :mod:`.anet`) whose proposal is re-verified here. Nothing
+   found: ``accepted=False`` with the reason; no WCS is returned.
 
 Conventions: pixels 0-based (aposos), ``PlateSolution.wcs`` is a FITS-standard astropy WCS
 (CRPIX 1-based), so use ``wcs.pixel_to_world_values(x, y)`` or ``wcs.all_pix2world(x, y, 0)``.
@@ -31,7 +36,7 @@ Parity +1 means east is left when north is up (``det(CD) < 0``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from astropy.table import Table
@@ -70,6 +75,12 @@ class SolveConfig:
     fit_flags : sources with these flags (saturated, blended, edge) help find the field but are
         left out of the final fit when enough clean stars remain.
     mag_limit : faintest catalog magnitude used.
+    distortion : a known SIP distortion (astropy WCS with SIP, or a PlateSolution, of a frame of
+        the same camera, binning and shape, e.g. a well-populated frame of the night). Adds the
+        candidate model "that distortion + a linear plate" (6 parameters), which sparse fields
+        (10-20 stars) can afford; the held-out residuals still choose.
+    fallback : 'astrometry.net' to try its blind solver (if installed, see :mod:`.anet`) when
+        everything else failed; its WCS is re-verified and refitted here.
     """
 
     pixel_scale_arcsec: float | None = None
@@ -93,6 +104,8 @@ class SolveConfig:
     reject_flags: int = flagbits.NOT_A_STAR
     fit_flags: int = flagbits.IMPRECISE
     mag_limit: float = np.inf
+    fallback: str | None = None
+    distortion: object = None
 
 
 @dataclass
@@ -133,7 +146,7 @@ class PlateSolution:
     log10_false_alarm : float
         Bonferroni-corrected log10 probability that the match is chance.
     method : str
-        'hint', 'scale-search' or 'blind'.
+        'hint', 'scale-search', 'blind' or 'astrometry.net' (optional fallback).
     n_hypotheses, time_s : int, float
     """
 
@@ -167,6 +180,29 @@ class PlateSolution:
         """Order of the SIP polynomials of the WCS (0 for a plain TAN plate)."""
         return self.order if self.order >= 2 else 0
 
+    @property
+    def coverage(self) -> float:
+        """Fraction of the frame inside the convex hull of the matched stars (health figure;
+        below ~0.5 the plate is extrapolated over much of the frame)."""
+        if len(self.matches) < 3:
+            return 0.0
+        xy = np.stack([np.asarray(self.matches["x"]), np.asarray(self.matches["y"])], -1)
+        return _coverage(xy, _Field(xy, self.shape, 1.0, 1))
+
+    def inside_star_hull(self, x, y) -> np.ndarray:
+        """True where pixels (x, y) lie inside the convex hull of the matched stars (the plate
+        is interpolated there; outside it is extrapolated and less certain than its sigma)."""
+        from scipy.spatial import Delaunay, QhullError
+
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        if len(self.matches) < 3:
+            return np.zeros(x.shape, bool)
+        try:
+            tri = Delaunay(np.stack([np.asarray(self.matches["x"]), np.asarray(self.matches["y"])], -1))
+        except QhullError:
+            return np.zeros(x.shape, bool)
+        return tri.find_simplex(np.stack([x, y], -1)) >= 0
+
     def pixel_to_world(self, x, y):
         """(ra, dec) in deg of 0-based pixels."""
         if self.wcs is None:
@@ -188,7 +224,7 @@ class PlateSolution:
         return {k: getattr(self, k) for k in ("accepted", "reason", "n_matched", "order", "model", "rms_px",
                                               "rms_arcsec",
                                               "pointing_offset_deg", "rotation_deg", "scale_arcsec_px",
-                                              "scale_ratio", "parity", "method", "time_s")}
+                                              "scale_ratio", "parity", "method", "time_s", "coverage")}
 
     def residual_pattern(self, n_bins: int = 4) -> Table:
         """Mean star residual (px) in an ``n_bins`` x ``n_bins`` grid over the image.
@@ -289,8 +325,9 @@ def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
 class _Field:
     """Everything that stays fixed while hypotheses are tried on one frame."""
 
-    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int, weights=None):
+    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int, weights=None, prior_sip=None):
         self.xy = xy  # (n, 2) brightest first
+        self.prior_sip = prior_sip  # (A, B) of a known distortion, or None
         self.weights = np.ones(len(xy)) if weights is None else weights  # fit weights, median ~1
         self.ny, self.nx = shape
         self.scale_deg = scale_deg
@@ -360,7 +397,7 @@ def _predict_linear(fit: PlateFit, ra, dec, fld: _Field):
 
 
 def _predict(fit: PlateFit, ra, dec, fld: _Field):
-    if fit.order < 2:
+    if fit.sip_order < 2:
         return _predict_linear(fit, ra, dec, fld)
     x, y = fit.wcs.all_world2pix(ra, dec, 0, tolerance=1e-6, maxiter=50, quiet=True)
     return np.stack([x, y], -1)
@@ -441,8 +478,9 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
 
 def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, w=None) -> PlateFit:
     """The plate model with the smallest leave-one-out error (PRESS) among polynomial orders
-    1..top and, if ``radial``, orders 1 and 2 plus a radial cubic (one parameter: refractor
-    distortion, which sparse fields cannot afford as a full order-3 polynomial)."""
+    1..top and, if ``radial`` (final stage), orders 1 and 2 plus a radial cubic (one parameter:
+    refractor distortion, which sparse fields cannot afford as a full order-3 polynomial) and a
+    linear plate on a known distortion (``SolveConfig.distortion``)."""
     best = None
     for order in range(1, max(top, 1) + 1):
         for rad in ((False, True) if radial and order <= 2 else (False,)):
@@ -451,6 +489,10 @@ def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, 
             f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w)
             if best is None or f.press() < best.press():
                 best = f
+    if radial and fld.prior_sip is not None and len(xy) >= n_terms(1) + 3:  # known distortion + linear plate
+        f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, 1, fld.centre_px, crval, weights=w, prior_sip=fld.prior_sip)
+        if best is None or f.press() < best.press():
+            best = f
     return best
 
 
@@ -540,7 +582,7 @@ class _Attempt:
         inside = np.flatnonzero(good & _inside(np.where(good[:, None], pred, -1e9), fld))
         inside = np.setdiff1d(inside, cat_quad)
         m = len(inside)
-        if m < cfg.min_matches:
+        if m + len(cat_quad) < cfg.min_matches:
             return None
         r1 = max(cfg.match_radius_px, 0.004 * max(fld.nx, fld.ny))
         ii, jj, _ = _match(pred[inside], fld, r1)
@@ -608,6 +650,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                      time_s=time.perf_counter() - t0, **base)
     xy = np.stack([np.asarray(sources["x"], float)[idx], np.asarray(sources["y"], float)[idx]], -1)
     weights = fit_weights(sources, idx)
+    prior = _prior_sip(cfg.distortion, shape)
     parities = (parity,) if parity else (1, -1)
     epoch = meta.t_mid
     n_hyp = 0
@@ -632,7 +675,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 blind_note = f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
                 break
         for par in parities:
-            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par, weights)
+            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par, weights, prior)
             key = (ra0, dec0)
             if key not in ref_cache:
                 ref_cache[key] = _reference(catalog, ra0, dec0, search_r + fld.radius_deg * (1 + tol) + 0.2,
@@ -655,6 +698,17 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
                 return _solution(fit, ref, idx, i, j, fld, lfa_total, method, n_hyp, scale_arcsec_px, base,
                                  time.perf_counter() - t0)
+    fb_note = ""
+    if cfg.fallback == "astrometry.net":
+        out, fb_note = _anet_fallback(xy, shape, scale_arcsec_px, parities, weights, catalog, epoch, cfg)
+        if out is not None:
+            fit, ref, i, j, lfa, fld = out
+            fit, i, j = _clean_fit(fit, ref, i, j, flags_of(sources, idx), cfg, fld)
+            return _solution(fit, ref, idx, i, j, fld, lfa, "astrometry.net", n_hyp, scale_arcsec_px, base,
+                             time.perf_counter() - t0)
+    elif cfg.fallback is not None:
+        raise AposError(f"unknown fallback {cfg.fallback!r} (only 'astrometry.net')", key="fallback")
+    blind_note += fb_note
     if max_catalog_seen < cfg.min_matches:
         reason = (f"catalog has {max_catalog_seen} usable stars around the hint (< {cfg.min_matches}): "
                   "field too sparse for this catalog")
@@ -663,6 +717,46 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
     else:
         reason = f"{best_fail} ({n_hyp} hypotheses tested, none significant){blind_note}"
     return _fail(reason, n_hypotheses=n_hyp, time_s=time.perf_counter() - t0, **base)
+
+
+def _anet_fallback(xy, shape, scale_arcsec_px, parities, weights, catalog, epoch, cfg: SolveConfig):
+    """astrometry.net's proposal, verified and refitted like our own; (result or None, note)."""
+    from . import anet
+
+    why = anet.available()
+    if why:
+        return None, f"; astrometry.net fallback unavailable: {why}"
+    wcs = anet.propose_wcs(xy, scale_arcsec_px)
+    if wcs is None:
+        return None, "; astrometry.net found no solution either"
+    fld = _Field(xy, shape, scale_arcsec_px / 3600.0, 1 if np.linalg.det(wcs.pixel_scale_matrix) < 0 else -1,
+                 weights)
+    if fld.parity not in parities:
+        return None, "; astrometry.net proposed the other parity (rejected)"
+    ra_c, dec_c = wcs.all_pix2world(fld.centre_px[0], fld.centre_px[1], 0)
+    ref = _reference(catalog, float(ra_c), float(dec_c), fld.radius_deg * 1.3 + 0.1, epoch, cfg, fld)
+    if len(ref) < cfg.min_matches:
+        return None, "; astrometry.net proposed a field with too few catalog stars"
+    ra, dec = np.asarray(ref["ra"], float), np.asarray(ref["dec"], float)
+    px, py = wcs.all_world2pix(ra, dec, 0, quiet=True)
+    pred = np.stack([px, py], -1)
+    ok = np.isfinite(pred[:, 0])
+    inside = np.flatnonzero(ok & _inside(np.where(ok[:, None], pred, -1e9), fld))
+    ii, jj, _ = _match(pred[inside], fld, cfg.match_radius_px)
+    out = _refine(ref, fld, (float(ra_c), float(dec_c)), (inside[ii], jj), cfg, final=True)
+    if out is None:
+        return None, "; astrometry.net proposal did not refit"
+    fit, i, j, radius = out
+    pred = _predict(fit, ra, dec, fld)
+    inside = np.flatnonzero(_inside(pred, fld))
+    rf = float(np.clip(radius, 1.0, cfg.match_radius_px))
+    ii, jj, _ = _match(pred[inside], fld, rf)
+    lfa = _log10_false_alarm(len(ii), len(inside), len(fld.xy), rf, fld) + np.log10(2.0)
+    rms = float(np.sqrt(np.mean(_resid_px(fit) ** 2)))
+    if len(i) < cfg.min_matches or lfa > cfg.log10_false_alarm or rms > cfg.max_rms_px:
+        return None, (f"; astrometry.net proposal rejected: {len(i)} stars, rms {rms:.2f} px, "
+                      f"log10 false alarm {lfa:.1f}")
+    return (fit, ref, i, j, lfa, fld), ""
 
 
 def _reference(catalog, ra0, dec0, radius_deg, epoch, cfg: SolveConfig, fld: _Field) -> Table:
@@ -700,6 +794,23 @@ def _polish(fit, ref, i, j, catalog, epoch, cfg: SolveConfig, fld: _Field):
     if out is None or len(out[1]) < len(i):
         return None
     return out[0], ref2, out[1], out[2]
+
+
+def _prior_sip(distortion, shape):
+    """(A, B) SIP arrays of a known distortion for frames of ``shape``, or None."""
+    if distortion is None:
+        return None
+    from astropy.wcs import WCS
+
+    wcs = distortion if isinstance(distortion, WCS) else getattr(distortion, "wcs", None)
+    sip = getattr(wcs, "sip", None)
+    if sip is None:
+        raise AposError("distortion= needs a WCS (or PlateSolution) with SIP polynomials", key="distortion")
+    ny, nx = shape
+    if abs(wcs.wcs.crpix[0] - (nx + 1) / 2.0) > 0.5 or abs(wcs.wcs.crpix[1] - (ny + 1) / 2.0) > 0.5:
+        raise AposError(f"distortion= has CRPIX {tuple(wcs.wcs.crpix)} but this {nx}x{ny} frame's centre is "
+                        f"{((nx + 1) / 2.0, (ny + 1) / 2.0)} (different shape or binning?)", key="distortion")
+    return np.array(sip.a, float), np.array(sip.b, float)
 
 
 def fit_weights(sources: Table, idx: np.ndarray, floor_px: float = 0.02) -> np.ndarray:

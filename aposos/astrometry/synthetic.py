@@ -31,11 +31,13 @@ class SyntheticField:
     truth: Table        # per source: is_star, catalog_id, ra, dec (deg, truth; NaN for false)
 
 
-def truth_wcs(ra_deg, dec_deg, shape, scale_arcsec_px, rotation_deg, parity, distortion_px, rng) -> WCS:
+def truth_wcs(ra_deg, dec_deg, shape, scale_arcsec_px, rotation_deg, parity, distortion_px, rng,
+              sip_from: WCS | None = None) -> WCS:
     """TAN-SIP (order 3) WCS centred on the image with ``distortion_px`` at the corners.
 
     Radial cubic (a refractor's distortion) reaching ``distortion_px`` at the corners, random
     quadratic terms (tilt/decentre, ~0.2 x) and small random non-radial cubic terms (~0.05 x).
+    ``sip_from``: copy that WCS's SIP polynomials instead (the same camera on another field).
     """
     ny, nx = shape
     w = WCS(naxis=2)
@@ -46,7 +48,10 @@ def truth_wcs(ra_deg, dec_deg, shape, scale_arcsec_px, rotation_deg, parity, dis
     w.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]
     w.wcs.crval = [ra_deg, dec_deg]
     w.wcs.radesys = "ICRS"
-    if distortion_px > 0:
+    if sip_from is not None:
+        w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+        w.sip = Sip(np.array(sip_from.sip.a), np.array(sip_from.sip.b), None, None, w.wcs.crpix)
+    elif distortion_px > 0:
         half = 0.5 * max(nx, ny)
         k = distortion_px / (np.sqrt(2) * half) ** 3
         a, b = np.zeros((4, 4)), np.zeros((4, 4))
@@ -73,7 +78,7 @@ def make_field(station="iran", ra_deg=None, dec_deg=None, *, binning=4, shape=No
                parity=None, distortion_px=3.0, snr_mag10=300.0, fwhm_px=2.5, missing_frac=0.05,
                n_extra_stars=50, n_false=20, max_stars=None, tracking="sidereal", streak_px=30.0,
                t_mid="2026-11-21T22:00:00", exposure_s=2.0, hint_offset_deg=1.0, rng=None,
-               catalog=None, satellites=()) -> SyntheticField:
+               catalog=None, satellites=(), sip_from=None) -> SyntheticField:
     """A simulated Sources table for a random or given field of ``station``.
 
     ``binning`` multiplies the configured pixel scale and divides the sensor shape.
@@ -82,6 +87,7 @@ def make_field(station="iran", ra_deg=None, dec_deg=None, *, binning=4, shape=No
     streaks of ``streak_px`` (centre at mid-exposure). ``satellites`` is a list of dicts
     ``{'ra0','dec0','ra1','dec1','snr'}`` (deg; a point when 0 == 1), added as sources.
     The frame's pointing hint is the true centre moved by ``hint_offset_deg`` in a random direction.
+    ``sip_from`` (a WCS) gives the frame that WCS's distortion (same camera, another field).
     """
     rng = np.random.default_rng(rng)
     st = load_station(station)
@@ -93,7 +99,7 @@ def make_field(station="iran", ra_deg=None, dec_deg=None, *, binning=4, shape=No
     scale = st.pixel_scale_arcsec * binning / st.camera["binning"]
     rotation_deg = rng.uniform(0, 360) if rotation_deg is None else rotation_deg
     parity = int(st.telescope["parity"]) if parity is None else parity
-    wcs = truth_wcs(ra_deg, dec_deg, shape, scale, rotation_deg, parity, distortion_px, rng)
+    wcs = truth_wcs(ra_deg, dec_deg, shape, scale, rotation_deg, parity, distortion_px, rng, sip_from)
     ny, nx = shape
     radius = 0.5 * np.hypot(nx, ny) * scale / 3600.0 + 0.1
     t_mid = Time(t_mid, scale="utc")
