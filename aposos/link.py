@@ -58,6 +58,8 @@ class LinkConfig:
     gate_sigma: float = 5.0             # gate in units of the combined 1-sigma uncertainty
     gate_floor_arcsec: float = 5.0      # gate floor (model error, timing)
     streak_rate_tolerance: float = 0.25  # |rate from streak - rate from positions| / rate
+    point_max_motion_arcsec: float = 30.0  # a point in a sidereal frame moved less than this
+                                        # during its exposure (else it would be a streak)
     static_radius_arcsec: float = 3.0   # an anchor seen again this close is static ...
     static_min_frames: int = 2          # ... when seen in this many other frames
 
@@ -160,29 +162,61 @@ class _Anchor:
     unit: np.ndarray          # direction (ICRF unit vector)
     sigma: float              # rad
     velocity: np.ndarray | None  # streak end-to-end velocity (3-vector, rad/s, sign unknown)
+    max_rate: float = np.inf     # fastest motion (rad/s) this detection allows
 
 
-def _anchors(obs: Table, t0: Time):
-    """One anchor per detection (points, streak centres) and the per-row arrays behind them."""
+def _anchors(obs: Table, t0: Time, cfg):
+    """One anchor per detection (points, streak centres) and the per-row arrays behind them.
+
+    A point in a sidereal frame (columns ``tracking`` and ``exposure_s``, when present) cannot
+    have moved more than ``point_max_motion_arcsec`` during its exposure: that bounds its rate.
+    """
     frames, frame_index = np.unique(np.asarray(obs["frame"]).astype(str), return_inverse=True)
     unit = unit_from_radec(np.asarray(obs["ra_deg"], float), np.asarray(obs["dec_deg"], float))
     t_s = (obs["time"] - t0).to_value("s")
     sigma = np.asarray(obs["sigma_arcsec"], float) / ARCSEC_PER_RAD
     kind = np.asarray(obs["kind"]).astype(str)
-    src = np.asarray(obs["source_index"])
     end = np.asarray(obs["end"])
+    max_rate = np.full(len(obs), np.radians(cfg.max_rate_deg_s))
+    if "tracking" in obs.colnames and "exposure_s" in obs.colnames:
+        sidereal = np.asarray(obs["tracking"]).astype(str) == "sidereal"
+        exposure = np.asarray(obs["exposure_s"], float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = cfg.point_max_motion_arcsec / ARCSEC_PER_RAD / exposure
+        sel = (kind == "point") & sidereal & (exposure > 0)
+        max_rate[sel] = np.minimum(max_rate[sel], bound[sel])
+    ends_of = {}
+    for i in np.flatnonzero(kind == "streak_end"):
+        ends_of.setdefault((frame_index[i], obs["source_index"][i]), []).append(i)
     anchors = []
     for i in np.flatnonzero((kind == "point") | (kind == "streak_centre")):
         velocity = None
         if kind[i] == "streak_centre":
-            ends = np.flatnonzero((frame_index == frame_index[i]) & (src == src[i]) & (kind == "streak_end"))
+            ends = np.array(ends_of.get((frame_index[i], obs["source_index"][i]), []))
             if len(ends) == 2:
                 e0, e1 = ends[np.argsort(end[ends])]
                 dt = abs(t_s[e1] - t_s[e0])
                 if dt > 0:
                     velocity = (unit[e1] - unit[e0]) / dt
-        anchors.append(_Anchor(int(i), int(frame_index[i]), float(t_s[i]), unit[i], float(sigma[i]), velocity))
+        anchors.append(_Anchor(int(i), int(frame_index[i]), float(t_s[i]), unit[i], float(sigma[i]), velocity,
+                               float(max_rate[i])))
     return anchors, len(frames), unit, t_s, frame_index
+
+
+class _FrameIndex:
+    """The anchors of one frame with a k-d tree on their directions."""
+
+    def __init__(self, anchors):
+        from scipy.spatial import cKDTree
+
+        self.anchors = anchors
+        self.tree = cKDTree(np.array([a.unit for a in anchors]))
+        self.max_sigma = max(a.sigma for a in anchors)
+        self.t_s = float(np.mean([a.t_s for a in anchors]))
+
+    def near(self, unit, radius_rad):
+        """Anchors within ``radius_rad`` of ``unit``."""
+        return [self.anchors[k] for k in self.tree.query_ball_point(unit, 2 * np.sin(min(radius_rad, np.pi) / 2))]
 
 
 def _static(anchors, cfg) -> np.ndarray:
@@ -226,7 +260,10 @@ def _grow(seed, by_frame, used, cfg, n_frames):
         f = min(todo, key=lambda g: min(abs(g - lo), abs(g - hi)))
         tried.add(f)
         best, best_d = None, np.inf
-        for a in by_frame[f]:
+        index = by_frame[f]
+        predicted = motion.position(index.t_s)[0]
+        reach = cfg.gate_sigma * np.hypot(index.max_sigma, motion.sigma_rad(index.t_s)[0]) + floor
+        for a in index.near(predicted, 2 * reach):
             if a.index in used:
                 continue
             d = _angle(a.unit, motion.position(a.t_s)[0])
@@ -262,14 +299,15 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
     if len(obs) == 0:
         return _tracklet_table([]), out
     t0 = Time(obs["time"]).min()
-    anchors, n_frames, unit_all, t_all, frame_index = _anchors(obs, t0)
+    anchors, n_frames, unit_all, t_all, frame_index = _anchors(obs, t0, cfg)
     static = _static(anchors, cfg)
     for a, s in zip(anchors, static):
         out["static"][a.index] = s
-    by_frame: dict[int, list[_Anchor]] = {}
+    moving: dict[int, list[_Anchor]] = {}
     for a, s in zip(anchors, static):
         if not s:
-            by_frame.setdefault(a.frame, []).append(a)
+            moving.setdefault(a.frame, []).append(a)
+    by_frame = {f: _FrameIndex(la) for f, la in moving.items()}
     used: set[int] = set()
     rows = []
     for _, _, a, b in _seed_pairs(by_frame, n_frames, cfg):
@@ -289,17 +327,21 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
 def _seed_pairs(by_frame, n_frames, cfg):
     """Candidate pairs (gap, speed, a, b) in nearby frames, kinematically possible, best first."""
     pairs = []
-    min_rate, max_rate = np.radians(cfg.min_rate_deg_s), np.radians(cfg.max_rate_deg_s)
-    for f, la in by_frame.items():
+    min_rate = np.radians(cfg.min_rate_deg_s)
+    for f, index_f in by_frame.items():
         for g in range(f + 1, min(f + cfg.max_gap_frames + 2, n_frames)):
-            for a in la:
-                for b in by_frame.get(g, ()):
+            index_g = by_frame.get(g)
+            if index_g is None:
+                continue
+            for a in index_f.anchors:
+                dt_max = abs(index_g.t_s - a.t_s) + 60.0
+                for b in index_g.near(a.unit, a.max_rate * dt_max):
                     dt = b.t_s - a.t_s
                     if dt <= 0:
                         continue
                     velocity = (b.unit - a.unit) / dt
                     speed = np.linalg.norm(velocity)
-                    if not (min_rate <= speed <= max_rate):
+                    if not (min_rate <= speed <= min(a.max_rate, b.max_rate)):
                         continue
                     if _rates_agree(a.velocity, velocity, cfg.streak_rate_tolerance) and \
                             _rates_agree(b.velocity, velocity, cfg.streak_rate_tolerance):

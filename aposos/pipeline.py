@@ -268,16 +268,18 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
         if len(ok):
             span = (ok["t_start"].min() - 60 * u.s, ok["t_start"].max() + (np.nanmax(ok["exposure_s"]) + 60) * u.s)
             _night_products(db, summary, st, tle_paths, span)
-        db.end_run("done")
+        db.end_run("done" if summary.frames_failed == 0 else "partial")
     summary.elapsed_s = time.perf_counter() - t_run
     return summary
 
 
 def _commit_frame(db, res: FrameResult, station: str, FrameRecord):
     if res.meta is not None:
+        health = {k: res.health[k] for k in ("pointing_offset_deg", "rotation_deg", "scale_arcsec_px")
+                  if k in res.health}
         record = FrameRecord.from_meta(res.meta, res.content_hash, station=station, status=res.status,
                                        reason=res.reason[:500], n_stars=res.n_stars,
-                                       astrometric_rms_arcsec=res.rms_arcsec)
+                                       astrometric_rms_arcsec=res.rms_arcsec, **health)
     else:
         record = FrameRecord(path=res.path, content_hash=res.content_hash, station=station, status="failed",
                              reason=res.reason[:500])
@@ -308,6 +310,11 @@ def _night_products(db, summary: NightSummary, station, tle_paths, span):
     obs = query.observations(db, station=station.name, start=span[0], end=span[1])
     if len(obs) == 0:
         return
+    frames = query.frames(db, station=station.name, start=span[0], end=span[1])
+    row_of = {h: i for i, h in enumerate(frames["content_hash"])}
+    k = np.array([row_of[h] for h in obs["content_hash"]])
+    obs["tracking"] = np.asarray(frames["tracking"])[k]
+    obs["exposure_s"] = np.asarray(frames["exposure_s"])[k]
     t = time.perf_counter()
     tracklets, linked = link(obs)
     summary.stage_s["link"] = time.perf_counter() - t
@@ -329,9 +336,11 @@ def _night_products(db, summary: NightSummary, station, tle_paths, span):
 
 
 def _members(linked: Table) -> Table:
+    """Tracklet membership, with the streak-end times and ends the linker resolved."""
     sel = linked[linked["tracklet"] >= 0]
     return Table({"tracklet": [f"t{int(t)}" for t in sel["tracklet"]],
-                  "content_hash": list(sel["content_hash"]), "obs_index": np.asarray(sel["obs_index"])})
+                  "content_hash": list(sel["content_hash"]), "obs_index": np.asarray(sel["obs_index"]),
+                  "time": sel["time"], "end": np.asarray(sel["end"])})
 
 
 def _correlation_rows(results: Table) -> Table:

@@ -33,7 +33,9 @@ class FrameRecord:
 
     ``t_start``/``t_mid``/``t_end`` are astropy Times (UTC) or None when unknown (a frame that
     failed before its header was read). ``status`` is 'ok' or 'failed' (then ``reason`` says
-    why). ``n_stars`` and ``astrometric_rms_arcsec`` describe the plate solution.
+    why). ``n_stars`` and ``astrometric_rms_arcsec`` describe the plate solution;
+    ``pointing_offset_deg``, ``rotation_deg`` and ``scale_arcsec_px`` are the telescope-health
+    figures of the solution; ``tracking`` is 'sidereal', 'rate' or ''.
     """
 
     path: str
@@ -47,11 +49,16 @@ class FrameRecord:
     reason: str = ""
     n_stars: int = -1
     astrometric_rms_arcsec: float = float("nan")
+    tracking: str = ""
+    pointing_offset_deg: float = float("nan")
+    rotation_deg: float = float("nan")
+    scale_arcsec_px: float = float("nan")
 
     @classmethod
     def from_meta(cls, meta, content_hash: str, **kw) -> "FrameRecord":
         """Record of a :class:`aposos.model.FrameMeta` (``station`` may be overridden in kw)."""
         kw.setdefault("station", meta.station or "")
+        kw.setdefault("tracking", meta.tracking if meta.tracking in ("sidereal", "rate") else "")
         return cls(path=meta.path, content_hash=content_hash, t_start=meta.t_start,
                    t_mid=meta.t_mid, t_end=meta.t_end, exposure_s=meta.exposure_s, **kw)
 

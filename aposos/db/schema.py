@@ -42,8 +42,10 @@ frames
     station, path S255 (file the frame was read from), t_start_ns, t_mid_ns, t_end_ns,
     exposure_s f8, status i1 (FRAME_STATUS), reason S240 (why it failed; truncated),
     n_stars i4 (stars used in the plate solution, -1 unknown), astrometric_rms_arcsec f4
-    (plate-solution RMS, NaN unknown), obs_start, obs_count (rows of this frame's
-    observations inside its segment), commit_seq.
+    (plate-solution RMS, NaN unknown), tracking S8 ('sidereal', 'rate' or ''), telescope
+    health from the plate solution: pointing_offset_deg f4 (header hint to solved centre),
+    rotation_deg f4 (field rotation, north through east), scale_arcsec_px f4 (NaN unknown),
+    obs_start, obs_count (rows of this frame's observations inside its segment), commit_seq.
 observations
     frame_uid, obs_index i4 (0..n-1 within the frame result), time_ns, ra_deg, dec_deg f8
     (star-relative ICRF), sigma_arcsec f4, mag f4 (NaN unknown), x, y f4 (px, 0-based),
@@ -107,7 +109,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("run_id", _S["id"]), ("station", _S["station"]), ("path", "S255"),
         ("t_start_ns", "i8"), ("t_mid_ns", "i8"), ("t_end_ns", "i8"), ("exposure_s", "f8"),
         ("status", "i1"), ("reason", "S240"), ("n_stars", "i4"),
-        ("astrometric_rms_arcsec", "f4"), ("obs_start", "i8"), ("obs_count", "i8"),
+        ("astrometric_rms_arcsec", "f4"), ("tracking", "S8"), ("pointing_offset_deg", "f4"),
+        ("rotation_deg", "f4"), ("scale_arcsec_px", "f4"), ("obs_start", "i8"), ("obs_count", "i8"),
         ("commit_seq", "i8"),
     ],
     "observations": [

@@ -355,7 +355,8 @@ class Store:
         uid = schema.frame_uid(frame.content_hash, pv)
         f = rows_from("frames", {k: [getattr(frame, k)] for k in (
             "path", "content_hash", "station", "exposure_s", "status", "reason", "n_stars",
-            "astrometric_rms_arcsec")}, 1, frame_uid=uid, pipeline_version=pv, run_id=run_id,
+            "astrometric_rms_arcsec", "tracking", "pointing_offset_deg", "rotation_deg",
+            "scale_arcsec_px")}, 1, frame_uid=uid, pipeline_version=pv, run_id=run_id,
             commit_seq=0)
         for name in ("t_start", "t_mid", "t_end"):
             t = getattr(frame, name)
