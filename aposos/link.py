@@ -62,6 +62,11 @@ class LinkConfig:
                                         # during its exposure (else it would be a streak)
     static_radius_arcsec: float = 3.0   # an anchor seen again this close is static ...
     static_min_frames: int = 2          # ... when seen in this many other frames
+    time_sigma_s: float = 1e-3          # frame timing uncertainty: moves positions along track
+    exposure_sigma_s: float = 1e-3      # shutter-duration uncertainty: scales streak rates
+    streak_model_tolerance: float = 0.05  # growth reach for streak tracklets: this fraction of the
+                                        # extrapolated motion (rate change, curvature)
+    max_degree: int = 3                 # highest polynomial degree (cubic: long streak arcs)
 
 
 def _basis(centre):
@@ -102,35 +107,67 @@ def _deproject(lam_beta, basis):
     return np.cos(beta) * (np.cos(lam) * a + np.sin(lam) * b) + np.sin(beta) * pole
 
 
-def _fit(t_s, xy, sigma_rad, degree):
-    """Weighted polynomial fit of plane positions: (coeffs (deg+1, 2), chi2, coefficient covariance)."""
-    a = np.vander(t_s, degree + 1, increasing=True) / sigma_rad[:, None]
-    cov = np.linalg.pinv(a.T @ a)
-    coeffs = cov @ (a.T @ (xy / sigma_rad[:, None]))
-    chi2 = float(np.sum((xy / sigma_rad[:, None] - a @ coeffs) ** 2))
-    return coeffs, chi2, cov
+def _project_velocity(unit, velocity, basis):
+    """Rates (rad/s) of the great-circle coordinates of a point at ``unit`` moving with ``velocity``."""
+    a, b, pole = basis
+    lam, beta = _project(unit, basis)
+    e_lam = -np.sin(lam) * a + np.cos(lam) * b
+    e_beta = -np.sin(beta) * (np.cos(lam) * a + np.sin(lam) * b) + np.cos(beta) * pole
+    return np.array([velocity @ e_lam / np.cos(beta), velocity @ e_beta])
+
+
+def _design(dt_s, degree, derivative):
+    """Rows of the polynomial (``derivative`` False) or of its time derivative at ``dt_s``."""
+    powers = np.arange(degree + 1)
+    if not derivative:
+        return dt_s[:, None] ** powers
+    return powers * dt_s[:, None] ** np.maximum(powers - 1, 0)
+
+
+def _fit(rows, values, sigma, degree):
+    """Weighted least squares of both axes.
+
+    ``rows``: list of (dt_s, derivative) per equation block; ``values`` (n, 2) and ``sigma`` (n, 2)
+    the measured coordinates (or rates) and their 1-sigma per axis. Returns (coeffs (deg+1, 2),
+    chi2, coefficient covariance (2, deg+1, deg+1)).
+    """
+    design = np.concatenate([_design(dt, degree, deriv) for dt, deriv in rows])
+    coeffs, covs, chi2 = np.empty((degree + 1, 2)), np.empty((2, degree + 1, degree + 1)), 0.0
+    for axis in range(2):
+        a = design / sigma[:, axis:axis + 1]
+        y = values[:, axis] / sigma[:, axis]
+        covs[axis] = np.linalg.pinv(a.T @ a)
+        coeffs[:, axis] = covs[axis] @ (a.T @ y)
+        chi2 += float(np.sum((y - a @ coeffs[:, axis]) ** 2))
+    return coeffs, chi2, covs
 
 
 @dataclass
 class _Motion:
-    """A fitted tracklet motion: tangent-plane basis, time origin, polynomial, covariance."""
+    """A fitted tracklet motion: great-circle basis, time origin, polynomial, covariance."""
 
     basis: tuple
     t0_s: float
-    coeffs: np.ndarray
-    cov: np.ndarray
-    chi2: float
+    coeffs: np.ndarray      # (degree + 1, 2): along-track, cross-track angle polynomials (rad, s)
+    cov: np.ndarray         # (2, degree + 1, degree + 1): per axis
+    chi2: float             # positions and streak velocities together
     degree: int
+    n_equations: int        # scalar equations behind ``chi2``
+
+    @property
+    def dof(self) -> int:
+        return self.n_equations - 2 * (self.degree + 1)
 
     def position(self, t_s):
         """Unit vectors at times ``t_s`` (seconds since the night reference)."""
         dt = np.atleast_1d(np.asarray(t_s, float)) - self.t0_s
-        return _deproject(np.vander(dt, self.coeffs.shape[0], increasing=True) @ self.coeffs, self.basis)
+        return _deproject(_design(dt, self.degree, False) @ self.coeffs, self.basis)
 
     def sigma_rad(self, t_s):
-        """1-sigma per axis of the fitted position at ``t_s`` (radians)."""
-        v = np.vander(np.atleast_1d(np.asarray(t_s, float)) - self.t0_s, self.cov.shape[0], increasing=True)
-        return np.sqrt(np.einsum("ij,jk,ik->i", v, self.cov, v))
+        """1-sigma per axis (RMS of the two axes) of the fitted position at ``t_s`` (radians)."""
+        v = _design(np.atleast_1d(np.asarray(t_s, float)) - self.t0_s, self.degree, False)
+        var = np.einsum("ij,ajk,ik->ia", v, self.cov, v)
+        return np.sqrt(var.mean(axis=1))
 
     def velocity_rad_s(self, t_s, dt_s=0.5):
         """Angular velocity (rad/s) at ``t_s`` as a 3-vector tangent to the sky."""
@@ -138,20 +175,57 @@ class _Motion:
         return (p[1] - p[0]) / (2 * dt_s)
 
 
-def _fit_motion(members, max_degree=2) -> _Motion:
+CHI2_SIGNIFICANT_2 = 11.8  # chi-square with 2 degrees of freedom at 99.7 %: two more terms are real
+
+
+def _fit_motion(members, max_degree=3, cfg=None) -> _Motion:
+    """Fit positions and streak velocities together; raise the degree while it pays (chi-square test).
+
+    Streak velocities have an unknown sign: each takes the sign of the along-track motion
+    between the members' positions. Along track, each equation's sigma includes the motion
+    times the frame timing uncertainty (``time_sigma_s``).
+    """
+    cfg = cfg or LinkConfig()
     unit = np.array([m.unit for m in members])
     t = np.array([m.t_s for m in members])
     sig = np.array([m.sigma for m in members])
     basis = _great_circle_basis(unit, 1.0 / sig**2)
     xy = _project(unit, basis)
     t0 = float(t.mean())
-    coeffs, chi2, cov = _fit(t - t0, xy, sig, 1)
-    motion = _Motion(basis, t0, coeffs, cov, chi2, 1)
-    if max_degree >= 2 and len(members) >= 4:
-        c2, chi2_2, cov2 = _fit(t - t0, xy, sig, 2)
-        if chi2 - chi2_2 > 11.8:  # chi-square(2) at 99.7 %: the curvature is real
-            motion = _Motion(basis, t0, c2, cov2, chi2_2, 2)
-    return motion
+    dt = t - t0
+    lam_rate = np.polyfit(dt, xy[:, 0], 1)[0] if np.ptp(dt) > 0 else 0.0
+    rows, values, sigma = [(dt, False)], [xy], []
+    speed = np.full(len(members), abs(lam_rate))  # points: the chord rate
+    vel_dt, vel_values, vel_sigma = [], [], []
+    for k, m in enumerate(members):
+        if m.velocity is None:
+            continue
+        rate = _project_velocity(m.unit, m.velocity, basis)
+        if rate[0] * lam_rate < 0:
+            rate = -rate
+        speed[k] = np.hypot(rate[0], rate[1])
+        vel_dt.append(dt[k])
+        vel_values.append(rate)
+        vel_sigma.append([np.hypot(m.velocity_sigma, speed[k] * cfg.exposure_sigma_s / m.exposure_s),
+                          m.velocity_sigma])
+    along = np.hypot(sig, speed * cfg.time_sigma_s)
+    sigma.append(np.stack([along, sig], axis=1))
+    if vel_dt:
+        rows.append((np.array(vel_dt), True))
+        values.append(np.array(vel_values))
+        sigma.append(np.array(vel_sigma))
+    values, sigma = np.concatenate(values), np.concatenate(sigma)
+    n_eq = 2 * len(values)
+    best = None
+    for degree in range(1, max_degree + 1):
+        if 2 * (degree + 1) > n_eq - (2 if degree > 1 else 0):
+            break
+        coeffs, chi2, cov = _fit(rows, values, sigma, degree)
+        motion = _Motion(basis, t0, coeffs, cov, chi2, degree, n_eq)
+        if best is not None and best.chi2 - chi2 <= CHI2_SIGNIFICANT_2:
+            break
+        best = motion
+    return best
 
 
 @dataclass
@@ -163,6 +237,8 @@ class _Anchor:
     sigma: float              # rad
     velocity: np.ndarray | None  # streak end-to-end velocity (3-vector, rad/s, sign unknown)
     max_rate: float = np.inf     # fastest motion (rad/s) this detection allows
+    velocity_sigma: float = np.inf  # 1-sigma per axis of ``velocity`` (rad/s), from the ends' sigma
+    exposure_s: float = np.inf   # time between the streak's ends (s)
 
 
 def _anchors(obs: Table, t0: Time, cfg):
@@ -190,7 +266,7 @@ def _anchors(obs: Table, t0: Time, cfg):
         ends_of.setdefault((frame_index[i], obs["source_index"][i]), []).append(i)
     anchors = []
     for i in np.flatnonzero((kind == "point") | (kind == "streak_centre")):
-        velocity = None
+        velocity, velocity_sigma, dt = None, np.inf, np.inf
         if kind[i] == "streak_centre":
             ends = np.array(ends_of.get((frame_index[i], obs["source_index"][i]), []))
             if len(ends) == 2:
@@ -198,8 +274,9 @@ def _anchors(obs: Table, t0: Time, cfg):
                 dt = abs(t_s[e1] - t_s[e0])
                 if dt > 0:
                     velocity = (unit[e1] - unit[e0]) / dt
+                    velocity_sigma = float(np.hypot(sigma[e0], sigma[e1]) / dt)
         anchors.append(_Anchor(int(i), int(frame_index[i]), float(t_s[i]), unit[i], float(sigma[i]), velocity,
-                               float(max_rate[i])))
+                               float(max_rate[i]), velocity_sigma, float(dt)))
     return anchors, len(frames), unit, t_s, frame_index
 
 
@@ -245,9 +322,16 @@ def _angle(u, v):
 
 
 def _grow(seed, by_frame, used, cfg, n_frames):
-    """Grow a tracklet from a seed pair, nearest frames first; returns (members, motion)."""
+    """Grow a tracklet from a seed pair, nearest frames first; returns (members, motion).
+
+    Point tracklets take the nearest anchor within the gate. Tracklets with streaks carry
+    their velocities, so the extrapolation is good to a few per cent of the motion
+    (``streak_model_tolerance`` widens the gate by that much) and among the anchors in the gate
+    the one whose joint refit (positions and velocities) has the lowest chi-square, and passes
+    :func:`_acceptable`, is attached.
+    """
     members = list(seed)
-    motion = _fit_motion(members, max_degree=1)
+    motion = _fit_motion(members, cfg.max_degree, cfg)
     tried: set[int] = set()
     floor = cfg.gate_floor_arcsec / ARCSEC_PER_RAD
     while True:
@@ -259,21 +343,36 @@ def _grow(seed, by_frame, used, cfg, n_frames):
             return members, motion
         f = min(todo, key=lambda g: min(abs(g - lo), abs(g - hi)))
         tried.add(f)
-        best, best_d = None, np.inf
+        best, best_score, best_motion = None, np.inf, None
         index = by_frame[f]
         predicted = motion.position(index.t_s)[0]
+        with_velocities = any(m.velocity is not None for m in members)
+
+        def model_error(t_s):
+            if not with_velocities:
+                return 0.0
+            lever = min(abs(t_s - m.t_s) for m in members)
+            return cfg.streak_model_tolerance * np.linalg.norm(motion.velocity_rad_s(t_s)) * lever
+
         reach = cfg.gate_sigma * np.hypot(index.max_sigma, motion.sigma_rad(index.t_s)[0]) + floor
-        for a in index.near(predicted, 2 * reach):
+        for a in index.near(predicted, 2 * reach + model_error(index.t_s)):
             if a.index in used:
                 continue
             d = _angle(a.unit, motion.position(a.t_s)[0])
-            gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor
-            if d < gate and d < best_d and _rates_agree(a.velocity, motion.velocity_rad_s(a.t_s),
-                                                        cfg.streak_rate_tolerance):
-                best, best_d = a, d
+            gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor + model_error(a.t_s)
+            if d >= gate or not _rates_agree(a.velocity, motion.velocity_rad_s(a.t_s), cfg.streak_rate_tolerance):
+                continue
+            score, trial = d, None
+            if with_velocities:
+                trial = _fit_motion(members + [a], cfg.max_degree, cfg)
+                if not _acceptable(members + [a], trial, cfg):
+                    continue
+                score = trial.chi2
+            if score < best_score:
+                best, best_score, best_motion = a, score, trial
         if best is not None:
             members.append(best)
-            motion = _fit_motion(members)
+            motion = best_motion or _fit_motion(members, cfg.max_degree, cfg)
 
 
 def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
@@ -351,7 +450,8 @@ def _seed_pairs(by_frame, n_frames, cfg):
 
 
 def _acceptable(members, motion, cfg) -> bool:
-    dof = max(2 * len(members) - 2 * (motion.degree + 1), 1)
+    """Fit consistent with the errors (positions and streak velocities together), and moving."""
+    dof = max(motion.dof, 1)
     speed = np.linalg.norm(motion.velocity_rad_s(motion.t0_s))
     limit = cfg.short_chi2_per_dof if len(members) < cfg.short_frames else cfg.gate_sigma ** 2
     return motion.chi2 / dof <= limit and speed >= np.radians(cfg.min_rate_deg_s)
@@ -391,7 +491,7 @@ def _tracklet_row(tid, members, motion, t0):
     return {"tracklet": tid, "n_frames": len(members), "t_ref": t0 + tm * u.s, "ra_deg": float(ra),
             "dec_deg": float(dec), "ra_rate_deg_s": float(np.degrees(velocity @ east)),
             "dec_rate_deg_s": float(np.degrees(velocity @ north)),
-            "sigma_arcsec": float(np.sqrt(motion.cov[0, 0])) * ARCSEC_PER_RAD,
+            "sigma_arcsec": float(motion.sigma_rad(tm)[0]) * ARCSEC_PER_RAD,
             "rms_arcsec": float(np.sqrt(np.mean(np.square(resid)))) * ARCSEC_PER_RAD,
             "degree": motion.degree, "t_first": t0 + times.min() * u.s, "t_last": t0 + times.max() * u.s}
 
