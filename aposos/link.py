@@ -66,7 +66,7 @@ class LinkConfig:
     exposure_sigma_s: float = 1e-3      # shutter-duration uncertainty: scales streak rates
     streak_model_tolerance: float = 0.05  # growth reach for streak tracklets: this fraction of the
                                         # extrapolated motion (rate change, curvature)
-    max_degree: int = 3                 # highest polynomial degree (cubic: long streak arcs)
+    max_degree: int = 5                 # highest polynomial degree (streak arcs of tens of degrees)
 
 
 def _basis(centre):
@@ -116,22 +116,23 @@ def _project_velocity(unit, velocity, basis):
     return np.array([velocity @ e_lam / np.cos(beta), velocity @ e_beta])
 
 
-def _design(dt_s, degree, derivative):
-    """Rows of the polynomial (``derivative`` False) or of its time derivative at ``dt_s``."""
+def _design(dt_s, degree, derivative, scale_s=1.0):
+    """Rows of the polynomial in ``dt_s / scale_s`` (``derivative`` False) or of its time derivative."""
     powers = np.arange(degree + 1)
+    tau = np.asarray(dt_s, float)[:, None] / scale_s
     if not derivative:
-        return dt_s[:, None] ** powers
-    return powers * dt_s[:, None] ** np.maximum(powers - 1, 0)
+        return tau ** powers
+    return powers * tau ** np.maximum(powers - 1, 0) / scale_s
 
 
-def _fit(rows, values, sigma, degree):
+def _fit(rows, values, sigma, degree, scale_s):
     """Weighted least squares of both axes.
 
     ``rows``: list of (dt_s, derivative) per equation block; ``values`` (n, 2) and ``sigma`` (n, 2)
     the measured coordinates (or rates) and their 1-sigma per axis. Returns (coeffs (deg+1, 2),
     chi2, coefficient covariance (2, deg+1, deg+1)).
     """
-    design = np.concatenate([_design(dt, degree, deriv) for dt, deriv in rows])
+    design = np.concatenate([_design(dt, degree, deriv, scale_s) for dt, deriv in rows])
     coeffs, covs, chi2 = np.empty((degree + 1, 2)), np.empty((2, degree + 1, degree + 1)), 0.0
     for axis in range(2):
         a = design / sigma[:, axis:axis + 1]
@@ -153,6 +154,7 @@ class _Motion:
     chi2: float             # positions and streak velocities together
     degree: int
     n_equations: int        # scalar equations behind ``chi2``
+    scale_s: float = 1.0    # the polynomials are in (t - t0_s) / scale_s
 
     @property
     def dof(self) -> int:
@@ -161,11 +163,11 @@ class _Motion:
     def position(self, t_s):
         """Unit vectors at times ``t_s`` (seconds since the night reference)."""
         dt = np.atleast_1d(np.asarray(t_s, float)) - self.t0_s
-        return _deproject(_design(dt, self.degree, False) @ self.coeffs, self.basis)
+        return _deproject(_design(dt, self.degree, False, self.scale_s) @ self.coeffs, self.basis)
 
     def sigma_rad(self, t_s):
         """1-sigma per axis (RMS of the two axes) of the fitted position at ``t_s`` (radians)."""
-        v = _design(np.atleast_1d(np.asarray(t_s, float)) - self.t0_s, self.degree, False)
+        v = _design(np.atleast_1d(np.asarray(t_s, float)) - self.t0_s, self.degree, False, self.scale_s)
         var = np.einsum("ij,ajk,ik->ia", v, self.cov, v)
         return np.sqrt(var.mean(axis=1))
 
@@ -216,12 +218,17 @@ def _fit_motion(members, max_degree=3, cfg=None) -> _Motion:
         sigma.append(np.array(vel_sigma))
     values, sigma = np.concatenate(values), np.concatenate(sigma)
     n_eq = 2 * len(values)
+    scale = max(float(np.abs(dt).max()), 1.0)
+    # a degree above 1 needs two spare equations; with velocities, also at most the number of
+    # members n (a Hermite polynomial of degree 2n - 1 would fit n positions and velocities
+    # exactly): each axis then keeps at least n - 1 degrees of freedom.
+    max_degree = min(max_degree, len(members)) if vel_dt else max_degree
     best = None
-    for degree in range(1, max_degree + 1):
-        if 2 * (degree + 1) > n_eq - (2 if degree > 1 else 0):
+    for degree in range(1, max(max_degree, 1) + 1):
+        if degree > 1 and 2 * (degree + 1) > n_eq - 2:
             break
-        coeffs, chi2, cov = _fit(rows, values, sigma, degree)
-        motion = _Motion(basis, t0, coeffs, cov, chi2, degree, n_eq)
+        coeffs, chi2, cov = _fit(rows, values, sigma, degree, scale)
+        motion = _Motion(basis, t0, coeffs, cov, chi2, degree, n_eq, scale)
         if best is not None and best.chi2 - chi2 <= CHI2_SIGNIFICANT_2:
             break
         best = motion
@@ -360,14 +367,16 @@ def _grow(seed, by_frame, used, cfg, n_frames):
                 continue
             d = _angle(a.unit, motion.position(a.t_s)[0])
             gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor + model_error(a.t_s)
-            if d >= gate or not _rates_agree(a.velocity, motion.velocity_rad_s(a.t_s), cfg.streak_rate_tolerance):
+            velocity = motion.velocity_rad_s(a.t_s)
+            if d >= gate or np.linalg.norm(velocity) > a.max_rate or \
+                    not _rates_agree(a.velocity, velocity, cfg.streak_rate_tolerance):
                 continue
             score, trial = d, None
             if with_velocities:
                 trial = _fit_motion(members + [a], cfg.max_degree, cfg)
                 if not _acceptable(members + [a], trial, cfg):
                     continue
-                score = trial.chi2
+                score = trial.chi2 - trial.dof  # candidates may add different numbers of equations
             if score < best_score:
                 best, best_score, best_motion = a, score, trial
         if best is not None:
@@ -453,7 +462,8 @@ def _acceptable(members, motion, cfg) -> bool:
     """Fit consistent with the errors (positions and streak velocities together), and moving."""
     dof = max(motion.dof, 1)
     speed = np.linalg.norm(motion.velocity_rad_s(motion.t0_s))
-    limit = cfg.short_chi2_per_dof if len(members) < cfg.short_frames else cfg.gate_sigma ** 2
+    strict = len(members) < cfg.short_frames or any(m.velocity is not None for m in members)
+    limit = cfg.short_chi2_per_dof if strict else cfg.gate_sigma ** 2
     return motion.chi2 / dof <= limit and speed >= np.radians(cfg.min_rate_deg_s)
 
 

@@ -6,7 +6,9 @@ import pytest
 from astropy.table import Table
 from astropy.time import Time
 
+from aposos.config import load_station
 from aposos.directions import radec_deg, unit_from_radec
+from aposos.simulate import satellites
 from aposos.link import link
 
 T0 = Time("2026-11-21T20:00:00", scale="utc")
@@ -113,3 +115,151 @@ def test_three_frame_point_sequences_link_without_false_tracklets():
             if (obj == k).sum() == 3:  # seen in all three frames
                 assert len(set(out["tracklet"][obj == k])) == 1 and out["tracklet"][obj == k][0] >= 0
     assert false_links == 0
+
+
+# --- LEO passes as streaks in sidereal frames, from the simulator's truth (skyfield path) ---------
+
+NIGHT = Time("2026-11-20T15:10:00", scale="utc")  # Iran, dusk: LEO passes sunlit
+
+
+def _leo_passes(rng, n):
+    """Designed LEOs culminating near the station at staggered times, varied heights and tracks."""
+    from aposos.simulate import tles as simtles
+
+    st = load_station("iran")
+    out = []
+    for k in range(n):
+        t_pass = NIGHT + (60.0 * k + rng.uniform(-40, 40)) * u.s
+        tle = simtles.designed_leo(71000 + k, t_pass, st.lat_deg + rng.uniform(-8, 8), st.lon_deg + rng.uniform(-8, 8),
+                                   alt_km=rng.uniform(500, 1200), inc_deg=rng.uniform(55, 98),
+                                   descending=bool(rng.random() < 0.5))
+        out.append((tle, t_pass))
+    return st, out
+
+
+def _streak_rows(o, j, t_open, exposure_s, sigma_end, frame, src, rng, label):
+    """Centre and two ends (order scrambled, times open/close unresolved) of one streak."""
+    rows = []
+    order = rng.permutation(2)
+    for kind, which, end, sig in (("streak_centre", 1, -1, sigma_end / 2), ("streak_end", 2 * order[0], 0, sigma_end),
+                                  ("streak_end", 2 * order[1], 1, sigma_end)):
+        ra, dec = o["ra_deg"][3 * j + which], o["dec_deg"][3 * j + which]
+        n = rng.normal(0, sig / 3600, 2)
+        t = t_open + (exposure_s / 2 if kind == "streak_centre" else (0.0 if end == 0 else exposure_s)) * u.s
+        rows.append((t, ra + n[0] / np.cos(np.radians(dec)), dec + n[1], sig, src, kind, end, frame, "sidereal",
+                     exposure_s, label, which))
+    return rows
+
+
+def _false_rows(rng, centre_ra, centre_dec, t_open, exposure_s, frame, src, n_streaks, n_points):
+    """False streaks (random length up to 200 px at 10"/px, random direction) and noise points."""
+    rows = []
+    for _ in range(n_streaks):
+        c = unit_from_radec(centre_ra + rng.uniform(-0.9, 0.9) / np.cos(np.radians(centre_dec)),
+                            centre_dec + rng.uniform(-0.9, 0.9))
+        ra_c, dec_c = radec_deg(c)
+        half = rng.uniform(10, 1000) / 3600
+        pa = rng.uniform(0, 2 * np.pi)
+        d_ra, d_dec = half * np.sin(pa) / np.cos(np.radians(dec_c)), half * np.cos(pa)
+        o = {"ra_deg": [ra_c - d_ra, ra_c, ra_c + d_ra], "dec_deg": [dec_c - d_dec, dec_c, dec_c + d_dec]}
+        rows += _streak_rows(o, 0, t_open, exposure_s, rng.uniform(1, 3), frame, src, rng, -2)
+        src += 1
+    for _ in range(n_points):
+        rows.append((t_open + exposure_s / 2 * u.s, centre_ra + rng.uniform(-0.9, 0.9) / np.cos(np.radians(centre_dec)),
+                     centre_dec + rng.uniform(-0.9, 0.9), 1.0, src, "point", -1, frame, "sidereal", exposure_s, -2, -1))
+        src += 1
+    return rows, src
+
+
+def _streak_night(seed, n_leo=4, cadence_s=20.0, exposure_s=1.0):
+    """LEO passes (3-6 frames each, each frame re-pointed on the pass) and a GEO sequence in
+    sidereal frames, with false streaks, noise points and static faint stars. Returns the
+    observations (with ``truth`` object label and ``truth_end`` 0 open / 1 mid / 2 close)
+    and per object (tle, frame times)."""
+    rng = np.random.default_rng(seed)
+    st, passes = _leo_passes(rng, n_leo)
+    rows, objects, src = [], [], 0
+    for k, (tle, t_pass) in enumerate(passes):
+        n_frames = int(rng.integers(3, 7))
+        t_opens = t_pass + (np.arange(n_frames) * cadence_s - rng.uniform(0, cadence_s * (n_frames - 1))) * u.s
+        times = Time(np.concatenate([[t, t + exposure_s / 2 * u.s, t + exposure_s * u.s] for t in t_opens]))
+        o = satellites.observe(tle, st, times)
+        objects.append((tle, t_opens))
+        for j, t_open in enumerate(t_opens):
+            frame = f"leo{k}_{j}.fits"
+            rows += _streak_rows(o, j, t_open, exposure_s, rng.uniform(1, 3), frame, src, rng, k)
+            src += 1
+            more, src = _false_rows(rng, o["ra_deg"][3 * j + 1], o["dec_deg"][3 * j + 1], t_open, exposure_s, frame,
+                                    src, n_streaks=6, n_points=5)
+            rows += more
+    # a GEO sequence: 8 s sidereal exposures every 30 s, same field, static faint stars
+    from aposos.simulate import tles as simtles
+
+    geo = simtles.designed_geo(72000, NIGHT, st.lon_deg + rng.uniform(-20, 20), inc_deg=rng.uniform(0, 5))
+    t_opens = NIGHT + 1800 * u.s + np.arange(5) * 30.0 * u.s
+    times = Time(np.concatenate([[t, t + 4 * u.s, t + 8 * u.s] for t in t_opens]))
+    o = satellites.observe(geo, st, times)
+    objects.append((geo, t_opens))
+    stars = [(o["ra_deg"][1] + rng.uniform(-0.8, 0.8), o["dec_deg"][1] + rng.uniform(-0.8, 0.8)) for _ in range(20)]
+    for j, t_open in enumerate(t_opens):
+        frame = f"geo_{j}.fits"
+        rows += _streak_rows(o, j, t_open, 8.0, rng.uniform(1, 3), frame, src, rng, n_leo)
+        src += 1
+        for ra, dec in stars:
+            rows.append((t_open + 4 * u.s, ra, dec, 1.0, src, "point", -1, frame, "sidereal", 8.0, -1, -1))
+            src += 1
+        more, src = _false_rows(rng, o["ra_deg"][1], o["dec_deg"][1], t_open, 8.0, frame, src, n_streaks=3, n_points=5)
+        rows += more
+    obs = Table(rows=rows, names=("time", "ra_deg", "dec_deg", "sigma_arcsec", "source_index", "kind", "end", "frame",
+                                  "tracking", "exposure_s", "truth", "truth_end"))
+    obs["time"] = Time(list(obs["time"]))
+    return st, obs, objects
+
+
+@pytest.fixture(scope="module")
+def streak_nights():
+    out = []
+    for seed in range(4):
+        st, obs, objects = _streak_night(seed)
+        tracklets, linked = link(obs)
+        out.append((st, obs, objects, tracklets, linked))
+    return out
+
+
+def test_streak_sequences_each_one_pure_tracklet_and_no_false_tracklets(streak_nights):
+    n_objects = n_false = 0
+    for st, obs, objects, tracklets, linked in streak_nights:
+        label = np.asarray(obs["truth"])
+        for k in range(len(objects)):
+            ids = set(linked["tracklet"][label == k])
+            assert len(ids) == 1 and -1 not in ids, f"object {k} split or unlinked: {ids}"
+            n_objects += 1
+        for tid in tracklets["tracklet"]:
+            members = set(label[linked["tracklet"] == tid])
+            n_false += len(members) > 1 or min(members) < 0
+        assert len(tracklets) == len(objects)
+    print(f"streak nights: {n_objects} objects (LEO 3-6 frames, GEO 5 frames), {n_false} false tracklets")
+    assert n_false == 0
+
+
+def test_streak_direction_resolved_and_tracklet_matches_truth(streak_nights):
+    pos_err, rate_err = [], []
+    for st, obs, objects, tracklets, linked in streak_nights:
+        ends = (np.asarray(obs["kind"]) == "streak_end") & (np.asarray(linked["tracklet"]) >= 0)
+        truth_open = np.asarray(obs["truth_end"])[ends] == 0
+        assert np.all(truth_open == (np.asarray(linked["end"])[ends] == 0))
+        t_open_truth = np.isclose(((linked["time"][ends] - obs["time"][ends]).to_value("s")), 0) | ~truth_open
+        assert np.all(t_open_truth | (np.asarray(linked["end"])[ends] == 0))
+        for row in tracklets:
+            k = int(np.asarray(obs["truth"])[linked["tracklet"] == row["tracklet"]][0])
+            o = satellites.observe(objects[k][0], st, Time([row["t_ref"]]))
+            d_ra = (row["ra_deg"] - o["ra_deg"][0]) * np.cos(np.radians(o["dec_deg"][0]))
+            pos_err.append(np.hypot(d_ra, row["dec_deg"] - o["dec_deg"][0]) * 3600)
+            true_rate = np.hypot(o["rate_ra_arcsec_s"][0], o["rate_dec_arcsec_s"][0])
+            rate = np.hypot(row["ra_rate_deg_s"], row["dec_rate_deg_s"]) * 3600
+            rate_err.append(abs(rate - true_rate) / true_rate * 100)
+    pos_err, rate_err = np.array(pos_err), np.array(rate_err)
+    print(f"tracklet position vs truth: median {np.median(pos_err):.2f}\", max {pos_err.max():.2f}\"; "
+          f"rate: median {np.median(rate_err):.3f} %, max {rate_err.max():.3f} %")
+    assert np.median(pos_err) < 1.5 and pos_err.max() < 5.0
+    assert np.median(rate_err) < 0.1 and rate_err.max() < 0.5
