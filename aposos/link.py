@@ -181,7 +181,10 @@ CHI2_SIGNIFICANT_2 = 11.8  # chi-square with 2 degrees of freedom at 99.7 %: two
 
 
 def _fit_motion(members, max_degree=3, cfg=None) -> _Motion:
-    """Fit positions and streak velocities together; raise the degree while it pays (chi-square test).
+    """Fit positions and streak velocities together; raise the degree while it pays.
+
+    The degree goes up while the fit is poor (chi-square per degree of freedom above
+    ``short_chi2_per_dof``) or the next degree lowers the chi-square significantly.
 
     Streak velocities have an unknown sign: each takes the sign of the along-track motion
     between the members' positions. Along track, each equation's sigma includes the motion
@@ -229,8 +232,9 @@ def _fit_motion(members, max_degree=3, cfg=None) -> _Motion:
             break
         coeffs, chi2, cov = _fit(rows, values, sigma, degree, scale)
         motion = _Motion(basis, t0, coeffs, cov, chi2, degree, n_eq, scale)
-        if best is not None and best.chi2 - chi2 <= CHI2_SIGNIFICANT_2:
-            break
+        if best is not None and best.chi2 - chi2 <= CHI2_SIGNIFICANT_2 and \
+                best.chi2 <= cfg.short_chi2_per_dof * max(best.dof, 1):
+            break  # the lower degree fits and the higher one is not significantly better
         best = motion
     return best
 
@@ -391,10 +395,11 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
     -------
     tracklets : Table
         One row per tracklet: ``tracklet`` (int id), ``n_frames``, ``t_ref`` (UTC Time,
-        mean of the anchor times), ``ra_deg``, ``dec_deg`` (at ``t_ref``),
+        the anchor time nearest the mean anchor time), ``ra_deg``, ``dec_deg`` (at ``t_ref``),
         ``ra_rate_deg_s`` (dRA/dt * cos(dec)), ``dec_rate_deg_s``, ``sigma_arcsec``
         (position at ``t_ref``, per axis), ``rms_arcsec`` (anchor residuals), ``degree``
-        (1: constant rate; 2: curvature), ``t_first``, ``t_last`` (UTC Time).
+        (of the along- and cross-track polynomials: 1 great circle at constant rate; 2-5 rate change
+        and curvature, for streak arcs), ``t_first``, ``t_last`` (UTC Time).
     observations : Table
         A copy of ``obs`` with a ``tracklet`` column (-1: not linked), a ``static`` column
         (True: found again at the same place in other frames) and, for the ends of linked
@@ -490,12 +495,12 @@ def _assign(out, members, tid, motion, unit_all, t_all, frame_index):
 
 
 def _tracklet_row(tid, members, motion, t0):
-    tm = motion.t0_s
+    times = np.array([m.t_s for m in members])
+    tm = float(times[np.argmin(np.abs(times - motion.t0_s))])  # a measured instant: no interpolation
     pos = motion.position(tm)[0]
     velocity = motion.velocity_rad_s(tm)
     ra, dec = radec_deg(pos)
     east, north, _ = _basis(pos)
-    times = np.array([m.t_s for m in members])
     unit = np.array([m.unit for m in members])
     resid = [_angle(a, b) for a, b in zip(unit, motion.position(times))]
     return {"tracklet": tid, "n_frames": len(members), "t_ref": t0 + tm * u.s, "ra_deg": float(ra),
