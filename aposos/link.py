@@ -50,6 +50,7 @@ class LinkConfig:
     max_rate_deg_s: float = 2.0         # fastest object to link (LEO near zenith: ~1-2 deg/s)
     min_rate_deg_s: float = 2e-4        # slower than this is a static source (0.7 arcsec/s)
     max_gap_frames: int = 3             # frames an object may be missed between detections
+    max_gap_s: float = 900.0            # ... and the longest time between detections
     min_frames: int = 3                 # frames for a tracklet of points (streaks: 2, their
                                         # own velocities must agree with the motion)
     short_frames: int = 4               # tracklets with fewer frames than this ...
@@ -64,8 +65,9 @@ class LinkConfig:
     static_min_frames: int = 2          # ... when seen in this many other frames
     time_sigma_s: float = 1e-3          # frame timing uncertainty: moves positions along track
     exposure_sigma_s: float = 1e-3      # shutter-duration uncertainty: scales streak rates
-    streak_model_tolerance: float = 0.05  # growth reach for streak tracklets: this fraction of the
-                                        # extrapolated motion (rate change, curvature)
+    streak_acceleration: float = 0.005  # 1/s: growth reach of streak tracklets allows an unmodelled
+                                        # angular acceleration of this fraction of the rate per second
+                                        # (LEO: the rate changes by several % in 20 s)
     max_degree: int = 5                 # highest polynomial degree (streak arcs of tens of degrees)
 
 
@@ -261,6 +263,10 @@ def _anchors(obs: Table, t0: Time, cfg):
     frames, frame_index = np.unique(np.asarray(obs["frame"]).astype(str), return_inverse=True)
     unit = unit_from_radec(np.asarray(obs["ra_deg"], float), np.asarray(obs["dec_deg"], float))
     t_s = (obs["time"] - t0).to_value("s")
+    # frames numbered in time order (names need not sort by time)
+    first = np.full(len(frames), np.inf)
+    np.minimum.at(first, frame_index, t_s)
+    frame_index = np.argsort(np.argsort(first, kind="stable"), kind="stable")[frame_index]
     sigma = np.asarray(obs["sigma_arcsec"], float) / ARCSEC_PER_RAD
     kind = np.asarray(obs["kind"]).astype(str)
     end = np.asarray(obs["end"])
@@ -336,8 +342,8 @@ def _grow(seed, by_frame, used, cfg, n_frames):
     """Grow a tracklet from a seed pair, nearest frames first; returns (members, motion).
 
     Point tracklets take the nearest anchor within the gate. Tracklets with streaks carry
-    their velocities, so the extrapolation is good to a few per cent of the motion
-    (``streak_model_tolerance`` widens the gate by that much) and among the anchors in the gate
+    their velocities, so the extrapolation is off only by the unmodelled acceleration
+    (``streak_acceleration`` widens the gate by that much) and among the anchors in the gate
     the one whose joint refit (positions and velocities) has the lowest chi-square, and passes
     :func:`_acceptable`, is attached.
     """
@@ -363,7 +369,7 @@ def _grow(seed, by_frame, used, cfg, n_frames):
             if not with_velocities:
                 return 0.0
             lever = min(abs(t_s - m.t_s) for m in members)
-            return cfg.streak_model_tolerance * np.linalg.norm(motion.velocity_rad_s(t_s)) * lever
+            return 0.5 * cfg.streak_acceleration * np.linalg.norm(motion.velocity_rad_s(t_s)) * lever ** 2
 
         reach = cfg.gate_sigma * np.hypot(index.max_sigma, motion.sigma_rad(index.t_s)[0]) + floor
         for a in index.near(predicted, 2 * reach + model_error(index.t_s)):
@@ -372,6 +378,8 @@ def _grow(seed, by_frame, used, cfg, n_frames):
             d = _angle(a.unit, motion.position(a.t_s)[0])
             gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor + model_error(a.t_s)
             velocity = motion.velocity_rad_s(a.t_s)
+            if min(abs(a.t_s - m.t_s) for m in members) > cfg.max_gap_s:
+                continue
             if d >= gate or np.linalg.norm(velocity) > a.max_rate or \
                     not _rates_agree(a.velocity, velocity, cfg.streak_rate_tolerance):
                 continue

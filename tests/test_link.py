@@ -129,7 +129,7 @@ def _leo_passes(rng, n):
     st = load_station("iran")
     out = []
     for k in range(n):
-        t_pass = NIGHT + (60.0 * k + rng.uniform(-40, 40)) * u.s
+        t_pass = NIGHT + (240.0 * k + rng.uniform(-20, 20)) * u.s  # one pass after the other
         tle = simtles.designed_leo(71000 + k, t_pass, st.lat_deg + rng.uniform(-8, 8), st.lon_deg + rng.uniform(-8, 8),
                                    alt_km=rng.uniform(500, 1200), inc_deg=rng.uniform(55, 98),
                                    descending=bool(rng.random() < 0.5))
@@ -172,7 +172,8 @@ def _false_rows(rng, centre_ra, centre_dec, t_open, exposure_s, frame, src, n_st
 
 
 def _streak_night(seed, n_leo=4, cadence_s=20.0, exposure_s=1.0):
-    """LEO passes (3-6 frames each, each frame re-pointed on the pass) and a GEO sequence in
+    """LEO passes (3-6 frames each, each frame re-pointed on the pass, 15 % of detections missed
+    beyond the third frame) and a GEO sequence in
     sidereal frames, with false streaks, noise points and static faint stars. Returns the
     observations (with ``truth`` object label and ``truth_end`` 0 open / 1 mid / 2 close)
     and per object (tle, frame times)."""
@@ -187,6 +188,11 @@ def _streak_night(seed, n_leo=4, cadence_s=20.0, exposure_s=1.0):
         objects.append((tle, t_opens))
         for j, t_open in enumerate(t_opens):
             frame = f"leo{k}_{j}.fits"
+            if n_frames > 3 and rng.random() < 0.15:  # missed: behind a star, a cloud
+                rows += _false_rows(rng, o["ra_deg"][3 * j + 1], o["dec_deg"][3 * j + 1], t_open, exposure_s, frame,
+                                    src, n_streaks=6, n_points=5)[0]
+                src += 11
+                continue
             rows += _streak_rows(o, j, t_open, exposure_s, rng.uniform(1, 3), frame, src, rng, k)
             src += 1
             more, src = _false_rows(rng, o["ra_deg"][3 * j + 1], o["dec_deg"][3 * j + 1], t_open, exposure_s, frame,
@@ -230,15 +236,19 @@ def test_streak_sequences_each_one_pure_tracklet_and_no_false_tracklets(streak_n
     n_objects = n_false = 0
     for st, obs, objects, tracklets, linked in streak_nights:
         label = np.asarray(obs["truth"])
+        frames = np.asarray(obs["frame"])
         for k in range(len(objects)):
             ids = set(linked["tracklet"][label == k])
-            assert len(ids) == 1 and -1 not in ids, f"object {k} split or unlinked: {ids}"
-            n_objects += 1
+            if len(set(frames[label == k])) >= 3:
+                assert len(ids) == 1 and -1 not in ids, f"object {k} split or unlinked: {ids}"
+                n_objects += 1
+            else:  # two detections: linked together or not at all
+                assert len(ids) == 1
         for tid in tracklets["tracklet"]:
             members = set(label[linked["tracklet"] == tid])
             n_false += len(members) > 1 or min(members) < 0
-        assert len(tracklets) == len(objects)
-    print(f"streak nights: {n_objects} objects (LEO 3-6 frames, GEO 5 frames), {n_false} false tracklets")
+    print(f"streak nights: {n_objects} objects seen in >= 3 frames (LEO 3-6 frames, GEO 5 frames), "
+          f"{n_false} false tracklets")
     assert n_false == 0
 
 
