@@ -179,7 +179,113 @@ class _Motion:
         return (p[1] - p[0]) / (2 * dt_s)
 
 
+class _ProjectiveMotion:
+    """Central projection of a 3-D polynomial motion: the model for streak tracklets.
+
+    Over a minute or two a satellite's topocentric position is a low-degree polynomial in time
+    (degree 1: straight line at constant speed; 2: plus gravity; 3: plus its turning), and its
+    direction is that vector's central projection. In gnomonic coordinates (X along track, Y
+    across, about the tracklet's great circle) this is ``X = Nx(tau) / D(tau)``,
+    ``Y = Ny(tau) / D(tau)`` with polynomials of degree ``k`` and ``D(0) = 1`` (the unknown
+    range scale): 3k + 2 parameters. Unlike polynomials in angle, this stays exact over the tens
+    of degrees a LEO sweeps near culmination.
+    """
+
+    def __init__(self, basis, t0_s, scale_s, degree, params, cov, chi2, n_equations):
+        self.basis, self.t0_s, self.scale_s, self.degree = basis, t0_s, scale_s, degree
+        self.params, self.cov, self.chi2, self.n_equations = params, cov, chi2, n_equations
+
+    @property
+    def dof(self) -> int:
+        return self.n_equations - (3 * self.degree + 2)
+
+    def _split(self):
+        k = self.degree
+        return self.params[:k + 1], self.params[k + 1:2 * k + 2], np.concatenate([[1.0], self.params[2 * k + 2:]])
+
+    def gnomonic(self, t_s, derivative=False):
+        """(X, Y) (n, 2) at ``t_s``, or their time derivatives (1/s)."""
+        dt = np.atleast_1d(np.asarray(t_s, float)) - self.t0_s
+        p, dp = _design(dt, self.degree, False, self.scale_s), _design(dt, self.degree, True, self.scale_s)
+        x, y, d = self._split()
+        den, dden = p @ d, dp @ d
+        xy = np.stack([p @ x, p @ y], axis=1) / den[:, None]
+        if not derivative:
+            return xy
+        return (np.stack([dp @ x, dp @ y], axis=1) - xy * dden[:, None]) / den[:, None]
+
+    def position(self, t_s):
+        a, b, pole = self.basis
+        xy = self.gnomonic(t_s)
+        v = a + xy[:, :1] * b + xy[:, 1:] * pole
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def sigma_rad(self, t_s):
+        """1-sigma per axis (RMS of the two) of the fitted position at ``t_s`` (radians)."""
+        dt = np.atleast_1d(np.asarray(t_s, float)) - self.t0_s
+        p = _design(dt, self.degree, False, self.scale_s)
+        x, y, d = self._split()
+        den = p @ d
+        xy = np.stack([p @ x, p @ y], axis=1) / den[:, None]
+        zero = np.zeros_like(p)
+        gx = np.concatenate([p, zero, -xy[:, :1] * p[:, 1:]], axis=1) / den[:, None]
+        gy = np.concatenate([zero, p, -xy[:, 1:] * p[:, 1:]], axis=1) / den[:, None]
+        var = np.einsum("ij,jk,ik->i", gx, self.cov, gx) + np.einsum("ij,jk,ik->i", gy, self.cov, gy)
+        return np.sqrt(var / 2) / (1 + np.sum(xy**2, axis=1))
+
+    def velocity_rad_s(self, t_s, dt_s=0.5):
+        p = self.position([t_s - dt_s, t_s + dt_s])
+        return (p[1] - p[0]) / (2 * dt_s)
+
+
+def _gnomonic(unit, basis):
+    a, b, pole = basis
+    c = unit @ a
+    return np.stack([unit @ b / c, unit @ pole / c], axis=-1)
+
+
+def _gnomonic_velocity(unit, velocity, basis):
+    a, b, pole = basis
+    c = unit @ a
+    return np.array([velocity @ b - (unit @ b) * (velocity @ a) / c, velocity @ pole - (unit @ pole) * (velocity @ a) / c]) / c
+
+
+def _fit_projective(dt, xy, sig, vdt, vxy, vsig, degree, scale, t0, basis, iterations=4):
+    """Weighted fit of :class:`_ProjectiveMotion` to positions ``xy`` (n, 2) at ``dt`` and rates
+    ``vxy`` (m, 2) at ``vdt`` (gnomonic, sigmas per axis): the equations ``N - X D = 0`` and
+    ``N' - X' D - X D' = 0`` are linear in the parameters; weights are refined with the fitted
+    ``D`` (a few iterations), and the chi-square is that of the true residuals."""
+    k = degree
+    p, vp, vdp = (_design(dt, k, False, scale), _design(vdt, k, False, scale), _design(vdt, k, True, scale))
+    den, vden = np.ones(len(dt)), np.ones(len(vdt))
+    vx_pos = np.empty((len(vdt), 2))
+    for i, t in enumerate(vdt):
+        vx_pos[i] = xy[np.argmin(np.abs(dt - t))]
+    zp, zv = np.zeros_like(p), np.zeros_like(vp)
+    for _ in range(iterations):
+        blocks = [
+            (np.concatenate([p, zp, -xy[:, :1] * p[:, 1:]], axis=1), xy[:, 0], sig[:, 0] * den),
+            (np.concatenate([zp, p, -xy[:, 1:] * p[:, 1:]], axis=1), xy[:, 1], sig[:, 1] * den),
+        ]
+        for axis in range(2):
+            lhs = [vdp if axis == 0 else zv, zv if axis == 0 else vdp,
+                   -vxy[:, axis:axis + 1] * vp[:, 1:] - vx_pos[:, axis:axis + 1] * vdp[:, 1:]]
+            blocks.append((np.concatenate(lhs, axis=1), vxy[:, axis], vsig[:, axis] * vden))
+        a = np.concatenate([b[0] / b[2][:, None] for b in blocks])
+        y = np.concatenate([b[1] / b[2] for b in blocks])
+        cov = np.linalg.pinv(a.T @ a)
+        params = cov @ (a.T @ y)
+        motion = _ProjectiveMotion(basis, t0, scale, k, params, cov, 0.0, 2 * (len(dt) + len(vdt)))
+        _, _, d = motion._split()
+        den, vden = np.abs(p @ d), np.abs(vp @ d)
+        vx_pos = motion.gnomonic(vdt + t0)
+    model, vmodel = motion.gnomonic(dt + t0), motion.gnomonic(vdt + t0, derivative=True)
+    motion.chi2 = float(np.sum(((model - xy) / sig) ** 2) + np.sum(((vmodel - vxy) / vsig) ** 2))
+    return motion
+
+
 CHI2_SIGNIFICANT_2 = 11.8  # chi-square with 2 degrees of freedom at 99.7 %: two more terms are real
+CHI2_SIGNIFICANT_3 = 14.2  # ... with 3 degrees of freedom
 
 
 def _fit_motion(members, max_degree=3, cfg=None) -> _Motion:
@@ -221,13 +327,14 @@ def _fit_motion(members, max_degree=3, cfg=None) -> _Motion:
         rows.append((np.array(vel_dt), True))
         values.append(np.array(vel_values))
         sigma.append(np.array(vel_sigma))
+    scale = max(float(np.abs(dt).max()), 1.0)
+    projective = None
+    if vel_dt:
+        projective = _select_projective(members, basis, t0, dt, sigma[0], np.array(vel_dt), np.array(vel_sigma),
+                                        max_degree, scale, cfg)
+        max_degree = min(max_degree, len(members))  # each axis keeps >= n - 1 degrees of freedom
     values, sigma = np.concatenate(values), np.concatenate(sigma)
     n_eq = 2 * len(values)
-    scale = max(float(np.abs(dt).max()), 1.0)
-    # a degree above 1 needs two spare equations; with velocities, also at most the number of
-    # members n (a Hermite polynomial of degree 2n - 1 would fit n positions and velocities
-    # exactly): each axis then keeps at least n - 1 degrees of freedom.
-    max_degree = min(max_degree, len(members)) if vel_dt else max_degree
     best = None
     for degree in range(1, max(max_degree, 1) + 1):
         if degree > 1 and 2 * (degree + 1) > n_eq - 2:
@@ -237,6 +344,39 @@ def _fit_motion(members, max_degree=3, cfg=None) -> _Motion:
         if best is not None and best.chi2 - chi2 <= CHI2_SIGNIFICANT_2 and \
                 best.chi2 <= cfg.short_chi2_per_dof * max(best.dof, 1):
             break  # the lower degree fits and the higher one is not significantly better
+        best = motion
+    if projective is not None and _information(projective) < _information(best):
+        return projective
+    return best
+
+
+def _information(motion) -> float:
+    """Akaike's criterion (chi-square + 2 x parameters): which model the data support."""
+    return motion.chi2 + 2 * (motion.n_equations - motion.dof)
+
+
+def _select_projective(members, basis, t0, dt, sig, vdt, vsig, max_degree, scale, cfg):
+    """The projective motion of the lowest adequate degree (1-3) for a tracklet with streaks."""
+    unit = np.array([m.unit for m in members])
+    xy = _gnomonic(unit, basis)
+    stretch = 1 + np.sum(xy**2, axis=1)  # gnomonic coordinates per radian on the sky
+    x_rate = np.polyfit(dt, xy[:, 0], 1)[0] if np.ptp(dt) > 0 else 0.0
+    with_v = [k for k, m in enumerate(members) if m.velocity is not None]
+    vxy = np.array([_gnomonic_velocity(members[k].unit, members[k].velocity, basis) for k in with_v])
+    vxy *= np.where(vxy[:, 0] * x_rate < 0, -1.0, 1.0)[:, None]  # streak direction: along the motion
+    n_eq = 2 * (len(members) + len(with_v))
+    best = None
+    for degree in range(1, min(max_degree, 3) + 1):
+        if 3 * degree + 2 > n_eq - (0 if degree == 1 else 1) or degree > len(members):
+            break
+        motion = _fit_projective(dt, xy, sig * stretch[:, None], vdt, vxy, vsig * stretch[with_v, None], degree,
+                                 scale, t0, basis)
+        span = np.linspace(dt.min() - scale, dt.max() + scale, 9)
+        if np.any(_design(span, degree, False, scale) @ motion._split()[2] < 0.5):
+            break  # the range would halve or vanish within the arc: not a physical motion
+        if best is not None and best.chi2 - motion.chi2 <= CHI2_SIGNIFICANT_3 and \
+                best.chi2 <= cfg.short_chi2_per_dof * max(best.dof, 1):
+            break
         best = motion
     return best
 
@@ -393,6 +533,7 @@ def _grow(seed, by_frame, used, cfg, n_frames):
                 best, best_score, best_motion = a, score, trial
         if best is not None:
             members.append(best)
+            tried.clear()  # the better motion may now reach frames that failed before
             motion = best_motion or _fit_motion(members, cfg.max_degree, cfg)
 
 
@@ -431,7 +572,7 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
     by_frame = {f: _FrameIndex(la) for f, la in moving.items()}
     used: set[int] = set()
     rows = []
-    for _, _, a, b in _seed_pairs(by_frame, n_frames, cfg):
+    for *_, a, b in _seed_pairs(by_frame, n_frames, cfg):
         if a.index in used or b.index in used:
             continue
         members, motion = _grow((a, b), by_frame, used, cfg, n_frames)
@@ -446,7 +587,8 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
 
 
 def _seed_pairs(by_frame, n_frames, cfg):
-    """Candidate pairs (gap, speed, a, b) in nearby frames, kinematically possible, best first."""
+    """Candidate pairs (not both streaks, gap, speed, a, b) in nearby frames, kinematically possible,
+    best first: pairs of streaks (their velocities constrain the motion), then nearest frames, slowest."""
     pairs = []
     min_rate = np.radians(cfg.min_rate_deg_s)
     for f, index_f in by_frame.items():
@@ -466,14 +608,16 @@ def _seed_pairs(by_frame, n_frames, cfg):
                         continue
                     if _rates_agree(a.velocity, velocity, cfg.streak_rate_tolerance) and \
                             _rates_agree(b.velocity, velocity, cfg.streak_rate_tolerance):
-                        pairs.append((g - f, speed, a, b))
-    pairs.sort(key=lambda p: (p[0], p[1]))
+                        pairs.append((a.velocity is None or b.velocity is None, g - f, speed, a, b))
+    pairs.sort(key=lambda p: p[:3])
     return pairs
 
 
 def _acceptable(members, motion, cfg) -> bool:
     """Fit consistent with the errors (positions and streak velocities together), and moving."""
-    dof = max(motion.dof, 1)
+    if motion.dof < 1:
+        return False
+    dof = motion.dof
     speed = np.linalg.norm(motion.velocity_rad_s(motion.t0_s))
     strict = len(members) < cfg.short_frames or any(m.velocity is not None for m in members)
     limit = cfg.short_chi2_per_dof if strict else cfg.gate_sigma ** 2
