@@ -11,22 +11,41 @@ centre):
    in ``static_min_frames`` other frames: stars too faint for the catalog) are set aside;
 1. seeds: pairs of anchors in nearby frames whose implied angular rate is below
    ``max_rate_deg_s`` and, for streaks, agrees with the streak's own length and direction;
-2. growth: each seed's constant-rate motion is predicted into the other frames and the
-   nearest anchor within a gate (``gate_sigma`` times the combined uncertainty plus a floor)
-   is attached; the motion is refitted after each attachment;
-3. acceptance: at least ``min_frames`` frames (short tracklets must fit within
-   ``short_chi2_per_dof``), RMS consistent with the measurement errors,
-   and a rate above ``min_rate_deg_s`` (static sources -- stars missing from the catalog --
-   are not satellites).
+   pairs of streaks first, then nearest frames, slowest motion;
+2. growth: each seed's motion is predicted into the other frames (nearest first, frames
+   numbered in time order) and the nearest anchor within a gate (``gate_sigma`` times the
+   combined uncertainty plus a floor) is attached; the motion is refitted after each
+   attachment, and frames that failed are tried again with it;
+3. acceptance: at least ``min_frames`` frames (short tracklets and every tracklet with
+   streaks must fit within ``short_chi2_per_dof``), chi-square consistent with the
+   measurement errors, and a rate above ``min_rate_deg_s`` (static sources -- stars missing
+   from the catalog -- are not satellites).
+
+Streaks carry their own velocity (end points / exposure, sigma from the ends' sigma plus
+``exposure_sigma_s``; sign from the direction of motion between frames), so a tracklet with
+streaks is fitted to positions *and* velocities together: 4 equations per frame, real degrees
+of freedom even for 3 frames of a LEO whose angular rate changes by several per cent between
+them. The same joint chi-square picks the member in each frame during growth (among the
+anchors within a gate widened by an unmodelled angular acceleration, ``streak_acceleration``).
 
 For streaks, the fitted direction of motion resolves which end was recorded at shutter open:
 :func:`link` returns the observations with resolved times (``time`` of each end set to the
 frame's open or close instant, ``end`` = 0 at open, 1 at close).
 
-The motion model is a polynomial in time of the along-track and cross-track angles about
-the tracklet's best-fitting great circle (refitted as it grows): degree 1 is exactly a great
-circle at constant rate; degree 2 (rate change, small-circle curvature: LEO near culmination,
-long arcs) is used when a chi-square test finds it significant.
+Two motion models, both about the tracklet's best-fitting great circle (refitted as it grows):
+
+* *angles*: polynomials in time of the along-track and cross-track angles; degree 1 is
+  exactly a great circle at constant rate; higher degrees (rate change, cross-track
+  curvature) when the fit is poor or the next degree is significantly better (chi-square);
+  with streaks the degree is at most the number of members;
+* *projective* (tracklets with streaks): the direction of a topocentric position that is a
+  polynomial in time (1: straight line at constant speed, 2: plus gravity, 3: long arcs),
+  i.e. gnomonic coordinates ``X = Nx / D``, ``Y = Ny / D`` (rational in time). This is what a
+  LEO does: it stays exact over the tens of degrees of a pass near culmination, where
+  polynomials in angle fail (cross-track curvature, the arctangent-like along-track angle).
+
+Positions are per axis: along track the sigma includes the motion times ``time_sigma_s``.
+The model with the lower Akaike criterion (chi-square + 2 x parameters) is kept.
 """
 
 from __future__ import annotations
@@ -546,9 +565,11 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
         One row per tracklet: ``tracklet`` (int id), ``n_frames``, ``t_ref`` (UTC Time,
         the anchor time nearest the mean anchor time), ``ra_deg``, ``dec_deg`` (at ``t_ref``),
         ``ra_rate_deg_s`` (dRA/dt * cos(dec)), ``dec_rate_deg_s``, ``sigma_arcsec``
-        (position at ``t_ref``, per axis), ``rms_arcsec`` (anchor residuals), ``degree``
-        (of the along- and cross-track polynomials: 1 great circle at constant rate; 2-5 rate change
-        and curvature, for streak arcs), ``t_first``, ``t_last`` (UTC Time).
+        (position at ``t_ref``, per axis), ``rms_arcsec`` (anchor residuals), ``model``
+        ('angles': polynomials in along- and cross-track angle, ``degree`` 1 a great circle at
+        constant rate, 2-5 rate change and curvature; 'projective': central projection of a 3-D
+        polynomial motion, ``degree`` 1 straight line, 2 with gravity, 3 long arcs),
+        ``degree``, ``t_first``, ``t_last`` (UTC Time).
     observations : Table
         A copy of ``obs`` with a ``tracklet`` column (-1: not linked), a ``static`` column
         (True: found again at the same place in other frames) and, for the ends of linked
@@ -660,15 +681,16 @@ def _tracklet_row(tid, members, motion, t0):
             "dec_rate_deg_s": float(np.degrees(velocity @ north)),
             "sigma_arcsec": float(motion.sigma_rad(tm)[0]) * ARCSEC_PER_RAD,
             "rms_arcsec": float(np.sqrt(np.mean(np.square(resid)))) * ARCSEC_PER_RAD,
-            "degree": motion.degree, "t_first": t0 + times.min() * u.s, "t_last": t0 + times.max() * u.s}
+            "degree": motion.degree, "model": "projective" if isinstance(motion, _ProjectiveMotion) else "angles",
+            "t_first": t0 + times.min() * u.s, "t_last": t0 + times.max() * u.s}
 
 
 def _tracklet_table(rows) -> Table:
     names = ("tracklet", "n_frames", "t_ref", "ra_deg", "dec_deg", "ra_rate_deg_s", "dec_rate_deg_s",
-             "sigma_arcsec", "rms_arcsec", "degree", "t_first", "t_last")
+             "sigma_arcsec", "rms_arcsec", "degree", "model", "t_first", "t_last")
     times = ("t_ref", "t_first", "t_last")
     tab = Table({n: [r[n] for r in rows] for n in names if n not in times},
-                dtype=[np.int64, int, float, float, float, float, float, float, int])
+                dtype=[np.int64, int, float, float, float, float, float, float, int, "U10"])
     for c in times:
         tab[c] = Time([r[c] for r in rows]) if rows else Time([], format="mjd", scale="utc")
     for col, unit in (("ra_deg", "deg"), ("dec_deg", "deg"), ("ra_rate_deg_s", "deg/s"),
