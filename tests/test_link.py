@@ -273,3 +273,38 @@ def test_streak_direction_resolved_and_tracklet_matches_truth(streak_nights):
           f"rate: median {np.median(rate_err):.3f} %, max {rate_err.max():.3f} %")
     assert np.median(pos_err) < 1.5 and pos_err.max() < 5.0
     assert np.median(rate_err) < 0.1 and rate_err.max() < 0.5
+
+
+def print_streak_figures(n_nights: int) -> None:
+    """Linking figures over ``n_nights`` simulated streak nights: ``python tests/test_link.py 20``."""
+    n3 = ok3 = false = n_ends = ok_ends = 0
+    pos, rate = [], []
+    for seed in range(n_nights):
+        st, obs, objects = _streak_night(seed)
+        tr, out = link(obs)
+        lab, frames = np.asarray(obs["truth"]), np.asarray(obs["frame"])
+        for k in range(len(objects)):
+            if len(set(frames[lab == k])) >= 3:
+                n3 += 1
+                ids = set(out["tracklet"][lab == k])
+                ok3 += len(ids) == 1 and -1 not in ids and set(lab[out["tracklet"] == min(ids)]) == {k}
+        for tid in tr["tracklet"]:
+            m = set(lab[out["tracklet"] == tid]); false += len(m) > 1 or min(m) < 0
+        e = (np.asarray(obs["kind"]) == "streak_end") & (np.asarray(out["tracklet"]) >= 0)
+        n_ends += e.sum(); ok_ends += np.sum((np.asarray(obs["truth_end"])[e] == 0) == (np.asarray(out["end"])[e] == 0))
+        for row in tr:
+            k = int(lab[out["tracklet"] == row["tracklet"]][0])
+            if k < 0: continue
+            o = satellites.observe(objects[k][0], st, Time([row["t_ref"]]))
+            pos.append(np.hypot((row["ra_deg"] - o["ra_deg"][0]) * np.cos(np.radians(o["dec_deg"][0])), row["dec_deg"] - o["dec_deg"][0]) * 3600)
+            tr_rate = np.hypot(o["rate_ra_arcsec_s"][0], o["rate_dec_arcsec_s"][0])
+            rate.append(abs(np.hypot(row["ra_rate_deg_s"], row["dec_rate_deg_s"]) * 3600 - tr_rate) / tr_rate * 100)
+    print(f"{n_nights} nights: objects seen in >=3 frames {n3}, one pure tracklet {ok3} ({100*ok3/n3:.1f} %); "
+          f"false tracklets {false}; streak ends resolved {ok_ends}/{n_ends}; position vs truth median "
+          f"{np.median(pos):.2f}\" p95 {np.percentile(pos, 95):.2f}\" max {np.max(pos):.2f}\"; rate median {np.median(rate):.3f} % max {np.max(rate):.3f} %")
+
+
+if __name__ == "__main__":
+    import sys
+
+    print_streak_figures(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
