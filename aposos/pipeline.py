@@ -138,9 +138,11 @@ def _map_local(fn, items):
 
 
 def _map_processes(fn, items, workers):
+    """Worker processes started with 'spawn': numba's OpenMP threading layer forbids fork()."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(fn, item) for item in items]
         for fut in as_completed(futures):
             yield fut.result()
