@@ -28,7 +28,8 @@ from numba import njit, prange
 from scipy import ndimage
 
 from ..errors import AposError
-from . import measure as ms
+from .measure import (COL, component_stats, group_runs, shape_from_moments, sharpness,
+                      windowed_centroids)
 from .background import Background, background, padded_grid, patch
 from .label import extract_runs, link_runs
 from .psf import estimate_fwhm
@@ -60,7 +61,7 @@ DEFAULTS = dict(
     minarea=3,                  # minimum pixels above analysis_thresh
     streak_min_length_px=8.0,   # shortest reported streak (fitted length)
     streak_min_elongation=1.8,  # a/b of the S-weighted moments of a streak candidate
-    streak_min_snr=8.0,         # fitted flux / its error for a streak
+    streak_min_snr=10.0,        # fitted flux / its error for a streak
     streak_max_excess=0.2,      # unexplained signal fraction of the line fit (plus noise)
     merge_gap_px=30.0,          # largest gap along a streak joined into one
     star_angle_deg=None,        # rate mode: expected star-trail angle (deg, from +x to +y)
@@ -75,7 +76,7 @@ COLUMNS = {  # name: (unit, description)
     "x_err": (u.pix, "1-sigma error of x"),
     "y_err": (u.pix, "1-sigma error of y"),
     "flux": (u.adu, "flux above background: PSF-weighted for points, fitted total for streaks"),
-    "flux_err": (u.adu, "1-sigma error of flux"),
+    "flux_err": (u.adu, "1-sigma error of flux (for streaks: with the fitted geometry fixed)"),
     "snr": (None, "flux / flux_err"),
     "sig": (None, "peak of the matched-filter significance map S (sigma)"),
     "peak": (u.adu, "highest background-subtracted pixel"),
@@ -175,16 +176,16 @@ class _Pass:
         self.ry, self.rx0, self.rx1 = extract_runs(self.sig, np.float32(cfg["analysis_thresh"]),
                                                    runs_per_row)
         comp, ncomp = link_runs(self.ry, self.rx0, self.rx1, 8)
-        self.order, self.offsets = ms.group_runs(comp, ncomp)
+        self.order, self.offsets = group_runs(comp, ncomp)
         gain = cfg["gain_e_per_adu"]
         ky, wy, kx, wx = bkg.weights()
-        self.stats = ms.component_stats(
+        self.stats = component_stats(
             image, self.sig, padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid), ky, wy, kx,
             wx, self.ry, self.rx0, self.rx1, self.order, self.offsets, saturation,
             0.0 if gain is None else 1.0 / gain, cfg["thresh"], cfg["blend_fraction"])
 
     def col(self, name):
-        return self.stats[:, ms.COL[name]]
+        return self.stats[:, COL[name]]
 
 
 def detect(image, mode: str = "sidereal", **config) -> Table:
@@ -274,9 +275,9 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     bgrid, rgrid = padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid)
     n = len(stats)
     keep = col("npix") >= cfg["minarea"]
-    a_s, b_s, th_s = ms.shape_from_moments(col("ssxx"), col("ssyy"), col("ssxy"))
-    a, b, theta = ms.shape_from_moments(col("sxx"), col("syy"), col("sxy"))
-    sharp = ms.sharpness(img, bgrid, ky, wy, kx, wx, col("xpk").astype(np.int64),
+    a_s, b_s, th_s = shape_from_moments(col("ssxx"), col("ssyy"), col("ssxy"))
+    a, b, theta = shape_from_moments(col("sxx"), col("syy"), col("sxy"))
+    sharp = sharpness(img, bgrid, ky, wy, kx, wx, col("xpk").astype(np.int64),
                          col("ypk").astype(np.int64)) if n else np.zeros(0)
     sharp_err = 3 * math.sqrt(1 + 1 / 8) * bkg.global_rms / np.maximum(col("peak"), 1e-30)
     is_sharp = sharp > _psf_sharpness(p.sigma) + np.maximum(cfg["sharp_margin"], sharp_err)
@@ -297,7 +298,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
 
     def points_of(idx):
-        x, y, xe, ye, f, fe, _ = ms.windowed_centroids(
+        x, y, xe, ye, f, fe, _ = windowed_centroids(
             img, bgrid, rgrid, ky, wy, kx, wx, col("sx")[idx].copy(), col("sy")[idx].copy(),
             p.sigma, gain_inv, 30, 1e-4)
         bad = ~np.isfinite(x) | ~np.isfinite(y)
@@ -306,13 +307,12 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     def fit_and_accept(g, avoid):
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
             return None
+        g = _extended(p.sig, g)
         members = list(g.members)
-        fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid)
-        peaks = _bright_peaks(p.sig, fit, bkg.global_rms, p.sigma)
-        if len(peaks) and fit.success:  # stars joined to the streak: mask them, fit again
+        peaks = _bright_peaks(p.sig, g.xc, g.yc, g.phi, g.length, p.sigma)
+        if len(peaks):  # stars joined to the streak: mask them
             avoid = peaks if avoid is None or not len(avoid) else np.concatenate([avoid, peaks])
-            fit = _fit_group(img, bkg, Line(*fit.params[:4], members, g.npieces), p.sigma, cfg,
-                             avoid)
+        fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid)
         row = _streak_row(fit, members, g.npieces, stats, flags, a, b, theta, img.shape, p.sigma, cfg)
         if row is None or not _uniform_along(p.sig, fit, bkg.global_rms):
             return None
@@ -355,10 +355,9 @@ def _bright_on(fit: StreakFit, x, y, f, sigma):
     return np.column_stack([x[sel], y[sel]])
 
 
-def _bright_peaks(sig, fit: StreakFit, rms, sigma):
-    """(x, y) of peaks of S on the streak's band far above the streak's own level ``F/(L rms)``
-    (stars joined to the streak by the analysis threshold)."""
-    xc, yc, phi, length, w, flux = fit.params
+def _bright_peaks(sig, xc, yc, phi, length, sigma):
+    """(x, y) of peaks of S on a streak's band far above the streak's own level (the median of
+    S along it): stars joined to the streak by the analysis threshold, masked from the fit."""
     band = 4 * sigma + 4
     half = 0.5 * length + band
     c, s = math.cos(phi), math.sin(phi)
@@ -367,8 +366,11 @@ def _bright_peaks(sig, fit: StreakFit, rms, sigma):
     x1 = min(nx, int(xc + half * abs(c) + band * abs(s)) + 2)
     y0 = max(0, int(yc - half * abs(s) - band * abs(c)))
     y1 = min(ny, int(yc + half * abs(s) + band * abs(c)) + 2)
+    prof = _profile_along(sig, xc, yc, phi, length, 0.9)
+    if x1 - x0 < 3 or y1 - y0 < 3 or len(prof) == 0:
+        return np.zeros((0, 2))
     cut = sig[y0:y1, x0:x1]
-    level = 3 * flux / max(length, 1.0) / rms + 5
+    level = 3 * max(float(np.median(prof)), 0.0) + 5
     peaks = (cut == ndimage.maximum_filter(cut, size=3)) & (cut > level)
     py, px = np.nonzero(peaks)
     px, py = px + x0, py + y0
@@ -381,8 +383,7 @@ def _bright_peaks(sig, fit: StreakFit, rms, sigma):
 def _refit_masked(streaks, x, y, f, p, rms, fit_and_accept):
     out = []
     for fit, row, members in streaks:
-        avoid = np.concatenate([_bright_on(fit, x, y, f, p.sigma),
-                                _bright_peaks(p.sig, fit, rms, p.sigma)])
+        avoid = _bright_on(fit, x, y, f, p.sigma)
         if len(avoid):
             xc, yc, phi, length = fit.params[:4]
             again = fit_and_accept(Line(xc, yc, phi, length, members, row["npieces"]), avoid)
@@ -408,8 +409,7 @@ def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f):
             res = fit_and_accept(groups[0], None)
             if res is None:
                 continue
-            avoid = np.concatenate([_bright_on(res[0], x, y, f, sigma),
-                                    _bright_peaks(p.sig, res[0], rms, sigma)])
+            avoid = _bright_on(res[0], x, y, f, sigma)
             if len(avoid):
                 res = fit_and_accept(_line_of(res), avoid) or res
             streaks = [s for k, s in enumerate(streaks) if k not in (i, j)] + [res]
@@ -467,7 +467,7 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
     """Row of an accepted streak, or None when the fit says it is not one."""
     xc, yc, phi, length, w, flux = fit.params
     err = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
-    flux_err = err[5] if np.isfinite(err[5]) and err[5] > 0 else np.nan
+    flux_err = fit.flux_err  # with the geometry fixed: a masked end must not hide the streak
     snr = flux / flux_err if flux_err > 0 else 0.0
     # a short line must explain the signal: pairs of stars leave > 20 % of it (beyond the
     # noise); long streaks may vary in brightness along the track (glints) and are not tested
@@ -490,8 +490,8 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
         f |= MERGED
     if not fit.success:
         f |= FIT_FAILED
-    main = max(members, key=lambda i: stats[i, ms.COL["npix"]])
-    col = lambda name: stats[members, ms.COL[name]]  # noqa: E731
+    main = max(members, key=lambda i: stats[i, COL["npix"]])
+    col = lambda name: stats[members, COL[name]]  # noqa: E731
     return dict(
         x=xc, y=yc, x_err=err[0], y_err=err[1], flux=flux, flux_err=flux_err, snr=snr,
         sig=col("smax").max(), peak=col("peak").max(), area=col("npix").sum(), a=a[main],
@@ -507,6 +507,38 @@ def _profile_along(sig, xc, yc, phi, length, frac=0.8):
     ys = np.rint(yc + t * math.sin(phi)).astype(int)
     ok = (xs >= 0) & (ys >= 0) & (xs < sig.shape[1]) & (ys < sig.shape[0])
     return sig[ys[ok], xs[ok]]
+
+
+def _extended(sig, g: Line, *, window=12.0, level=1.5, step=2.0) -> Line:
+    """The candidate line walked outwards along S while the streak continues.
+
+    Pieces of a faint streak (or a streak cut by the analysis threshold) are shorter than the
+    streak; beyond each end, the median of S over the next ``window`` px (best of the line and
+    its two 1-px parallels; a median so that a star beyond the end does not carry the walk on)
+    is tested against ``level`` sigma, in steps of ``step`` px.
+    """
+    c, s = math.cos(g.phi), math.sin(g.phi)
+    ny, nx = sig.shape
+    ends = []
+    for sign in (-1.0, 1.0):
+        t = 0.25 * g.length  # from the central half: the ends of a component may be a star's
+        while True:
+            tt = t + np.arange(0.0, window, 1.0)
+            best = -np.inf
+            for off in (-1.0, 0.0, 1.0):
+                xs = np.rint(g.xc + sign * tt * c - off * s).astype(int)
+                ys = np.rint(g.yc + sign * tt * s + off * c).astype(int)
+                ok = (xs >= 0) & (ys >= 0) & (xs < nx) & (ys < ny)
+                if ok.sum() < window / 2:
+                    continue
+                best = max(best, float(np.median(sig[ys[ok], xs[ok]])))
+            if best < level:
+                break
+            t += step
+        ends.append(t)
+    lo, hi = -ends[0], ends[1]
+    mid = 0.5 * (lo + hi)
+    return Line(g.xc + mid * c, g.yc + mid * s, g.phi, hi - lo, g.members, g.npieces)
 
 
 def _flat_profile(sig, xc, yc, phi, length) -> bool:

@@ -150,6 +150,7 @@ class StreakFit:
     success: bool
     npix: int
     excess: float = np.nan  # (chi^2 - n) / sum (model / sigma)^2: signal power not explained
+    flux_err: float = np.nan  # 1-sigma of F with the geometry fixed (the detection SNR's noise)
 
     @property
     def ends(self):
@@ -215,9 +216,10 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     excess = (float(r @ r) - len(z)) / max(signal, 1e-30)
     moved = math.hypot(params[0] - p0[0], params[1] - p0[1])
     ok = (bool(res.success) and bool(np.all(np.isfinite(params))) and abs(params[2] - p0[2]) < 1.0
-          and moved <= 0.5 * p0[3] + band and params[3] <= 2 * p0[3] + 4 * band
+          and moved <= 2 * p0[3] + 4 * band and params[3] <= 4 * p0[3] + 8 * band
           and params[5] > 0)
-    return StreakFit(params, cov, ok, len(z), excess)
+    flux_err = 1.0 / math.sqrt(max(float(jac[:, 5] @ jac[:, 5]), 1e-300))
+    return StreakFit(params, cov, ok, len(z), excess, flux_err)
 
 
 def fit_streaks(image, x0, y0, x1, y1, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=None):
