@@ -63,6 +63,7 @@ DEFAULTS = dict(
     streak_min_elongation=1.8,  # a/b of the S-weighted moments of a streak candidate
     streak_min_snr=10.0,        # fitted flux / its error for a streak
     streak_max_excess=0.2,      # unexplained signal fraction of the line fit (plus noise)
+    streak_max_excess_long=0.5,  # the same for streaks >= 40 px (real ones vary along track)
     merge_gap_px=30.0,          # largest gap along a streak joined into one
     star_angle_deg=None,        # rate mode: expected star-trail angle (deg, from +x to +y)
     star_length_px=None,        # rate mode: expected star-trail length (px)
@@ -469,11 +470,11 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
     err = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
     flux_err = fit.flux_err  # with the geometry fixed: a masked end must not hide the streak
     snr = flux / flux_err if flux_err > 0 else 0.0
-    # a short line must explain the signal: pairs of stars leave > 20 % of it (beyond the
-    # noise); long streaks may vary in brightness along the track (glints) and are not tested
+    # a line must explain the signal: pairs of stars leave > 20 % of it (beyond the noise);
+    # long streaks may vary in brightness along the track (glints) and get more room
     signal = snr**2
-    excess_ok = (length >= 40 or fit.excess <= cfg["streak_max_excess"]
-                 + 3 * math.sqrt(2 * fit.npix) / max(signal, 1e-30))
+    allowed = cfg["streak_max_excess"] if length < 40 else cfg["streak_max_excess_long"]
+    excess_ok = fit.excess <= allowed + 3 * math.sqrt(2 * fit.npix) / max(signal, 1e-30)
     ok = (length >= cfg["streak_min_length_px"] and snr >= cfg["streak_min_snr"]
           and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok)
     if not ok:
@@ -509,7 +510,7 @@ def _profile_along(sig, xc, yc, phi, length, frac=0.8):
     return sig[ys[ok], xs[ok]]
 
 
-def _extended(sig, g: Line, *, window=12.0, level=1.5, step=2.0) -> Line:
+def _extended(sig, g: Line, *, window=12.0, level=2.0, step=2.0) -> Line:
     """The candidate line walked outwards along S while the streak continues.
 
     Pieces of a faint streak (or a streak cut by the analysis threshold) are shorter than the
