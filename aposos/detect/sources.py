@@ -28,8 +28,8 @@ from numba import njit, prange
 from scipy import ndimage
 
 from ..errors import AposError
-from .measure import (COL, component_stats, group_runs, shape_from_moments, sharpness,
-                      windowed_centroids)
+from .measure import (COL, component_peaks, component_stats, group_runs, shape_from_moments,
+                      sharpness, windowed_centroids)
 from .background import Background, background, padded_grid, patch
 from .label import extract_runs, link_runs
 from .psf import estimate_fwhm
@@ -299,11 +299,20 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
 
     def points_of(idx):
-        x, y, xe, ye, f, fe, _ = windowed_centroids(
-            img, bgrid, rgrid, ky, wy, kx, wx, col("sx")[idx].copy(), col("sy")[idx].copy(),
-            p.sigma, gain_inv, 30, 1e-4)
+        """Windowed centroids: one per component, one per major peak of blended components."""
+        blended = idx[col("npeaks")[idx] > 1]
+        px, py, pk = component_peaks(p.sig, p.ry, p.rx0, p.rx1, p.order, p.offsets, blended,
+                                     np.maximum(cfg["thresh"], cfg["blend_fraction"] * col("smax")[blended]))
+        single = idx[col("npeaks")[idx] <= 1]
+        comp = np.concatenate([single, blended[pk]])
+        x0 = np.concatenate([col("sx")[single], px.astype(float)])
+        y0 = np.concatenate([col("sy")[single], py.astype(float)])
+        x, y, xe, ye, f, fe, _ = windowed_centroids(img, bgrid, rgrid, ky, wy, kx, wx, x0, y0,
+                                                    p.sigma, gain_inv, 30, 1e-4)
         bad = ~np.isfinite(x) | ~np.isfinite(y)
-        return np.where(bad, col("sx")[idx], x), np.where(bad, col("sy")[idx], y), xe, ye, f, fe
+        x, y = np.where(bad, x0, x), np.where(bad, y0, y)
+        keep = _distinct(x, y, comp)
+        return comp[keep], x[keep], y[keep], xe[keep], ye[keep], f[keep], fe[keep]
 
     def fit_and_accept(g, avoid):
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
@@ -327,7 +336,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         used[members] = True
     # 2. points (everything else above the detection threshold)
     pts = np.flatnonzero(keep & ~used & (col("smax") >= cfg["thresh"]))
-    x, y, xe, ye, f, fe = points_of(pts) if len(pts) else (np.zeros(0),) * 6
+    pts, x, y, xe, ye, f, fe = points_of(pts)
     # 3. refit streaks with the bright stars on them masked, then join collinear streaks
     streaks = _refit_masked(streaks, x, y, f, p, bkg.global_rms, fit_and_accept)
     streaks = _join_fitted(streaks, cfg, p, bkg.global_rms, fit_and_accept, x, y, f)
@@ -343,6 +352,23 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
             peak=col("peak")[i], area=col("npix")[i], a=a[i], b=b[i], theta_deg=theta[i],
             elongation=a[i] / b[i] if b[i] > 0 else np.inf, kind="point", flags=flags[i]))
     return rows
+
+
+def _distinct(x, y, comp, min_sep=1.0):
+    """Mask keeping the first of points of one component that converged within ``min_sep`` px."""
+    keep = np.ones(len(x), bool)
+    order = np.argsort(comp, kind="stable")
+    cs = comp[order]
+    for start in np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]):
+        stop = start + np.searchsorted(cs[start:], cs[start], side="right")
+        if stop - start < 2:
+            continue
+        members = order[start:stop]
+        for a_i, a in enumerate(members):
+            if keep[a]:
+                close = np.hypot(x[members[a_i + 1:]] - x[a], y[members[a_i + 1:]] - y[a]) < min_sep
+                keep[members[a_i + 1:][close]] = False
+    return keep
 
 
 def _bright_on(fit: StreakFit, x, y, f, sigma):
