@@ -357,6 +357,8 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
 def _distinct(x, y, comp, min_sep=1.0):
     """Mask keeping the first of points of one component that converged within ``min_sep`` px."""
     keep = np.ones(len(x), bool)
+    if len(x) < 2:
+        return keep
     order = np.argsort(comp, kind="stable")
     cs = comp[order]
     for start in np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]):
