@@ -315,9 +315,9 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         return comp[keep], x[keep], y[keep], xe[keep], ye[keep], f[keep], fe[keep]
 
     def fit_and_accept(g, avoid):
+        g = _extended(p.sig, g)  # first: a piece of a long streak is not a short candidate
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
             return None
-        g = _extended(p.sig, g)
         members = list(g.members)
         peaks = _bright_peaks(p.sig, g.xc, g.yc, g.phi, g.length, p.sigma)
         if len(peaks):  # stars joined to the streak: mask them
@@ -566,7 +566,7 @@ def _extended(sig, g: Line, *, window=12.0, level=2.0, step=2.0) -> Line:
             if best < level:
                 break
             t += step
-        ends.append(t)
+        ends.append(max(t, 0.4 * g.length))  # never much shorter than the component itself
     lo, hi = -ends[0], ends[1]
     mid = 0.5 * (lo + hi)
     return Line(g.xc + mid * c, g.yc + mid * s, g.phi, hi - lo, g.members, g.npieces)
