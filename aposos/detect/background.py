@@ -226,10 +226,10 @@ def interp_at(gridp, ky, wy, kx, wx, y, x):
     return s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def interp_map(gridp, ky, wy, seg_start, seg_knot, wx_t, out):
     """Kernel: the full interpolated map into ``out`` (float32 [ny, nx])."""
-    for y in prange(out.shape[0]):
+    for y in range(out.shape[0]):
         interp_row(gridp, ky[y], wy[y], seg_start, seg_knot, wx_t, out[y])
     return out
 

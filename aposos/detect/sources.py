@@ -24,7 +24,7 @@ import math
 import numpy as np
 from astropy import units as u
 from astropy.table import Table
-from numba import njit, prange
+from numba import njit
 from scipy import ndimage
 
 from ..errors import AposError
@@ -133,13 +133,13 @@ def as_image(image) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _max_and_count(image):
     """Kernel: (finite maximum, number of pixels equal to it)."""
     ny = image.shape[0]
     rmax = np.full(ny, -np.inf)
     rcount = np.zeros(ny, np.int64)
-    for y in prange(ny):
+    for y in range(ny):
         m, c = -np.inf, 0
         for v in image[y]:
             if v > m:
