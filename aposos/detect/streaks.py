@@ -248,8 +248,7 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
 
     try:
         res = optimize.least_squares(resid, p0, jac=jac, method="lm",
-                                     x_scale=np.array([1, 1, 0.01, 1, 0.3, flux0]), max_nfev=200,
-                                     ftol=1e-6, xtol=1e-6)
+                                     x_scale=np.array([1, 1, 0.01, 1, 0.3, flux0]), max_nfev=200)
     except (ValueError, np.linalg.LinAlgError):
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
     params = res.x.copy()
