@@ -8,8 +8,11 @@ Pipeline (each step a public function or kernel of this package):
    (:mod:`aposos.detect.label`).
 4. :func:`~aposos.detect.measure.component_stats` -- isophotal statistics of each component.
 5. Components with a peak ``S >= thresh`` are objects. Elongated ones (significance-weighted
-   moments) are streak candidates: collinear pieces are joined and a line segment is fitted
-   (:mod:`aposos.detect.streaks`); the rest are points, measured with a windowed centroid.
+   moments) are streak candidates: collinear pieces are joined, walked out along S to the
+   streak's ends, stars on them masked, and a line segment is fitted
+   (:mod:`aposos.detect.streaks`); a candidate is a streak if the fit is long, significant,
+   PSF-wide and explains the signal (pairs of stars do not). The rest are points, measured with
+   a windowed centroid; blended components get one per major peak of S (light deblending).
 
 Tracking modes: ``'sidereal'`` (stars are points, satellites streaks) and ``'rate'`` (stars are
 trails of known angle and length, flagged ``STAR_TRAIL``; the target is a point). Both find
