@@ -322,6 +322,8 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
             return None
         members = list(g.members)
+        if g.length < 40 and np.any(stats[members, COL["nsat"]] > 0):
+            return None  # a short saturated object is a star (pair): see _streak_row
         peaks = _bright_peaks(p.sig, g.xc, g.yc, g.phi, g.length, p.sigma)
         if len(peaks):  # stars joined to the streak: mask them
             avoid = peaks if avoid is None or not len(avoid) else np.concatenate([avoid, peaks])
