@@ -49,7 +49,7 @@ def test_basp_satellite_is_one_streak(basp, number):
     sat = cand[np.argmax(cand["length_px"])]
     assert abs(sat["length_px"] - expected) < 0.05 * expected + 5
     assert abs(sat["angle_deg"]) < 2.0  # along the rows (RA) in these frames
-    assert sat["end_sigma_px"] < 0.1
+    assert sat["end_sigma_px"] < 0.5  # statistical, inflated by the reduced chi^2 of the fit
     # ONE streak: no other streak lies on its line within its length (no broken pieces)
     phi = math.radians(sat["angle_deg"])
     for other in st:

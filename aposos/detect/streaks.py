@@ -260,13 +260,17 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
     r = resid(params)
+    # a model that does not fit (brightness varying along the track, PSF wings) inflates the
+    # errors by the reduced chi^2, never deflates them
+    inflate = max(1.0, float(r @ r) / max(len(z) - 6, 1))
+    cov = cov * inflate
     signal = float(np.sum((model_kernel(params, x, y) * inv_sigma) ** 2))
     excess = (float(r @ r) - len(z)) / max(signal, 1e-30)
     moved = math.hypot(params[0] - p0[0], params[1] - p0[1])
     ok = (bool(res.success) and bool(np.all(np.isfinite(params))) and abs(params[2] - p0[2]) < 1.0
           and moved <= 2 * p0[3] + 4 * band and params[3] <= 4 * p0[3] + 8 * band
           and params[5] > 0)
-    flux_err = 1.0 / math.sqrt(max(float(jac[:, 5] @ jac[:, 5]), 1e-300))
+    flux_err = math.sqrt(inflate) / math.sqrt(max(float(jac[:, 5] @ jac[:, 5]), 1e-300))
     return StreakFit(params, cov, ok, len(z), excess, flux_err)
 
 
