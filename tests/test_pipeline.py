@@ -114,3 +114,53 @@ def test_cli_reduce_json_summary_and_exit_code(night, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 1  # something failed (the broken files)
     assert out["frames_ok"] == 2 and out["frames_failed"] == 2
+
+
+def _geo_tracklets(norad, sub_lon_deg, starts_s, seed):
+    import astropy.units as u
+    from astropy.table import Table
+    from astropy.time import Time
+
+    from aposos.config import load_station
+    from aposos.simulate import satellites, tles
+
+    st = load_station("pakistan")
+    t0 = Time("2026-11-20T15:00:00", scale="utc")
+    geo = tles.designed_geo(norad, t0, sub_lon_deg)
+    rng = np.random.default_rng(seed)
+    out = []
+    for start in starts_s:
+        times = t0 + (start + np.arange(10) * 12.0) * u.s
+        o = satellites.observe(geo, st, times)
+        out.append(Table({"time": times, "ra_deg": o["ra_deg"] + rng.normal(0, 1 / 3600, 10) / np.cos(np.radians(o["dec_deg"])),
+                          "dec_deg": o["dec_deg"] + rng.normal(0, 1 / 3600, 10), "sigma_arcsec": np.ones(10),
+                          "kind": ["point"] * 10}))
+    return st, out
+
+
+def _linked(tracklets):
+    from astropy.table import Table, vstack
+
+    for k, t in enumerate(tracklets):
+        t["tracklet"] = k
+    return vstack(tracklets), Table({"tracklet": np.arange(len(tracklets)), "status": ["uct"] * len(tracklets)})
+
+
+def test_uct_tracklets_of_one_geo_object_get_one_orbit():
+    from aposos.pipeline import _uct_orbits
+
+    st, trk = _geo_tracklets(79001, 67.0, [0, 3600, 7200], seed=1)
+    orbits, orbit_of = _uct_orbits(*_linked(trk), st)
+    assert len(orbits) == 1 and set(orbit_of) == {0, 1, 2}
+    assert orbits["rms_arcsec"][0] < 1.5 and orbits["n_tracklets"][0] == 3  # noise: 1 arcsec
+
+
+def test_two_geo_objects_are_never_fitted_as_one():
+    from aposos.pipeline import _uct_orbits
+
+    st, a = _geo_tracklets(79001, 67.0, [0, 3600, 7200], seed=2)
+    _, b = _geo_tracklets(79002, 67.6, [600, 4200, 7800], seed=3)
+    orbits, orbit_of = _uct_orbits(*_linked(a + b), st)
+    for orbit_id in set(orbit_of.values()):
+        members = {k for k, o in orbit_of.items() if o == orbit_id}
+        assert members <= {0, 1, 2} or members <= {3, 4, 5}, members
