@@ -265,6 +265,11 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
         for done, res in enumerate(results, 1):
             _commit_frame(db, res, st.name, FrameRecord)
             _account(summary, res)
+            n_obs = len(res.observations) if res.observations is not None else 0
+            log.info("frame %s: %s%s", Path(res.path).name, res.status, f" ({res.reason})" if res.reason else "",
+                     extra={"event": "frame", "path": res.path, "status": res.status, "reason": res.reason,
+                            "observations": n_obs, "n_stars": res.n_stars, "rms_arcsec": res.rms_arcsec,
+                            "timings_s": res.timings_s})
             if progress is not None:
                 progress(done, len(todo), res)
         ok = scan[(scan["status"] == "ok") & (scan["image_type"] == "science")]
@@ -272,6 +277,7 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
             span = (ok["t_start"].min() - 60 * u.s, ok["t_start"].max() + (np.nanmax(ok["exposure_s"]) + 60) * u.s)
             _night_products(db, summary, st, tle_paths, span)
         db.end_run("done" if summary.frames_failed == 0 else "partial")
+    log.info("night %s done", st.name, extra={"event": "night", **summary.as_dict()})
     summary.elapsed_s = time.perf_counter() - t_run
     return summary
 

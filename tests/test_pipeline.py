@@ -164,3 +164,15 @@ def test_two_geo_objects_are_never_fitted_as_one():
     for orbit_id in set(orbit_of.values()):
         members = {k for k, o in orbit_of.items() if o == orbit_id}
         assert members <= {0, 1, 2} or members <= {3, 4, 5}, members
+
+
+def test_json_log_lines(night, tmp_path, capsys):
+    from aposos.cli import main
+
+    main(["--log-format", "json", "-v", "reduce", str(night), "--station", "pakistan", "--db",
+          str(tmp_path / "s"), "--tle", str(TLE), "--quiet"])
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    frames = [r for r in records if r.get("event") == "frame"]
+    assert len(frames) == 4 and {r["status"] for r in frames} == {"ok", "failed"}
+    assert all("time" in r and "level" in r for r in records)
+    assert [r for r in records if r.get("event") == "night"][0]["frames_ok"] == 2
