@@ -176,3 +176,15 @@ def test_json_log_lines(night, tmp_path, capsys):
     assert len(frames) == 4 and {r["status"] for r in frames} == {"ok", "failed"}
     assert all("time" in r and "level" in r for r in records)
     assert [r for r in records if r.get("event") == "night"][0]["frames_ok"] == 2
+
+
+def test_catalog_objects_in_the_field_are_identified_or_listed_unseen(reference):
+    """Truth: the sample's catalogued GEO 70003 is in both frames; it must not vanish silently."""
+    summary, store = reference
+    with Store.open(store, "r") as db:
+        unseen = query.unseen(db)
+        corr = query.correlations(db)
+    identified = set(corr["norad_id"][corr["status"] == "identified"]) if len(corr) else set()
+    listed = set(unseen["norad_id"])
+    assert 70003 in identified | listed
+    assert 70004 not in listed  # absent from the TLE catalog: it cannot be predicted
