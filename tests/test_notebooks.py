@@ -38,7 +38,6 @@ def run_notebook(name: str, monkeypatch) -> tuple[dict, str]:
     _ensure_kernelspec()
     # the kernel imports this checkout's aposos whether or not it is installed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks with outputs cleared"
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
