@@ -55,6 +55,7 @@ def test_quickstart(monkeypatch):
     r, _ = run_notebook("01_quickstart", monkeypatch)
     assert int(r["n_matched"]) >= 20
     assert float(r["satellite_error_arcsec"]) < 2.0  # GEO streak ends and centre vs simulator truth
+    assert float(r["leo_end_error_arcsec"]) < 2.0  # sample-night LEO streak ends through reduce_frame
 
 
 def test_database(monkeypatch):
