@@ -29,6 +29,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 from astropy.table import Table
+from astropy.time import Time
 
 from . import __version__
 from .errors import AposError
@@ -138,9 +139,11 @@ def _map_local(fn, items):
 
 
 def _map_processes(fn, items, workers):
+    """Worker processes started with 'spawn': numba's OpenMP threading layer forbids fork()."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(fn, item) for item in items]
         for fut in as_completed(futures):
             yield fut.result()
@@ -332,7 +335,66 @@ def _night_products(db, summary: NightSummary, station, tle_paths, span):
     summary.stage_s["correlate"] = time.perf_counter() - t
     for status in ("identified", "ambiguous", "uct"):
         setattr(summary, status, int(np.sum(results["status"] == status)))
-    db.commit_tracklets(_members(linked), correlations=_correlation_rows(results))
+    t = time.perf_counter()
+    orbits, orbit_of = _uct_orbits(linked, results, station)
+    summary.stage_s["orbit"] = time.perf_counter() - t
+    summary.orbits = len(orbits) if orbits is not None else 0
+    correlations = _correlation_rows(results)
+    correlations["orbit_id"] = [orbit_of.get(int(t), "") for t in results["tracklet"]]
+    db.commit_tracklets(_members(linked), correlations=correlations, orbits=orbits)
+
+
+#: UCT tracklets of one run beyond which association (pairwise fits) is left to the data centre
+MAX_UCT_TRACKLETS = 40
+
+
+def _uct_orbits(linked: Table, results: Table, station):
+    """Associate this run's UCT tracklets into objects and determine their orbits.
+
+    Returns (orbits Table or None, {tracklet: orbit_id}). Objects need at least three
+    tracklets (see :func:`aposos.orbit.associate`); undetermined fits are not stored.
+    """
+    from .orbit import associate
+
+    uct = [int(t) for t in results["tracklet"][results["status"] == "uct"]]
+    if len(uct) < 3:
+        return None, {}
+    if len(uct) > MAX_UCT_TRACKLETS:
+        log.warning("%d UCT tracklets: association left to the data centre (limit %d)", len(uct), MAX_UCT_TRACKLETS)
+        return None, {}
+    tables = []
+    for tid in uct:
+        rows = linked[(linked["tracklet"] == tid) & (linked["kind"] != "streak_centre")]
+        tab = Table({"time": rows["time"], "ra_deg": rows["ra_deg"], "dec_deg": rows["dec_deg"],
+                     "sigma_arcsec": rows["sigma_arcsec"]})
+        tab["station"] = station.name
+        tables.append(tab)
+    found = associate(tables, determine=True)
+    objects = list(zip(found.objects, found.solutions or []))
+    rest = [k for k in range(len(uct)) if found.object_of[k] < 0]
+    if len(rest) >= 3:
+        # pair fits can miss slow objects (GEO tracklets hours apart); one joint fit of the
+        # rest is safe: determine_orbit refuses mixed objects (rejected tracklets, chi2 test)
+        from .orbit import determine_orbit
+
+        sol = determine_orbit([tables[k] for k in rest])
+        if sol.determined and not sol.rejected_tracklets:
+            objects.append((rest, sol))
+    rows, orbit_of = [], {}
+    for members, sol in objects:
+        if sol is None or not sol.determined:
+            continue
+        orbit_id = f"o{hashlib.sha256(sol.tle[1].encode()).hexdigest()[:12]}"
+        rows.append({"orbit_id": orbit_id, "epoch": sol.epoch, "frame": "GCRS", "state": sol.state,
+                     "covariance": sol.covariance, "tle_line1": sol.tle[0], "tle_line2": sol.tle[1],
+                     "rms_arcsec": sol.rms_arcsec, "n_obs": len(sol.used), "n_tracklets": len(members)})
+        for k in members:
+            orbit_of[uct[k]] = orbit_id
+    if not rows:
+        return None, orbit_of
+    orbits = Table({k: [r[k] for r in rows] for k in rows[0] if k != "epoch"})
+    orbits["epoch"] = Time([r["epoch"] for r in rows])
+    return orbits, orbit_of
 
 
 def _members(linked: Table) -> Table:
