@@ -53,7 +53,8 @@ def run_notebook(name: str, monkeypatch) -> tuple[dict, str]:
 
 def test_quickstart(monkeypatch):
     r, _ = run_notebook("01_quickstart", monkeypatch)
-    assert int(r["n_matched"]) >= 20
+    assert int(r["n_catalog_stars"]) >= 20  # a star-rich field (simulator truth)
+    assert int(r["n_matched"]) >= 10
     assert float(r["satellite_error_arcsec"]) < 2.0  # GEO streak ends and centre vs simulator truth
     assert float(r["leo_end_error_arcsec"]) < 2.0  # sample-night LEO streak ends through reduce_frame
 
