@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aposos", description="APOSOS reduction pipeline")
     parser.add_argument("--version", action="version", version=f"aposos {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log lines as text or as JSON objects, one per line (stderr)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("stations", help="list the configured stations")
@@ -75,10 +77,35 @@ def _extensions():
             yield register
 
 
+class JsonLines(logging.Formatter):
+    """One JSON object per record: time (UTC ISO), level, logger, message, and any ``extra`` fields."""
+
+    _standard = set(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+
+    def format(self, record):
+        import datetime
+        import json
+
+        out = {"time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(),
+               "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        out.update({k: v for k, v in vars(record).items() if k not in self._standard and k != "message"})
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def _configure_logging(verbose: int, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(logging.WARNING - 10 * verbose, logging.DEBUG))
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * args.verbose, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.verbose, args.log_format)
     try:
         return int(args.func(args) or 0)
     except AposError as exc:

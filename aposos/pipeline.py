@@ -29,6 +29,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 from astropy.table import Table
+from astropy.time import Time
 
 from . import __version__
 from .errors import AposError
@@ -61,6 +62,7 @@ class FrameResult:
     n_stars: int = -1
     rms_arcsec: float = float("nan")
     health: dict = field(default_factory=dict)  # pointing offset, rotation, scale
+    sky_field: dict | None = None               # solved centre and inscribed radius (deg)
     timings_s: dict = field(default_factory=dict)
 
 
@@ -110,6 +112,7 @@ def reduce_frame(path, station, calibration: Calibration | None = None, *, catal
         result.health = _health(solution)
         if not solution.accepted:
             raise AposError(f"plate solution failed: {solution.reason}", path=path)
+        result.sky_field = _field(frame, solution)
         t = clock()
         obs = measure(frame, sources, solution)
         result.timings_s["measure"] = clock() - t
@@ -131,6 +134,13 @@ def _health(solution) -> dict:
     return {k: float(getattr(solution, k)) for k in keys if getattr(solution, k, None) is not None}
 
 
+def _field(frame, solution) -> dict:
+    """Solved field centre (deg) and the radius (deg) of the circle inscribed in the image."""
+    ny, nx = frame.data.shape
+    ra, dec = solution.wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
+    return {"ra_deg": float(ra), "dec_deg": float(dec), "radius_deg": 0.5 * min(nx, ny) * solution.scale_arcsec_px / 3600}
+
+
 # ----------------------------------------------------------------------------- executors
 def _map_local(fn, items):
     for item in items:
@@ -138,9 +148,11 @@ def _map_local(fn, items):
 
 
 def _map_processes(fn, items, workers):
+    """Worker processes started with 'spawn': numba's OpenMP threading layer forbids fork()."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(fn, item) for item in items]
         for fut in as_completed(futures):
             yield fut.result()
@@ -259,16 +271,26 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
             results = _map_processes(task, todo, workers)
         else:
             results = _map_local(task, todo)
+        fields = []
         for done, res in enumerate(results, 1):
             _commit_frame(db, res, st.name, FrameRecord)
             _account(summary, res)
+            if res.sky_field is not None:
+                fields.append({"content_hash": res.content_hash, "t_start": res.meta.t_start,
+                               "t_end": res.meta.t_end, **res.sky_field})
+            n_obs = len(res.observations) if res.observations is not None else 0
+            log.info("frame %s: %s%s", Path(res.path).name, res.status, f" ({res.reason})" if res.reason else "",
+                     extra={"event": "frame", "path": res.path, "status": res.status, "reason": res.reason,
+                            "observations": n_obs, "n_stars": res.n_stars, "rms_arcsec": res.rms_arcsec,
+                            "timings_s": res.timings_s})
             if progress is not None:
                 progress(done, len(todo), res)
         ok = scan[(scan["status"] == "ok") & (scan["image_type"] == "science")]
         if len(ok):
             span = (ok["t_start"].min() - 60 * u.s, ok["t_start"].max() + (np.nanmax(ok["exposure_s"]) + 60) * u.s)
-            _night_products(db, summary, st, tle_paths, span)
+            _night_products(db, summary, st, tle_paths, span, fields)
         db.end_run("done" if summary.frames_failed == 0 else "partial")
+    log.info("night %s done", st.name, extra={"event": "night", **summary.as_dict()})
     summary.elapsed_s = time.perf_counter() - t_run
     return summary
 
@@ -297,42 +319,142 @@ def _account(summary: NightSummary, res: FrameResult):
         summary.stage_s[stage] = summary.stage_s.get(stage, 0.0) + seconds
 
 
-def _night_products(db, summary: NightSummary, station, tle_paths, span):
-    """Link, correlate and fit orbits over the night's committed observations; commit as one unit.
+def _night_products(db, summary: NightSummary, station, tle_paths, span, fields=()):
+    """Link, correlate, fit orbits and list unseen objects for the night; commit as one unit.
 
     The observations are read back from the store, so a resumed run links the frames of earlier
-    runs together with its own.
+    runs together with its own. Unseen objects are screened for this run's solved frames.
     """
     from .correlate import correlate
     from .db import query
     from .link import link
 
+    catalog = []
+    if tle_paths:
+        from .tle import load_catalog
+
+        catalog = load_catalog(list(tle_paths), near=span[0] + (span[1] - span[0]) / 2)
     obs = query.observations(db, station=station.name, start=span[0], end=span[1])
-    if len(obs) == 0:
-        return
     frames = query.frames(db, station=station.name, start=span[0], end=span[1])
     row_of = {h: i for i, h in enumerate(frames["content_hash"])}
-    k = np.array([row_of[h] for h in obs["content_hash"]])
-    obs["tracking"] = np.asarray(frames["tracking"])[k]
-    obs["exposure_s"] = np.asarray(frames["exposure_s"])[k]
+    k = np.array([row_of[h] for h in obs["content_hash"]], dtype=int)
+    obs["tracking"] = np.asarray(frames["tracking"])[k] if len(k) else np.array([], str)
+    obs["exposure_s"] = np.asarray(frames["exposure_s"])[k] if len(k) else np.array([], float)
     t = time.perf_counter()
     tracklets, linked = link(obs)
     summary.stage_s["link"] = time.perf_counter() - t
     summary.tracklets = len(tracklets)
-    if len(tracklets) == 0:
-        return
-    t = time.perf_counter()
-    if tle_paths:
-        from .tle import load_catalog
-
-        catalog = load_catalog(list(tle_paths), near=linked["time"].min())
+    members = correlations = orbits = None
+    results = Table({"tracklet": np.zeros(0, np.int64), "norad_id": np.zeros(0, np.int64), "status": np.zeros(0, str)})
+    if len(tracklets):
+        t = time.perf_counter()
         results, _ = correlate(tracklets, linked, catalog, station)
-    else:
-        results, _ = correlate(tracklets, linked, [], station)
-    summary.stage_s["correlate"] = time.perf_counter() - t
-    for status in ("identified", "ambiguous", "uct"):
-        setattr(summary, status, int(np.sum(results["status"] == status)))
-    db.commit_tracklets(_members(linked), correlations=_correlation_rows(results))
+        summary.stage_s["correlate"] = time.perf_counter() - t
+        for status in ("identified", "ambiguous", "uct"):
+            setattr(summary, status, int(np.sum(results["status"] == status)))
+        t = time.perf_counter()
+        orbits, orbit_of = _uct_orbits(linked, results, station)
+        summary.stage_s["orbit"] = time.perf_counter() - t
+        summary.orbits = len(orbits) if orbits is not None else 0
+        correlations = _correlation_rows(results)
+        correlations["orbit_id"] = [orbit_of.get(int(t), "") for t in results["tracklet"]]
+        members = _members(linked)
+    unseen = None
+    if len(catalog) and fields:
+        t = time.perf_counter()
+        unseen = _unseen(catalog, station, fields, linked, results)
+        summary.stage_s["unseen"] = time.perf_counter() - t
+    if members is not None or unseen is not None:
+        db.commit_tracklets(members, correlations=correlations, orbits=orbits, unseen=unseen)
+
+
+def _unseen(catalog, station, fields, linked: Table, results: Table):
+    """Catalog objects predicted inside a frame (sunlit, above the horizon) but not identified in it.
+
+    Screens the whole catalog against this run's solved fields (:func:`aposos.screen.screen`,
+    coarse to fine); the field is the circle inscribed in the image. TLEs carry no size, so
+    no brightness cut is made: the reason says so.
+    """
+    from .directions import unit_from_radec
+    from .screen import screen
+
+    ftab = Table({"t_start": Time([f["t_start"] for f in fields]), "t_end": Time([f["t_end"] for f in fields]),
+                  "ra_deg": [f["ra_deg"] for f in fields], "dec_deg": [f["dec_deg"] for f in fields],
+                  "radius_deg": [f["radius_deg"] for f in fields]})
+    crossings = screen(catalog, station, ftab, min_elevation_deg=0.0)
+    if len(crossings) == 0:
+        return None
+    identified = {int(t): int(n) for t, n, s in zip(results["tracklet"], results["norad_id"], results["status"])
+                  if s == "identified"}
+    seen = {(h, identified[int(t)]) for h, t in zip(linked["content_hash"], linked["tracklet"]) if int(t) in identified} \
+        if len(linked) else set()
+    rows = []
+    for c in crossings:
+        f = fields[int(c["frame"])]
+        inside = unit_from_radec(c["ra_deg"], c["dec_deg"]) @ unit_from_radec(f["ra_deg"], f["dec_deg"]) \
+            >= np.cos(np.radians(f["radius_deg"]))
+        if inside and c["sunlit"] and (f["content_hash"], int(c["norad_id"])) not in seen:
+            entry = catalog[int(c["norad_id"])]
+            rows.append((f["content_hash"], int(c["norad_id"]), float(c["ra_deg"]), float(c["dec_deg"]), np.nan,
+                         entry.epoch, "predicted in field, sunlit, not detected (no brightness model)"))
+    if not rows:
+        return None
+    out = Table(rows=[r[:5] + r[6:] for r in rows], names=("content_hash", "norad_id", "ra_deg", "dec_deg", "mag_pred", "reason"))
+    out["tle_epoch"] = Time([r[5] for r in rows])
+    return out
+
+
+#: UCT tracklets of one run beyond which association (pairwise fits) is left to the data centre
+MAX_UCT_TRACKLETS = 40
+
+
+def _uct_orbits(linked: Table, results: Table, station):
+    """Associate this run's UCT tracklets into objects and determine their orbits.
+
+    Returns (orbits Table or None, {tracklet: orbit_id}). Objects need at least three
+    tracklets (see :func:`aposos.orbit.associate`); undetermined fits are not stored.
+    """
+    from .orbit import associate
+
+    uct = [int(t) for t in results["tracklet"][results["status"] == "uct"]]
+    if len(uct) < 3:
+        return None, {}
+    if len(uct) > MAX_UCT_TRACKLETS:
+        log.warning("%d UCT tracklets: association left to the data centre (limit %d)", len(uct), MAX_UCT_TRACKLETS)
+        return None, {}
+    tables = []
+    for tid in uct:
+        rows = linked[(linked["tracklet"] == tid) & (linked["kind"] != "streak_centre")]
+        tab = Table({"time": rows["time"], "ra_deg": rows["ra_deg"], "dec_deg": rows["dec_deg"],
+                     "sigma_arcsec": rows["sigma_arcsec"]})
+        tab["station"] = station.name
+        tables.append(tab)
+    found = associate(tables, determine=True)
+    objects = list(zip(found.objects, found.solutions or []))
+    rest = [k for k in range(len(uct)) if found.object_of[k] < 0]
+    if len(rest) >= 3:
+        # pair fits can miss slow objects (GEO tracklets hours apart); one joint fit of the
+        # rest is safe: determine_orbit refuses mixed objects (rejected tracklets, chi2 test)
+        from .orbit import determine_orbit
+
+        sol = determine_orbit([tables[k] for k in rest])
+        if sol.determined and not sol.rejected_tracklets:
+            objects.append((rest, sol))
+    rows, orbit_of = [], {}
+    for members, sol in objects:
+        if sol is None or not sol.determined:
+            continue
+        orbit_id = f"o{hashlib.sha256(sol.tle[1].encode()).hexdigest()[:12]}"
+        rows.append({"orbit_id": orbit_id, "epoch": sol.epoch, "frame": "GCRS", "state": sol.state,
+                     "covariance": sol.covariance, "tle_line1": sol.tle[0], "tle_line2": sol.tle[1],
+                     "rms_arcsec": sol.rms_arcsec, "n_obs": len(sol.used), "n_tracklets": len(members)})
+        for k in members:
+            orbit_of[uct[k]] = orbit_id
+    if not rows:
+        return None, orbit_of
+    orbits = Table({k: [r[k] for r in rows] for k in rows[0] if k != "epoch"})
+    orbits["epoch"] = Time([r["epoch"] for r in rows])
+    return orbits, orbit_of
 
 
 def _members(linked: Table) -> Table:

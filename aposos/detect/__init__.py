@@ -5,12 +5,19 @@ are public too: :func:`background`, :func:`significance`, :func:`label`, :func:`
 :func:`fit_streaks`. Flag bits of the ``flags`` column: see :data:`FLAG_NAMES`.
 """
 
-from .background import Background, background
-from .label import label
-from .measure import measure
-from .significance import significance
-from .sources import COLUMNS, DEFAULTS, FLAG_NAMES, detect
-from .streaks import fit_streaks
+import os
+
+# Numba's OpenMP threads spin while waiting by default; on a machine shared with other work
+# (2 cores, many processes) that makes parallel kernels slower than serial ones. Passive
+# waiting must be set before the OpenMP runtime loads (first parallel kernel call).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .background import Background, background  # noqa: E402
+from .label import label  # noqa: E402
+from .measure import measure  # noqa: E402
+from .significance import significance  # noqa: E402
+from .sources import COLUMNS, DEFAULTS, FLAG_NAMES, detect  # noqa: E402
+from .streaks import fit_streaks  # noqa: E402
 
 __all__ = ["Background", "COLUMNS", "DEFAULTS", "FLAG_NAMES", "background", "detect",
            "fit_streaks", "label", "measure", "significance"]

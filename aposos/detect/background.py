@@ -48,16 +48,16 @@ def _clipped_stats(buf, n, nsigma, iters):
     mean = std = 0.0
     count = -1
     for _ in range(iters):
-        s = s2 = 0.0
-        c = 0
+        s = s2 = cf = 0.0
         shift = buf[0]
-        for i in range(n):
+        for i in range(n):  # branch-free, so that it vectorises
             v = buf[i]
-            if lo <= v <= hi:
-                d = v - shift
-                s += d
-                s2 += d * d
-                c += 1
+            m = 1.0 if (v >= lo) & (v <= hi) else 0.0
+            d = (v - shift) * m
+            s += d
+            s2 += d * d
+            cf += m
+        c = int(cf)
         if c < 3:
             return np.nan, np.nan, 0
         m = s / c
@@ -95,9 +95,11 @@ def _clipped_stats(buf, n, nsigma, iters):
 
 
 @njit(cache=True, parallel=True)
-def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction):
+def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
     """Kernel: clipped (mode, std, count) of every box; NaN where too few finite pixels.
 
+    Uses every ``step``-th pixel of every ``step``-th row of each box (``step`` 2: a quarter of
+    the pixels, plenty for the statistics of a 64 x 64 box and four times faster).
     ``std`` is the plain clipped standard deviation (not yet corrected for truncation).
     """
     nby, nbx = len(yedges) - 1, len(xedges) - 1
@@ -113,13 +115,13 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction):
         for i in range(nbx):
             x0, x1 = xedges[i], xedges[i + 1]
             n = 0
-            for y in range(y0, y1):
-                for x in range(x0, x1):
+            for y in range(y0, y1, step):
+                for x in range(x0, x1, step):
                     v = image[y, x]
                     if math.isfinite(v):
                         buf[n] = v
                         n += 1
-            if n < max(8, min_fraction * (y1 - y0) * (x1 - x0)):
+            if n < max(8, min_fraction * ((y1 - y0 + step - 1) // step) * ((x1 - x0 + step - 1) // step)):
                 continue
             b, s, c = _clipped_stats(buf, n, nsigma, iters)
             back[j, i], std[j, i], count[j, i] = b, s, c
@@ -224,10 +226,10 @@ def interp_at(gridp, ky, wy, kx, wx, y, x):
     return s
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def interp_map(gridp, ky, wy, seg_start, seg_knot, wx_t, out):
     """Kernel: the full interpolated map into ``out`` (float32 [ny, nx])."""
-    for y in prange(out.shape[0]):
+    for y in range(out.shape[0]):
         interp_row(gridp, ky[y], wy[y], seg_start, seg_knot, wx_t, out[y])
     return out
 
@@ -287,7 +289,7 @@ class Background:
 
 
 def background(image, *, box_px: int = 64, nsigma: float = 3.0, iters: int = 10,
-               filter_size: int = 3, min_fraction: float = 0.5) -> Background:
+               filter_size: int = 3, min_fraction: float = 0.5, step: int = 1) -> Background:
     """Estimate the background and noise of ``image`` (2-D float array, NaN/inf ignored).
 
     Parameters
@@ -300,6 +302,9 @@ def background(image, *, box_px: int = 64, nsigma: float = 3.0, iters: int = 10,
         Size of the median filter applied to the box grids (1: none).
     min_fraction : float
         Boxes with fewer finite pixels than this fraction are filled from their neighbours.
+    step : int
+        Subsampling of the box pixels for the statistics (1: all pixels, the default; 2 is
+        about 4x faster but doubles the background error, ~0.07 instead of ~0.035 sigma).
     """
     image = np.asarray(image)
     if image.ndim != 2:
@@ -308,7 +313,9 @@ def background(image, *, box_px: int = 64, nsigma: float = 3.0, iters: int = 10,
     if box_px < 4:
         raise AposError(f"box_px must be >= 4 pixels, got {box_px}", key="box_px")
     yedges, xedges = box_edges(image.shape[0], box_px), box_edges(image.shape[1], box_px)
-    back, std, _ = mesh_stats(image, yedges, xedges, float(nsigma), int(iters), float(min_fraction))
+    step = max(1, min(int(step), box_px // 8))
+    back, std, _ = mesh_stats(image, yedges, xedges, float(nsigma), int(iters), float(min_fraction),
+                              step)
     rms = std / truncated_std_factor(nsigma)
     rms[~(rms > 0)] = np.nan  # constant boxes (saturated, blank) carry no noise estimate
     if not np.isfinite(rms).any():

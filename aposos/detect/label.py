@@ -10,12 +10,12 @@ detector; :func:`label` paints one for callers who want it.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..errors import AposError
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def extract_runs(values, threshold, runs_per_row):
     """Kernel: runs of ``values >= threshold`` -> (y, x0, x1) int32 arrays in raster order."""
     ny, nx = values.shape
@@ -26,7 +26,7 @@ def extract_runs(values, threshold, runs_per_row):
     ry = np.empty(n, np.int32)
     rx0 = np.empty(n, np.int32)
     rx1 = np.empty(n, np.int32)
-    for y in prange(ny):
+    for y in range(ny):
         i = start[y]
         inside = False
         row = values[y]

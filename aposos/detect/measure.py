@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .background import interp_at
 
@@ -58,7 +58,7 @@ def _count_major_peaks(sig, ry, rx0, rx1, order, q0, q1, level):
     return n
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, order, offsets,
                     saturation, inv_gain, peak_thresh, peak_frac):
     """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs.
@@ -70,7 +70,7 @@ def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, orde
     ny, nx = image.shape
     n = offsets.shape[0] - 1
     out = np.zeros((n, NSTAT))
-    for c in prange(n):
+    for c in range(n):
         st = out[c]
         first = order[offsets[c]]
         x_ref, y_ref = rx0[first], ry[first]
@@ -191,7 +191,7 @@ def _window_pass(image, bgrid, ky, wy, kx, wx, xc, yc, sigma, half):
     return sw, swx, swy
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigma, inv_gain,
                        max_iter, tol):
     """Kernel: Gaussian-windowed centroids (XWIN) with errors and PSF-weighted fluxes.
@@ -213,7 +213,7 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     half = int(math.ceil(4 * sigma)) + 1
     s2 = sigma * sigma
     norm = 1.0 / (2 * math.pi * s2)
-    for i in prange(n):
+    for i in range(n):
         xc, yc = x_init[i], y_init[i]
         for it in range(max_iter):
             sw, swx, swy = _window_pass(image, bgrid, ky, wy, kx, wx, xc, yc, sigma, half)
@@ -268,7 +268,7 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     return xo, yo, xe, ye, fo, fe, it_out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def sharpness(image, bgrid, ky, wy, kx, wx, xp, yp):
     """Kernel: ``(peak - mean of its 8 neighbours) / peak`` at integer pixels (background removed).
 
@@ -277,7 +277,7 @@ def sharpness(image, bgrid, ky, wy, kx, wx, xp, yp):
     n = xp.shape[0]
     ny, nx = image.shape
     out = np.full(n, np.nan)
-    for i in prange(n):
+    for i in range(n):
         x, y = xp[i], yp[i]
         if x < 1 or y < 1 or x > nx - 2 or y > ny - 2:
             continue
@@ -368,3 +368,35 @@ def measure(image, labels, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=Non
                   "x_iso": st[:, COL_SX], "y_iso": st[:, COL_SY], "a": a, "b": b,
                   "theta_deg": theta, "peak": st[:, COL_PEAK], "sig": st[:, COL_SMAX],
                   "x": x, "y": y, "x_err": xe, "y_err": ye, "flux": f, "flux_err": fe})
+
+
+@njit(cache=True)
+def component_peaks(sig, ry, rx0, rx1, order, offsets, comps, levels):
+    """Kernel: local maxima of S (3 x 3) at or above ``levels[k]`` in each component ``comps[k]``.
+
+    Returns (x, y, k) int64 arrays: the peaks of blended components, from which each blended
+    star gets its own windowed centroid (a light deblending).
+    """
+    cap = 16
+    xs = np.empty(cap, np.int64)
+    ys = np.empty(cap, np.int64)
+    ks = np.empty(cap, np.int64)
+    n = 0
+    for k in range(comps.shape[0]):
+        c = comps[k]
+        for q in range(offsets[c], offsets[c + 1]):
+            r = order[q]
+            y = ry[r]
+            for x in range(rx0[r], rx1[r] + 1):
+                s = sig[y, x]
+                if s >= levels[k] and _is_local_max(sig, y, x, s):
+                    if n == cap:
+                        cap *= 2
+                        xs2 = np.empty(cap, np.int64)
+                        ys2 = np.empty(cap, np.int64)
+                        ks2 = np.empty(cap, np.int64)
+                        xs2[:n], ys2[:n], ks2[:n] = xs[:n], ys[:n], ks[:n]
+                        xs, ys, ks = xs2, ys2, ks2
+                    xs[n], ys[n], ks[n] = x, y, k
+                    n += 1
+    return xs[:n], ys[:n], ks[:n]

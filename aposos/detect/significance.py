@@ -8,6 +8,11 @@ pixels count as background (zero after subtraction); pixels beyond the frame edg
 
 The kernel works on blocks of rows (in parallel), never builds the background or noise map, and
 also counts, per row, the runs of pixels with ``S >= threshold`` for the labelling pass.
+
+Parallelism: only this kernel and the background's box statistics run ``parallel=True`` (they
+are the compute-heavy, embarrassingly parallel ones). On the shared 2-core development machine
+two threads measured no faster than one (the other core was busy); the lighter kernels (runs,
+labels, per-object measurements) are serial.
 """
 
 from __future__ import annotations

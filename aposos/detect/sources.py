@@ -8,8 +8,11 @@ Pipeline (each step a public function or kernel of this package):
    (:mod:`aposos.detect.label`).
 4. :func:`~aposos.detect.measure.component_stats` -- isophotal statistics of each component.
 5. Components with a peak ``S >= thresh`` are objects. Elongated ones (significance-weighted
-   moments) are streak candidates: collinear pieces are joined and a line segment is fitted
-   (:mod:`aposos.detect.streaks`); the rest are points, measured with a windowed centroid.
+   moments) are streak candidates: collinear pieces are joined, walked out along S to the
+   streak's ends, stars on them masked, and a line segment is fitted
+   (:mod:`aposos.detect.streaks`); a candidate is a streak if the fit is long, significant,
+   PSF-wide and explains the signal (pairs of stars do not). The rest are points, measured with
+   a windowed centroid; blended components get one per major peak of S (light deblending).
 
 Tracking modes: ``'sidereal'`` (stars are points, satellites streaks) and ``'rate'`` (stars are
 trails of known angle and length, flagged ``STAR_TRAIL``; the target is a point). Both find
@@ -24,11 +27,12 @@ import math
 import numpy as np
 from astropy import units as u
 from astropy.table import Table
-from numba import njit, prange
+from numba import njit
 from scipy import ndimage
 
 from ..errors import AposError
-from .measure import COL, component_stats, group_runs, shape_from_moments, sharpness, windowed_centroids
+from .measure import (COL, component_peaks, component_stats, group_runs, shape_from_moments,
+                      sharpness, windowed_centroids)
 from .background import Background, background, padded_grid, patch
 from .label import extract_runs, link_runs
 from .psf import estimate_fwhm
@@ -60,8 +64,9 @@ DEFAULTS = dict(
     minarea=3,                  # minimum pixels above analysis_thresh
     streak_min_length_px=8.0,   # shortest reported streak (fitted length)
     streak_min_elongation=1.8,  # a/b of the S-weighted moments of a streak candidate
-    streak_min_snr=8.0,         # fitted flux / its error for a streak
-    streak_max_excess=0.2,      # unexplained signal fraction of the line fit (plus noise)
+    streak_min_snr=10.0,        # fitted flux / its error for a streak
+    streak_max_excess=0.1,      # unexplained signal fraction of the line fit (plus noise)
+    streak_max_excess_long=0.5,  # the same for streaks >= 40 px (real ones vary along track)
     merge_gap_px=30.0,          # largest gap along a streak joined into one
     star_angle_deg=None,        # rate mode: expected star-trail angle (deg, from +x to +y)
     star_length_px=None,        # rate mode: expected star-trail length (px)
@@ -75,7 +80,7 @@ COLUMNS = {  # name: (unit, description)
     "x_err": (u.pix, "1-sigma error of x"),
     "y_err": (u.pix, "1-sigma error of y"),
     "flux": (u.adu, "flux above background: PSF-weighted for points, fitted total for streaks"),
-    "flux_err": (u.adu, "1-sigma error of flux"),
+    "flux_err": (u.adu, "1-sigma error of flux (for streaks: with the fitted geometry fixed)"),
     "snr": (None, "flux / flux_err"),
     "sig": (None, "peak of the matched-filter significance map S (sigma)"),
     "peak": (u.adu, "highest background-subtracted pixel"),
@@ -131,13 +136,13 @@ def as_image(image) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _max_and_count(image):
     """Kernel: (finite maximum, number of pixels equal to it)."""
     ny = image.shape[0]
     rmax = np.full(ny, -np.inf)
     rcount = np.zeros(ny, np.int64)
-    for y in prange(ny):
+    for y in range(ny):
         m, c = -np.inf, 0
         for v in image[y]:
             if v > m:
@@ -297,22 +302,32 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
 
     def points_of(idx):
-        x, y, xe, ye, f, fe, _ = windowed_centroids(
-            img, bgrid, rgrid, ky, wy, kx, wx, col("sx")[idx].copy(), col("sy")[idx].copy(),
-            p.sigma, gain_inv, 30, 1e-4)
+        """Windowed centroids: one per component, one per major peak of blended components."""
+        blended = idx[col("npeaks")[idx] > 1]
+        px, py, pk = component_peaks(p.sig, p.ry, p.rx0, p.rx1, p.order, p.offsets, blended,
+                                     np.maximum(cfg["thresh"], cfg["blend_fraction"] * col("smax")[blended]))
+        single = idx[col("npeaks")[idx] <= 1]
+        comp = np.concatenate([single, blended[pk]])
+        x0 = np.concatenate([col("sx")[single], px.astype(float)])
+        y0 = np.concatenate([col("sy")[single], py.astype(float)])
+        x, y, xe, ye, f, fe, _ = windowed_centroids(img, bgrid, rgrid, ky, wy, kx, wx, x0, y0,
+                                                    p.sigma, gain_inv, 30, 1e-4)
         bad = ~np.isfinite(x) | ~np.isfinite(y)
-        return np.where(bad, col("sx")[idx], x), np.where(bad, col("sy")[idx], y), xe, ye, f, fe
+        x, y = np.where(bad, x0, x), np.where(bad, y0, y)
+        keep = _distinct(x, y, comp)
+        return comp[keep], x[keep], y[keep], xe[keep], ye[keep], f[keep], fe[keep]
 
     def fit_and_accept(g, avoid):
+        g = _extended(p.sig, g)  # first: a piece of a long streak is not a short candidate
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
             return None
         members = list(g.members)
-        fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid)
-        peaks = _bright_peaks(p.sig, fit, bkg.global_rms, p.sigma)
-        if len(peaks) and fit.success:  # stars joined to the streak: mask them, fit again
+        if g.length < 40 and np.any(stats[members, COL["nsat"]] > 0):
+            return None  # a short saturated object is a star (pair): see _streak_row
+        peaks = _bright_peaks(p.sig, g.xc, g.yc, g.phi, g.length, p.sigma)
+        if len(peaks):  # stars joined to the streak: mask them
             avoid = peaks if avoid is None or not len(avoid) else np.concatenate([avoid, peaks])
-            fit = _fit_group(img, bkg, Line(*fit.params[:4], members, g.npieces), p.sigma, cfg,
-                             avoid)
+        fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid)
         row = _streak_row(fit, members, g.npieces, stats, flags, a, b, theta, img.shape, p.sigma, cfg)
         if row is None or not _uniform_along(p.sig, fit, bkg.global_rms):
             return None
@@ -326,7 +341,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         used[members] = True
     # 2. points (everything else above the detection threshold)
     pts = np.flatnonzero(keep & ~used & (col("smax") >= cfg["thresh"]))
-    x, y, xe, ye, f, fe = points_of(pts) if len(pts) else (np.zeros(0),) * 6
+    pts, x, y, xe, ye, f, fe = points_of(pts)
     # 3. refit streaks with the bright stars on them masked, then join collinear streaks
     streaks = _refit_masked(streaks, x, y, f, p, bkg.global_rms, fit_and_accept)
     streaks = _join_fitted(streaks, cfg, p, bkg.global_rms, fit_and_accept, x, y, f)
@@ -344,6 +359,25 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     return rows
 
 
+def _distinct(x, y, comp, min_sep=1.0):
+    """Mask keeping the first of points of one component that converged within ``min_sep`` px."""
+    keep = np.ones(len(x), bool)
+    if len(x) < 2:
+        return keep
+    order = np.argsort(comp, kind="stable")
+    cs = comp[order]
+    for start in np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]):
+        stop = start + np.searchsorted(cs[start:], cs[start], side="right")
+        if stop - start < 2:
+            continue
+        members = order[start:stop]
+        for a_i, a in enumerate(members):
+            if keep[a]:
+                close = np.hypot(x[members[a_i + 1:]] - x[a], y[members[a_i + 1:]] - y[a]) < min_sep
+                keep[members[a_i + 1:][close]] = False
+    return keep
+
+
 def _bright_on(fit: StreakFit, x, y, f, sigma):
     """(x, y) of point sources on the streak's band that are much brighter than the streak."""
     xc, yc, phi, length, w, flux = fit.params
@@ -355,10 +389,9 @@ def _bright_on(fit: StreakFit, x, y, f, sigma):
     return np.column_stack([x[sel], y[sel]])
 
 
-def _bright_peaks(sig, fit: StreakFit, rms, sigma):
-    """(x, y) of peaks of S on the streak's band far above the streak's own level ``F/(L rms)``
-    (stars joined to the streak by the analysis threshold)."""
-    xc, yc, phi, length, w, flux = fit.params
+def _bright_peaks(sig, xc, yc, phi, length, sigma):
+    """(x, y) of peaks of S on a streak's band far above the streak's own level (the median of
+    S along it): stars joined to the streak by the analysis threshold, masked from the fit."""
     band = 4 * sigma + 4
     half = 0.5 * length + band
     c, s = math.cos(phi), math.sin(phi)
@@ -367,8 +400,11 @@ def _bright_peaks(sig, fit: StreakFit, rms, sigma):
     x1 = min(nx, int(xc + half * abs(c) + band * abs(s)) + 2)
     y0 = max(0, int(yc - half * abs(s) - band * abs(c)))
     y1 = min(ny, int(yc + half * abs(s) + band * abs(c)) + 2)
+    prof = _profile_along(sig, xc, yc, phi, length, 0.9)
+    if x1 - x0 < 3 or y1 - y0 < 3 or len(prof) == 0:
+        return np.zeros((0, 2))
     cut = sig[y0:y1, x0:x1]
-    level = 3 * flux / max(length, 1.0) / rms + 5
+    level = 3 * max(float(np.median(prof)), 0.0) + 5
     peaks = (cut == ndimage.maximum_filter(cut, size=3)) & (cut > level)
     py, px = np.nonzero(peaks)
     px, py = px + x0, py + y0
@@ -381,8 +417,7 @@ def _bright_peaks(sig, fit: StreakFit, rms, sigma):
 def _refit_masked(streaks, x, y, f, p, rms, fit_and_accept):
     out = []
     for fit, row, members in streaks:
-        avoid = np.concatenate([_bright_on(fit, x, y, f, p.sigma),
-                                _bright_peaks(p.sig, fit, rms, p.sigma)])
+        avoid = _bright_on(fit, x, y, f, p.sigma)
         if len(avoid):
             xc, yc, phi, length = fit.params[:4]
             again = fit_and_accept(Line(xc, yc, phi, length, members, row["npieces"]), avoid)
@@ -408,8 +443,7 @@ def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f):
             res = fit_and_accept(groups[0], None)
             if res is None:
                 continue
-            avoid = np.concatenate([_bright_on(res[0], x, y, f, sigma),
-                                    _bright_peaks(p.sig, res[0], rms, sigma)])
+            avoid = _bright_on(res[0], x, y, f, sigma)
             if len(avoid):
                 res = fit_and_accept(_line_of(res), avoid) or res
             streaks = [s for k, s in enumerate(streaks) if k not in (i, j)] + [res]
@@ -467,15 +501,17 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
     """Row of an accepted streak, or None when the fit says it is not one."""
     xc, yc, phi, length, w, flux = fit.params
     err = np.sqrt(np.clip(np.diag(fit.cov), 0, None))
-    flux_err = err[5] if np.isfinite(err[5]) and err[5] > 0 else np.nan
+    flux_err = fit.flux_err  # with the geometry fixed: a masked end must not hide the streak
     snr = flux / flux_err if flux_err > 0 else 0.0
-    # a short line must explain the signal: pairs of stars leave > 20 % of it (beyond the
-    # noise); long streaks may vary in brightness along the track (glints) and are not tested
+    # a line must explain the signal: pairs of stars leave > 10 % of it (beyond the noise);
+    # long streaks may vary in brightness along the track (glints) and get more room
     signal = snr**2
-    excess_ok = (length >= 40 or fit.excess <= cfg["streak_max_excess"]
-                 + 3 * math.sqrt(2 * fit.npix) / max(signal, 1e-30))
+    allowed = cfg["streak_max_excess"] if length < 40 else cfg["streak_max_excess_long"]
+    excess_ok = fit.excess <= allowed + 3 * math.sqrt(2 * fit.npix) / max(signal, 1e-30)
+    # saturation breaks the line model: a short saturated object is a star (pair), not a streak
+    saturated_short = length < 40 and bool(np.any(stats[members, COL["nsat"]] > 0))
     ok = (length >= cfg["streak_min_length_px"] and snr >= cfg["streak_min_snr"]
-          and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok)
+          and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok and not saturated_short)
     if not ok:
         return None
     phi = (phi + math.pi / 2) % math.pi - math.pi / 2  # (-90, 90] deg
@@ -509,6 +545,38 @@ def _profile_along(sig, xc, yc, phi, length, frac=0.8):
     return sig[ys[ok], xs[ok]]
 
 
+def _extended(sig, g: Line, *, window=12.0, level=2.0, step=2.0) -> Line:
+    """The candidate line walked outwards along S while the streak continues.
+
+    Pieces of a faint streak (or a streak cut by the analysis threshold) are shorter than the
+    streak; beyond each end, the median of S over the next ``window`` px (best of the line and
+    its two 1-px parallels; a median so that a star beyond the end does not carry the walk on)
+    is tested against ``level`` sigma, in steps of ``step`` px.
+    """
+    c, s = math.cos(g.phi), math.sin(g.phi)
+    ny, nx = sig.shape
+    ends = []
+    for sign in (-1.0, 1.0):
+        t = 0.25 * g.length  # from the central half: the ends of a component may be a star's
+        while True:
+            tt = t + np.arange(0.0, window, 1.0)
+            best = -np.inf
+            for off in (-1.0, 0.0, 1.0):
+                xs = np.rint(g.xc + sign * tt * c - off * s).astype(int)
+                ys = np.rint(g.yc + sign * tt * s + off * c).astype(int)
+                ok = (xs >= 0) & (ys >= 0) & (xs < nx) & (ys < ny)
+                if ok.sum() < window / 2:
+                    continue
+                best = max(best, float(np.median(sig[ys[ok], xs[ok]])))
+            if best < level:
+                break
+            t += step
+        ends.append(max(t, 0.4 * g.length))  # never much shorter than the component itself
+    lo, hi = -ends[0], ends[1]
+    mid = 0.5 * (lo + hi)
+    return Line(g.xc + mid * c, g.yc + mid * s, g.phi, hi - lo, g.members, g.npieces)
+
+
 def _flat_profile(sig, xc, yc, phi, length) -> bool:
     """Cheap pre-fit test: no deep dip of S along the candidate (as between two bright stars).
 
@@ -522,7 +590,7 @@ def _flat_profile(sig, xc, yc, phi, length) -> bool:
     if len(prof) == 0:
         return True
     lo, hi = np.percentile(prof, [10, 90])
-    return lo >= 0.5 * hi - 4.0
+    return lo >= 0.6 * hi - 2.0  # a streak's S varies by the noise (1 sigma), a pair's dips
 
 
 def _uniform_along(sig, fit: StreakFit, rms: float) -> bool:
