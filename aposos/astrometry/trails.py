@@ -223,3 +223,55 @@ def star_view(sources: Table, model: TrailModel | None, shape) -> Table:
             out[c] = np.where(rec, np.maximum(np.nan_to_num(np.asarray(out[c], float), nan=0.0),
                                               RECOVERED_SIGMA_PX), np.asarray(out[c], float))
     return out
+
+
+def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: float | None = None) -> np.ndarray:
+    """Pixel test, per source at (x, y): share of its light taken by a star trail rather than a point.
+
+    A stamp around each source is fitted by least squares with two pixel-integrated unit-flux
+    templates centred on the source (rendered by :mod:`aposos.simulate.render`: a point PSF
+    and a trail of the model's direction and length) plus a constant; the result is
+    ``f_trail / (f_point + f_trail)`` (about 1 for a trail, 0 or below for a point; NaN where
+    not computed). Unlike second moments this holds
+    in crowded fields, where blends and saturation bend the moments of most sources. False for
+    all when ``model`` is None or the trail is shorter than one FWHM (then stars and targets
+    look alike). ``fwhm_px`` defaults to ``2.355 * model.sigma_px``.
+    """
+    from ..simulate.render import add_points, add_streaks
+
+    x, y = np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float))
+    out = np.full(len(x), np.nan)
+    if model is None:
+        return out
+    fwhm = float(fwhm_px) if fwhm_px else FWHM_PER_SIGMA * model.sigma_px
+    if model.length_px < fwhm:
+        return out
+    ny, nx = data.shape
+    h = int(math.ceil(0.5 * model.length_px + 1.5 * fwhm))
+    u = model.unit * 0.5 * model.length_px
+    for k in np.flatnonzero(np.isfinite(x) & np.isfinite(y)):
+        ix, iy = int(round(x[k])), int(round(y[k]))
+        xa, xb, ya, yb = max(ix - h, 0), min(ix + h + 1, nx), max(iy - h, 0), min(iy + h + 1, ny)
+        if xb - xa < 3 or yb - ya < 3:
+            continue
+        stamp = np.asarray(data[ya:yb, xa:xb], float)
+        good = np.isfinite(stamp)
+        if good.sum() < 9:
+            continue
+        cx, cy = x[k] - xa, y[k] - ya
+        point = np.zeros(stamp.shape)
+        add_points(point, [cx], [cy], [1.0], fwhm)
+        trail = np.zeros(stamp.shape)
+        add_streaks(trail, [cx - u[0]], [cy - u[1]], [cx + u[0]], [cy + u[1]], [1.0], fwhm)
+        flux_point, flux_trail = _joint_fluxes(stamp[good], point[good], trail[good])
+        total = flux_point + flux_trail
+        out[k] = flux_trail / total if total > 0 else np.nan
+    return out
+
+
+def _joint_fluxes(d: np.ndarray, point: np.ndarray, trail: np.ndarray) -> tuple[float, float]:
+    """Least-squares fluxes of d ~ f_p * point + f_t * trail + constant (unit-flux templates):
+    a neighbour's light off the source's own trail line goes to neither template."""
+    a = np.stack([point, trail, np.ones_like(point)], -1)
+    coef, *_ = np.linalg.lstsq(a, d, rcond=None)
+    return float(coef[0]), float(coef[1])
