@@ -146,11 +146,12 @@ def _star_trails(sources, solution, kind, meta=None, data=None) -> np.ndarray:
     if data is not None:
         # short trails come out as points (and blends of a few trails as short streaks) whose
         # moments crowding and saturation bend: decide on the pixels (point PSF vs trail)
-        # a trail if most of the light fits the trail template, or if the moments already say
-        # so and the pixels do not clearly say point
+        # a trail if most of the light fits the trail templates, or if the moments already say
+        # so and the pixels do not clearly say point (or the source is too faint to tell)
         test = np.flatnonzero(~is_streak | (~like & (length <= 3.0 * model.length_px + 3.0)))
         frac = trails.trail_fraction(data, _col(sources, "x")[test], _col(sources, "y")[test], model)
-        like[test] = np.where(np.isfinite(frac), (frac > 0.5) | (like[test] & (frac > 0.25)), like[test])
+        faint = _col(sources, "snr")[test] < 10.0  # too faint for the pixel test to overrule the moments
+        like[test] = np.where(np.isfinite(frac), (frac > 0.5) | (like[test] & ((frac > 0.25) | faint)), like[test])
     return like
 
 

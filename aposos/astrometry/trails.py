@@ -154,8 +154,9 @@ def trail_like(sources: Table, model: TrailModel | None) -> np.ndarray:
     """True for sources with the frame's star-trail direction and length.
 
     Streaks: direction within :attr:`TrailModel.angle_tol_deg` and length within 20 % + 3 px
-    (or any length when cut by the edge). Points (trails shorter than the detector's streaks):
-    elongated (a/b >= 1 + 40 % of the elongation a trail gives) along the trail direction
+    (or any length when cut by the edge). Points (trails shorter than the detector's streaks,
+    pieces of faint long ones): elongated (a/b >= 1 + 40 % of the elongation a trail gives, at
+    most 2) along the trail direction
     (within 15 deg, or the tolerance of a 1.5 px offset at the trail end). Saturated blobs are
     accepted when their long axis (bleeding aside) follows the trail. False for everything when
     ``model`` is None.
@@ -176,7 +177,7 @@ def trail_like(sources: Table, model: TrailModel | None) -> np.ndarray:
     e_trail = math.sqrt(s ** 2 + model.length_px ** 2 / 12.0) / s
     elong = _col(sources, "elongation")
     tol_pt = max(15.0, math.degrees(math.atan2(1.5, 0.5 * model.length_px)))
-    ok_point = (~is_streak) & (elong >= 1.0 + 0.4 * (e_trail - 1.0)) & (dang <= tol_pt)
+    ok_point = (~is_streak) & (elong >= min(1.0 + 0.4 * (e_trail - 1.0), 2.0)) & (dang <= tol_pt)
     return ok_streak | ok_point
 
 
@@ -228,11 +229,12 @@ def star_view(sources: Table, model: TrailModel | None, shape) -> Table:
 def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: float | None = None) -> np.ndarray:
     """Pixel test, per source at (x, y): share of its light taken by a star trail rather than a point.
 
-    A stamp around each source is fitted by least squares with two pixel-integrated unit-flux
-    templates centred on the source (rendered by :mod:`aposos.simulate.render`: a point PSF
-    and a trail of the model's direction and length) plus a constant; the result is
-    ``f_trail / (f_point + f_trail)`` (about 1 for a trail, 0 or below for a point; NaN where
-    not computed). Unlike second moments this holds
+    A stamp around each source is fitted by least squares with pixel-integrated templates
+    starting at the source (rendered by :mod:`aposos.simulate.render`): a point PSF, and the
+    two half trails (the model's direction, half its length) running from the source either
+    way, plus a constant. The result is the half trails' share of the (non-negative) fitted
+    flux: about 1 for a trail (its centre, or a piece of a long trail anywhere along it), about
+    0 for a point; NaN where not computed. Unlike second moments this holds
     in crowded fields, where blends and saturation bend the moments of most sources. False for
     all when ``model`` is None or the trail is shorter than one FWHM (then stars and targets
     look alike). ``fwhm_px`` defaults to ``2.355 * model.sigma_px``.
@@ -247,7 +249,7 @@ def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: fl
     if model.length_px < fwhm:
         return out
     ny, nx = data.shape
-    h = int(math.ceil(0.5 * model.length_px + 1.5 * fwhm))
+    h = int(math.ceil(0.5 * model.length_px + 1.5 * fwhm))  # stamp half-size (px)
     u = model.unit * 0.5 * model.length_px
     for k in np.flatnonzero(np.isfinite(x) & np.isfinite(y)):
         ix, iy = int(round(x[k])), int(round(y[k]))
@@ -261,17 +263,18 @@ def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: fl
         cx, cy = x[k] - xa, y[k] - ya
         point = np.zeros(stamp.shape)
         add_points(point, [cx], [cy], [1.0], fwhm)
-        trail = np.zeros(stamp.shape)
-        add_streaks(trail, [cx - u[0]], [cy - u[1]], [cx + u[0]], [cy + u[1]], [1.0], fwhm)
-        flux_point, flux_trail = _joint_fluxes(stamp[good], point[good], trail[good])
-        total = flux_point + flux_trail
-        out[k] = flux_trail / total if total > 0 else np.nan
+        halves = [np.zeros(stamp.shape), np.zeros(stamp.shape)]
+        for sgn, half in zip((1.0, -1.0), halves):
+            add_streaks(half, [cx], [cy], [cx + sgn * u[0]], [cy + sgn * u[1]], [0.5], fwhm)
+        f = np.clip(_joint_fluxes(stamp[good], point[good], halves[0][good], halves[1][good]), 0.0, None)
+        total = f.sum()
+        out[k] = (f[1] + f[2]) / total if total > 0 else np.nan
     return out
 
 
-def _joint_fluxes(d: np.ndarray, point: np.ndarray, trail: np.ndarray) -> tuple[float, float]:
-    """Least-squares fluxes of d ~ f_p * point + f_t * trail + constant (unit-flux templates):
-    a neighbour's light off the source's own trail line goes to neither template."""
-    a = np.stack([point, trail, np.ones_like(point)], -1)
+def _joint_fluxes(d: np.ndarray, *templates: np.ndarray) -> np.ndarray:
+    """Least-squares amplitudes of d ~ sum_i f_i * template_i + constant: light off the
+    templates (a neighbour beside the trail line) goes to none of them."""
+    a = np.stack([*templates, np.ones_like(d)], -1)
     coef, *_ = np.linalg.lstsq(a, d, rcond=None)
-    return float(coef[0]), float(coef[1])
+    return coef[:-1]
