@@ -81,7 +81,9 @@ class SolveConfig:
         left out of the final fit when enough clean stars remain.
     mag_limit : faintest catalog magnitude used.
     distortion : a known SIP distortion (astropy WCS with SIP, or a PlateSolution, of a frame of
-        the same camera, binning and shape, e.g. a well-populated frame of the night). Adds the
+        the same camera, binning and shape, e.g. a well-populated frame of the night), or a
+        :class:`.distortion.DistortionCache`, which supplies the best one seen so far for the
+        frame's camera setup and keeps this frame's if it is better. Adds the
         candidate model "that distortion + a linear plate" (6 parameters), which sparse fields
         (10-20 stars) can afford; the held-out residuals still choose.
     fallback : 'astrometry.net' to try its blind solver (if installed, see :mod:`.anet`) when
@@ -657,6 +659,13 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
         ``accepted`` True with the WCS and quality figures, or False with ``reason`` (and no WCS).
         Bad configuration (unknown scale, bad parity) raises :class:`AposError`.
     """
+    from .distortion import DistortionCache
+
+    if isinstance(config.get("distortion"), DistortionCache):  # use, then feed, the night's distortion
+        cache = config["distortion"]
+        sol = solve(frame, sources, catalog, **{**config, "distortion": cache.get(frame)})
+        cache.offer(frame, sol)
+        return sol
     t0 = time.perf_counter()
     unknown = set(config) - set(SolveConfig.__dataclass_fields__)
     if unknown:
