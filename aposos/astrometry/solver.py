@@ -22,6 +22,12 @@ Algorithm (all steps vectorised numpy/scipy; a few hundred ms per field with a g
    distortion, affordable with 10-20 stars), capped by the star count and by how much of the
    frame the stars cover. The final fit uses a catalog cone centred on the solved field and
    leaves saturated/blended/edge stars out when enough clean ones remain.
+Rate-tracked frames (:mod:`.trails`): the stars are trails of one direction and length
+(``|rate| * exposure / scale``); the star list is the sources with that morphology whatever
+the detector's ``kind`` (short trails come out as elongated points), a trail cut by the frame
+edge is placed at its inner end plus half a trail length (it may lie outside the frame:
+``_Field.outer_px``), and the target (a point) is never used as a star.
+
 5. **Fallbacks**: a scale search (quad sizes +-35 %) when the configured pixel scale may be
    wrong, then a blind search over tiles of sky around the hint out to ``blind_radius_deg``
    (default 12, at most ``blind_time_limit_s``), then optionally astrometry.net
