@@ -346,3 +346,23 @@ def test_known_distortion_from_a_rich_frame_pins_a_sparse_one():
     assert max_error_px(sparse, pinned) < 0.1
     with pytest.raises(AposError, match="CRPIX"):
         solve(make_field("iran", binning=1, rng=1).frame, sparse.sources, distortion=sol_rich)
+
+
+def test_distortion_cache_lends_a_rich_frames_distortion_to_a_sparse_one():
+    """``distortion=DistortionCache()`` for a night: the rich frame fills it, the sparse frame of
+    the same camera then solves on that distortion (as with an explicit ``distortion=``)."""
+    from aposos.astrometry import DistortionCache
+
+    rich = make_field("pakistan", 290.0, 20.0, binning=2, rng=31)
+    sparse = make_field("pakistan", binning=2, rng=7188, sip_from=rich.wcs)
+    cache = DistortionCache()
+    first = solve(sparse.frame, sparse.sources, blind=False, distortion=cache)  # nothing cached yet
+    assert first.accepted and "prior-SIP" not in first.model and cache.get(sparse.frame) is None
+    sol_rich = solve(rich.frame, rich.sources, distortion=cache)
+    assert cache.get(rich.frame) is sol_rich and cache.get(sparse.frame) is sol_rich
+    pinned = solve(sparse.frame, sparse.sources, blind=False, distortion=cache)
+    print(f"sparse field: alone {max_error_px(sparse, first):.3f} px, with the cache {max_error_px(sparse, pinned):.3f} px")
+    assert pinned.model == "TAN+prior-SIP+poly1" and max_error_px(sparse, pinned) < 0.1
+    assert cache.get(sparse.frame) is sol_rich  # a sparse or prior-SIP solution never replaces it
+    other = make_field("iran", binning=1, rng=1)
+    assert cache.get(other.frame) is None  # other camera setup: nothing lent

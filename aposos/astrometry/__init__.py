@@ -3,6 +3,8 @@
 * :func:`solve` (``frame, sources, catalog=None, **config`` -> :class:`PlateSolution`): quad
   matching around the header pointing, TAN + SIP fit with the order chosen by held-out residuals, outlier
   clipping, likelihood-ratio acceptance; scale search and blind tile search as fallbacks.
+* :class:`DistortionCache`: a night's camera distortion from rich frames, lent to sparse ones
+  (``solve(..., distortion=cache)``).
 * :func:`measure` (``frame, sources, solution`` -> Observations table): RA/Dec with UTC time
   tags and uncertainties for every non-stellar candidate.
 
@@ -11,7 +13,8 @@ origin 0 (``wcs.pixel_to_world_values``). Positions are star-relative ICRF (annu
 removed by the plate, see ``shared/docs/astro-notes.md``).
 """
 
+from .distortion import DistortionCache
 from .observations import measure
 from .solver import PlateSolution, SolveConfig, solve
 
-__all__ = ["solve", "measure", "PlateSolution", "SolveConfig"]
+__all__ = ["solve", "measure", "PlateSolution", "SolveConfig", "DistortionCache"]

@@ -27,11 +27,15 @@ tell, so linking may swap the two times of a pair. Streak centre: mid-exposure (
 the direction; exact for a constant angular rate). ``streak_points`` interior points are
 interpolated along the streak with linearly interpolated times (same direction assumption).
 
-In rate-tracked frames the stars are streaks: unmatched streaks parallel to and as long as the
-matched star trails are faint stars and are not reported.
+In rate-tracked frames the stars are trails: unmatched sources with the star trails' direction
+and length (streaks, or elongated points when the trails are shorter than the detector's
+streaks; :func:`.trails.trail_like`) are faint stars and are not reported. The target (a point)
+is.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from astropy.table import Table
@@ -39,6 +43,7 @@ from astropy.time import TimeDelta
 
 from ..errors import AposError
 from . import flags as flagbits
+from . import trails
 
 OBSERVATION_COLUMNS = ("time", "ra_deg", "dec_deg", "sigma_arcsec", "source_index", "kind", "end", "x", "y",
                        "mag", "station", "frame", "star_like", "extrapolated")
@@ -60,7 +65,7 @@ def measure(frame, sources: Table, solution, *, streak_points: int = 0, include_
         raise AposError(f"frame {frame.meta.path!r} has no accepted plate solution: {getattr(solution, 'reason', '?')}")
     meta = frame.meta
     n = len(sources)
-    cand = _candidates(sources, solution, meta.tracking, reject_flags)
+    cand = _candidates(sources, solution, meta.tracking, reject_flags, meta, _pixels(frame))
     rows = _rows(sources, cand, meta.tracking, streak_points, include_star_like, frame.shape)
     x, y = rows["x"], rows["y"]
     t = Table()
@@ -91,13 +96,21 @@ def measure(frame, sources: Table, solution, *, streak_points: int = 0, include_
     return t
 
 
+def _pixels(frame):
+    """The frame's image (None for a placeholder frame without pixels, e.g. synthetic tests)."""
+    data = getattr(frame, "data", None)
+    if data is None or np.ndim(data) != 2 or (np.ndim(data) == 2 and data.strides == (0, 0)):
+        return None
+    return data
+
+
 def _col(sources, name, default=np.nan):
     if name in sources.colnames:
         return np.asarray(sources[name], float) if name != "kind" else np.asarray(sources[name]).astype(str)
     return np.full(len(sources), default)
 
 
-def _candidates(sources, solution, tracking, reject_flags) -> np.ndarray:
+def _candidates(sources, solution, tracking, reject_flags, meta=None, data=None) -> np.ndarray:
     n = len(sources)
     ok = np.isfinite(_col(sources, "x")) & np.isfinite(_col(sources, "y"))
     ok[np.asarray(solution.matches["source_index"], int)] = False
@@ -105,22 +118,47 @@ def _candidates(sources, solution, tracking, reject_flags) -> np.ndarray:
         ok &= (np.asarray(sources["flags"]).astype(np.int64) & reject_flags) == 0
     kind = _col(sources, "kind", "point") if "kind" in sources.colnames else np.full(n, "point")
     if tracking == "rate":
-        ok &= ~_star_trails(sources, solution, kind)
+        ok &= ~_star_trails(sources, solution, kind, meta, data)
     return np.flatnonzero(ok)
 
 
-def _star_trails(sources, solution, kind) -> np.ndarray:
-    """Streaks with the angle and length of the matched star trails (rate-tracked frames)."""
-    m = np.asarray(solution.matches["source_index"], int)
-    ang, length = _col(sources, "angle_deg"), _col(sources, "length_px")
-    star = m[kind[m] == "streak"]
-    if len(star) < 3:
-        return np.zeros(len(sources), bool)
-    a0 = np.degrees(np.angle(np.median(np.exp(2j * np.radians(ang[star])).real)
-                             + 1j * np.median(np.exp(2j * np.radians(ang[star])).imag))) / 2
-    l0 = np.median(length[star])
-    dang = np.abs((ang - a0 + 90.0) % 180.0 - 90.0)
-    return (kind == "streak") & (dang < 3.0) & (np.abs(length - l0) < 0.1 * l0 + 3.0)
+def _star_trails(sources, solution, kind, meta=None, data=None) -> np.ndarray:
+    """Sources shaped like the frame's star trails (rate-tracked frames): streaks of the trail's
+    direction and length and, for trails shorter than the detector's streaks, points elongated
+    along it (:func:`.trails.trail_like`; the direction is measured on the frame, the length
+    comes from the tracking rates or from the matched star trails)."""
+    model = trails.trail_model(sources, meta, solution.scale_arcsec_px)
+    if model is not None and not model.from_rates:  # length from the stars the plate matched
+        m = np.asarray(solution.matches["source_index"], int)
+        lengths = trails._length_px(sources)[m]
+        if np.isfinite(lengths).sum() >= 3:
+            model = replace(model, length_px=float(np.nanmedian(lengths)))
+    like = trails.trail_like(sources, model)
+    if model is None:
+        return like
+    is_streak = kind == "streak"
+    length = _col(sources, "length_px")
+    # pieces and collinear merges of trails: parallel streaks up to 2.5 trail lengths, or merged
+    parallel = is_streak & (trails._angle_diff_deg(_col(sources, "angle_deg"), model.angle_deg)
+                            <= np.maximum(model.angle_tol_deg, np.degrees(np.arctan2(2.0, np.maximum(length, 1.0)))))
+    merged = (_flags(sources) & flagbits.MERGED) != 0
+    like |= parallel & ((length <= 2.5 * model.length_px + 3.0) | merged)
+    if data is not None:
+        # short trails come out as points (and blends of a few trails as short streaks) whose
+        # moments crowding and saturation bend: decide on the pixels (point PSF vs trail)
+        # a trail if most of the light fits the trail templates, or if the moments already say
+        # so and the pixels do not clearly say point (or the source is too faint to tell)
+        test = np.flatnonzero(~is_streak | (~like & (length <= 3.0 * model.length_px + 3.0)))
+        frac = trails.trail_fraction(data, _col(sources, "x")[test], _col(sources, "y")[test], model)
+        faint = _col(sources, "snr")[test] < 10.0  # too faint for the pixel test to overrule the moments
+        like[test] = np.where(np.isfinite(frac), (frac > 0.5) | (like[test] & ((frac > 0.25) | faint)), like[test])
+    return like
+
+
+def _flags(sources) -> np.ndarray:
+    if "flags" in sources.colnames:
+        return np.asarray(sources["flags"]).astype(np.int64)
+    return np.zeros(len(sources), np.int64)
 
 
 def _rows(sources, cand, tracking, streak_points, include_star_like, shape) -> dict:

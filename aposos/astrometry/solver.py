@@ -22,6 +22,12 @@ Algorithm (all steps vectorised numpy/scipy; a few hundred ms per field with a g
    distortion, affordable with 10-20 stars), capped by the star count and by how much of the
    frame the stars cover. The final fit uses a catalog cone centred on the solved field and
    leaves saturated/blended/edge stars out when enough clean ones remain.
+Rate-tracked frames (:mod:`.trails`): the stars are trails of one direction and length
+(``|rate| * exposure / scale``); the star list is the sources with that morphology whatever
+the detector's ``kind`` (short trails come out as elongated points), a trail cut by the frame
+edge is placed at its inner end plus half a trail length (it may lie outside the frame:
+``_Field.outer_px``), and the target (a point) is never used as a star.
+
 5. **Fallbacks**: a scale search (quad sizes +-35 %) when the configured pixel scale may be
    wrong, then a blind search over tiles of sky around the hint out to ``blind_radius_deg``
    (default 12, at most ``blind_time_limit_s``), then optionally astrometry.net
@@ -45,10 +51,15 @@ from scipy.stats import binom
 
 from ..errors import AposError
 from . import flags as flagbits
+from . import trails
 from .fit import PlateFit, fit_tan_sip, n_terms
 from .quads import QuadIndex, build_quads
 from .refstars import reference_stars, unblended
 from .tangent import deproject, project, separation_deg
+
+
+#: star residuals (px) below this are never clipped as outliers
+CLIP_FLOOR_PX = 0.3
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,9 @@ class SolveConfig:
         left out of the final fit when enough clean stars remain.
     mag_limit : faintest catalog magnitude used.
     distortion : a known SIP distortion (astropy WCS with SIP, or a PlateSolution, of a frame of
-        the same camera, binning and shape, e.g. a well-populated frame of the night). Adds the
+        the same camera, binning and shape, e.g. a well-populated frame of the night), or a
+        :class:`.distortion.DistortionCache`, which supplies the best one seen so far for the
+        frame's camera setup and keeps this frame's if it is better. Adds the
         candidate model "that distortion + a linear plate" (6 parameters), which sparse fields
         (10-20 stars) can afford; the held-out residuals still choose.
     fallback : 'astrometry.net' to try its blind solver (if installed, see :mod:`.anet`) when
@@ -290,18 +303,29 @@ def _station_defaults(frame, cfg: SolveConfig) -> tuple[float, int]:
     return float(scale), int(parity)
 
 
-def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
+def star_sources(sources: Table, tracking: str, cfg: SolveConfig, trail=None) -> np.ndarray:
     """Indices of sources usable as stars, brightest first.
 
-    Stars are points (and saturated blobs of any shape) in sidereal frames and streaks (their
-    centres: mid-exposure positions) in rate-tracked ones; flagged sources
-    (``flags & reject_flags``) are left out.
+    Stars are points (and saturated blobs of any shape) in sidereal frames. In rate-tracked
+    frames with a known star trail (``trail``, a :class:`.trails.TrailModel`) they are the
+    sources with the trail's direction and length whatever their ``kind`` (short trails are
+    detected as elongated points), except points touching the edge (their centroid is that of a
+    cut trail); without a trail model, streaks. Flagged sources (``flags & reject_flags``) are
+    left out.
     """
     n = len(sources)
     ok = np.isfinite(np.asarray(sources["x"], float)) & np.isfinite(np.asarray(sources["y"], float))
     if "flags" in sources.colnames:
         ok &= (np.asarray(sources["flags"]).astype(np.int64) & cfg.reject_flags) == 0
-    if "kind" in sources.colnames:
+    if tracking == "rate" and trail is not None and cfg.star_kind is None:
+        like = trails.trail_like(sources, trail)
+        if "flags" in sources.colnames and "kind" in sources.colnames:
+            cut_point = ((np.asarray(sources["flags"]).astype(np.int64) & flagbits.EDGE) != 0) & (
+                np.asarray(sources["kind"]).astype(str) != "streak")
+            like &= ~cut_point
+        if np.count_nonzero(ok & like) >= 8:
+            ok &= like
+    elif "kind" in sources.colnames:
         kind = cfg.star_kind or {"sidereal": "point", "rate": "streak"}.get(tracking)
         if kind is not None:
             is_kind = np.asarray(sources["kind"]).astype(str) == kind
@@ -325,8 +349,12 @@ def star_sources(sources: Table, tracking: str, cfg: SolveConfig) -> np.ndarray:
 class _Field:
     """Everything that stays fixed while hypotheses are tried on one frame."""
 
-    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int, weights=None, prior_sip=None):
+    def __init__(self, xy: np.ndarray, shape, scale_deg: float, parity: int, weights=None, prior_sip=None,
+                 outer_px: float = 0.0):
         self.xy = xy  # (n, 2) brightest first
+        # stars may lie this far outside the frame (px): rate-tracked frames, where a star whose
+        # trail is cut by the edge is placed at its mid-exposure position (see .trails)
+        self.outer_px = float(outer_px)
         self.prior_sip = prior_sip  # (A, B) of a known distortion, or None
         self.weights = np.ones(len(xy)) if weights is None else weights  # fit weights, median ~1
         self.ny, self.nx = shape
@@ -349,7 +377,7 @@ class _Field:
 
     @property
     def radius_deg(self):
-        return 0.5 * np.hypot(self.nx, self.ny) * self.scale_deg
+        return (0.5 * np.hypot(self.nx, self.ny) + self.outer_px) * self.scale_deg
 
 
 def _similarity(z, w):
@@ -374,6 +402,7 @@ def _match(pred_xy, fld: _Field, radius_px: float):
 
 
 def _inside(xy, fld: _Field, margin: float = 0.0):
+    margin = margin - fld.outer_px
     return ((xy[:, 0] > -0.5 + margin) & (xy[:, 0] < fld.nx - 0.5 - margin)
             & (xy[:, 1] > -0.5 + margin) & (xy[:, 1] < fld.ny - 0.5 - margin))
 
@@ -382,7 +411,8 @@ def _log10_false_alarm(k: int, m: int, n_src: int, radius_px: float, fld: _Field
     """log10 P(>= k of m catalog stars find one of n_src random sources within radius)."""
     if k <= 0 or m <= 0:
         return 0.0
-    p0 = min(n_src * np.pi * radius_px ** 2 / (fld.nx * fld.ny), 0.999)
+    area = (fld.nx + 2 * fld.outer_px) * (fld.ny + 2 * fld.outer_px)
+    p0 = min(n_src * np.pi * radius_px ** 2 / area, 0.999)
     lsf = binom.logsf(k - 1, m, p0)
     if not np.isfinite(lsf):  # underflow: the first term of the tail dominates
         lsf = binom.logpmf(k, m, p0)
@@ -462,9 +492,14 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         return None
     # final sigma clip on the residual norm in units of each star's centroid error
     for _ in range(5):
-        z = _resid_px(fit) * np.sqrt(fld.weights[j])
-        sig = np.sqrt(np.median(z ** 2) / 1.386)
-        keep = z <= max(cfg.clip_sigma * sig, 1e-6)
+        r_px = _resid_px(fit)
+        z = r_px * np.sqrt(fld.weights[j])
+        # robust sigma, corrected for the degrees of freedom the plate took (a 12-term plate on
+        # 9 stars leaves residuals far below the centroid errors); residuals under
+        # CLIP_FLOOR_PX are never outliers (catalog and centroid systematics reach that)
+        dof_factor = 2.0 * len(j) / max(2.0 * len(j) - fit.n_params, 1.0)
+        sig = np.sqrt(np.median(z ** 2) / 1.386 * dof_factor)
+        keep = (z <= max(cfg.clip_sigma * sig, 1e-6)) | (r_px <= CLIP_FLOOR_PX)
         if keep.all() or keep.sum() < 4:
             break
         refit = _best_order(fld.xy[j[keep]], ra[i[keep]], dec[i[keep]], fld, fit.crval,
@@ -630,6 +665,13 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
         ``accepted`` True with the WCS and quality figures, or False with ``reason`` (and no WCS).
         Bad configuration (unknown scale, bad parity) raises :class:`AposError`.
     """
+    from .distortion import DistortionCache
+
+    if isinstance(config.get("distortion"), DistortionCache):  # use, then feed, the night's distortion
+        cache = config["distortion"]
+        sol = solve(frame, sources, catalog, **{**config, "distortion": cache.get(frame)})
+        cache.offer(frame, sol)
+        return sol
     t0 = time.perf_counter()
     unknown = set(config) - set(SolveConfig.__dataclass_fields__)
     if unknown:
@@ -641,7 +683,12 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
     hint = (meta.pointing_ra_deg, meta.pointing_dec_deg)
     base = dict(hint_ra_deg=np.nan if hint[0] is None else float(hint[0]),
                 hint_dec_deg=np.nan if hint[1] is None else float(hint[1]), shape=shape)
-    idx = star_sources(sources, meta.tracking, cfg)
+    trail, outer_px = None, 0.0
+    if meta.tracking == "rate":
+        trail = trails.trail_model(sources, meta, scale_arcsec_px)
+        sources = trails.star_view(sources, trail, shape)  # cut trails: star at mid-exposure
+        outer_px = 0.0 if trail is None else 0.5 * trail.length_px
+    idx = star_sources(sources, meta.tracking, cfg, trail)
     if len(idx) < cfg.min_matches:
         return _fail(f"too few usable star sources ({len(idx)} < {cfg.min_matches}): clouds, focus or exposure?",
                      time_s=time.perf_counter() - t0, **base)
@@ -675,7 +722,7 @@ def solve(frame, sources: Table, catalog=None, **config) -> PlateSolution:
                 blind_note = f"; blind search stopped after {cfg.blind_time_limit_s:g} s"
                 break
         for par in parities:
-            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par, weights, prior)
+            fld = _Field(xy, shape, scale_arcsec_px / 3600.0, par, weights, prior, outer_px)
             key = (ra0, dec0)
             if key not in ref_cache:
                 ref_cache[key] = _reference(catalog, ra0, dec0, search_r + fld.radius_deg * (1 + tol) + 0.2,
