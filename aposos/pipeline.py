@@ -179,8 +179,23 @@ class _FrameTask:
         self.detect_config, self.solve_config = detect_config, solve_config
 
     def __call__(self, path):
+        solve_config = {"distortion": _distortion_cache(), **(self.solve_config or {})}
         return reduce_frame(path, self.station, self.calibration,
-                            detect_config=self.detect_config, solve_config=self.solve_config)
+                            detect_config=self.detect_config, solve_config=solve_config)
+
+
+_DISTORTION = None
+
+
+def _distortion_cache():
+    """This process's lens-distortion cache: rich frames lend their SIP terms to sparse ones
+    of the same station, binning and shape (:class:`aposos.astrometry.DistortionCache`)."""
+    global _DISTORTION
+    if _DISTORTION is None:
+        from .astrometry import DistortionCache
+
+        _DISTORTION = DistortionCache()
+    return _DISTORTION
 
 
 # ----------------------------------------------------------------------------- the night
