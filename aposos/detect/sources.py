@@ -679,7 +679,7 @@ def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None, stars=None,
         if stars is not None and len(stars):
             inside = stars[(stars[:, 0] >= x0) & (stars[:, 0] < x1) & (stars[:, 1] >= y0)
                            & (stars[:, 1] < y1)]
-        fit = fit_line(d, var, x0, y0, g, sigma, inside, pair_below_px=PAIR_TEST_MAX_PX)
+        fit = fit_line(d, var, x0, y0, g, sigma, inside)
         if not fit.success:
             break
         xc, yc, phi, length = fit.params[:4]
@@ -701,14 +701,12 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
     signal = snr**2
     allowed = cfg["streak_max_excess"] if length < 40 else cfg["streak_max_excess_long"]
     excess_ok = fit.excess <= allowed + 3 * math.sqrt(2 * fit.npix) / max(signal, 1e-30)
-    # short: two point sources must fit clearly worse than the segment (star pairs ~1.5 FWHM
-    # apart look like 8-10 px streaks to the excess test)
-    if length < PAIR_TEST_MAX_PX and not fit.pair_chi2 > fit.chi2 + PAIR_MARGIN_CHI2:
-        return None
     # saturation breaks the line model: a short saturated object is a star (pair), not a streak
     ok = (length >= cfg["streak_min_length_px"] and snr >= cfg["streak_min_snr"]
           and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok)
-    if not ok:
+    # short: two point sources must fit clearly worse than the segment (star pairs ~1.5 FWHM
+    # apart look like 8-10 px streaks to the excess test); last, as it costs a fit
+    if not ok or (length < PAIR_TEST_MAX_PX and not fit.pair_chi2() > fit.chi2 + PAIR_MARGIN_CHI2):
         return None
     phi = (phi + math.pi / 2) % math.pi - math.pi / 2  # (-90, 90] deg
     fit.params[2] = phi

@@ -200,7 +200,15 @@ class StreakFit:
     excess: float = np.nan  # (chi^2 - n) / sum (model / sigma)^2: signal power not explained
     flux_err: float = np.nan  # 1-sigma of F with the geometry fixed (the detection SNR's noise)
     chi2: float = np.nan      # chi^2 of the fit (streak plus any stars)
-    pair_chi2: float = np.nan  # chi^2 of two point sources instead of the streak (if asked)
+    data: tuple = None        # (z, inv_sigma, x, y, fitted stars, width): for pair_chi2
+
+    def pair_chi2(self) -> float:
+        """chi^2 of two point sources (plus the fitted stars) in place of the streak, started
+        1 sigma inside its ends: tells a short streak from a star pair (inf if not fitted)."""
+        if self.data is None:
+            return np.inf
+        z, inv_sigma, x, y, stars_q, width = self.data
+        return _pair_chi2(z, inv_sigma, x, y, self.params, stars_q, width)
 
     @property
     def ends(self):
@@ -237,7 +245,7 @@ def stars_model(q, x, y, sigma):
 
 
 def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
-             width_px: float, stars=None, pair_below_px=0.0) -> StreakFit:
+             width_px: float, stars=None) -> StreakFit:
     """Fit the streak model to the cutout ``d`` (background-subtracted, origin at (x0, y0)).
 
     ``var`` is the per-pixel variance (same shape); non-finite pixels are ignored. Only pixels
@@ -246,9 +254,6 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     (Gaussians of sigma ``width_px``, position and flux free): stars crossing or touching the
     streak in crowded fields. The returned parameters, covariance (marginalised over the stars)
     and excess are the streak's; the excess counts what streak plus stars leave unexplained.
-    If the fitted length is below ``pair_below_px``, two point sources (and the stars) are also
-    fitted in place of the streak, starting 1 sigma inside its ends: ``pair_chi2`` tells a
-    short streak from a star pair.
     """
     yy, xx = np.mgrid[y0:y0 + d.shape[0], x0:x0 + d.shape[1]]
     band = 4.0 * width_px + 2.0
@@ -287,7 +292,7 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
     try:
         res = optimize.least_squares(resid, np.concatenate([p0, q0]), jac=jac, method="lm",
-                                     x_scale=scale0, max_nfev=200 * (1 + len(stars)))
+                                     x_scale=scale0, max_nfev=200 + 50 * len(stars))
     except (ValueError, np.linalg.LinAlgError):
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
     full = res.x.copy()
@@ -313,9 +318,8 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
           and moved <= 2 * p0[3] + 4 * band and params[3] <= 4 * p0[3] + 8 * band
           and params[5] > 0)
     flux_err = math.sqrt(inflate) / math.sqrt(max(float(jac[:, 5] @ jac[:, 5]), 1e-300))
-    pair_chi2 = (_pair_chi2(z, inv_sigma, x, y, params, full[6:], width_px)
-                 if params[3] < pair_below_px else np.nan)
-    return StreakFit(params, cov, ok, len(z), excess, flux_err, float(r @ r), pair_chi2)
+    return StreakFit(params, cov, ok, len(z), excess, flux_err, float(r @ r),
+                     (z, inv_sigma, x, y, full[6:], width_px))
 
 
 def _pair_chi2(z, inv_sigma, x, y, params, stars_q, width_px):
@@ -333,7 +337,7 @@ def _pair_chi2(z, inv_sigma, x, y, params, stars_q, width_px):
         return -stars_model(q, x, y, width_px)[1] * inv_sigma[:, None]
 
     try:
-        res = optimize.least_squares(resid, q0, jac=jac, method="lm", max_nfev=100 * len(q0),
+        res = optimize.least_squares(resid, q0, jac=jac, method="lm", max_nfev=30 * len(q0),
                                      x_scale=np.tile([0.5, 0.5, max(abs(flux), 1e-6)], len(q0) // 3))
     except (ValueError, np.linalg.LinAlgError):
         return np.inf
