@@ -381,6 +381,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     # 3. refit streaks with the bright stars on them masked, then join collinear streaks
     streaks = _refit_masked(streaks, x, y, f, p, bkg.global_rms, fit_and_accept)
     streaks = _join_fitted(streaks, cfg, p, bkg.global_rms, fit_and_accept, x, y, f)
+    streaks = _without_pieces(streaks, p.sigma)
     rows = [row for _, row, _ in streaks]
     _flag_star_trails(rows, cfg, mode)
     on_streak = _on_streaks(x, y, f, [(fit, row) for fit, row, _ in streaks], p.sigma)
@@ -416,6 +417,19 @@ def _curvatures(sig, px, py):
     disc = np.sqrt(np.clip(0.25 * tr**2 - det, 0, None))
     l1, l2 = np.abs(0.5 * tr - disc), np.abs(0.5 * tr + disc)
     return np.minimum(l1, l2), np.maximum(l1, l2)
+
+
+def _without_pieces(streaks, sigma):
+    """Streaks without those centred on a longer one: a seed fitted on a piece of a streak, or
+    across it (a ridge seed at a star on a bright streak). Two real streaks crossing at their
+    centres would lose the shorter one."""
+    order = sorted(range(len(streaks)), key=lambda k: -streaks[k][0].params[3])
+    kept = []
+    for k in order:
+        xc, yc = streaks[k][0].params[:2]
+        if not any(_on_segment(xc, yc, longer[0].params, sigma) for longer in kept):
+            kept.append(streaks[k])
+    return kept
 
 
 def _on_segment(x, y, params, sigma) -> bool:
