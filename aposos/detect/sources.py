@@ -11,8 +11,15 @@ Pipeline (each step a public function or kernel of this package):
    moments) are streak candidates: collinear pieces are joined, walked out along S to the
    streak's ends, stars on them masked, and a line segment is fitted
    (:mod:`aposos.detect.streaks`); a candidate is a streak if the fit is long, significant,
-   PSF-wide and explains the signal (pairs of stars do not). The rest are points, measured with
-   a windowed centroid; blended components get one per major peak of S (light deblending).
+   PSF-wide and explains the signal (pairs of stars do not) and, if short (< 24 px), fits
+   clearly better than two point sources. The rest are points, measured with a windowed
+   centroid; blended components get one per major peak of S (light deblending).
+
+   Crowded sidereal fields: a short streak merged with stars of similar brightness makes a
+   round, blended component whose moments say nothing of the streak. Ridges of S inside blended
+   components (Hessian: one strong curvature, one near zero, flat ground) seed extra candidates;
+   a candidate rejected on its own is refitted with the stars around it (round peaks of S, and
+   peaks above the streak's own level) as free point sources; saturated pixels are left out.
 
 Tracking modes: ``'sidereal'`` (stars are points, satellites streaks) and ``'rate'`` (stars are
 trails of known angle and length, flagged ``STAR_TRAIL``; the target is a point). Both find
