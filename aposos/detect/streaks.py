@@ -301,8 +301,9 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     jac_full = jac(full)
     scale = 1.0 / np.maximum(np.sqrt((jac_full**2).sum(axis=0)), 1e-300)  # equilibrate columns
     try:
-        cov = (scale[:, None] * np.linalg.pinv((jac_full * scale).T @ (jac_full * scale))
-               * scale[None, :])[:6, :6]
+        with np.errstate(over="ignore", invalid="ignore"):  # a star fitted to nothing: inf var
+            cov = (scale[:, None] * np.linalg.pinv((jac_full * scale).T @ (jac_full * scale))
+                   * scale[None, :])[:6, :6]
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
     jac = jac_full[:, :6]
