@@ -11,8 +11,15 @@ Pipeline (each step a public function or kernel of this package):
    moments) are streak candidates: collinear pieces are joined, walked out along S to the
    streak's ends, stars on them masked, and a line segment is fitted
    (:mod:`aposos.detect.streaks`); a candidate is a streak if the fit is long, significant,
-   PSF-wide and explains the signal (pairs of stars do not). The rest are points, measured with
-   a windowed centroid; blended components get one per major peak of S (light deblending).
+   PSF-wide and explains the signal (pairs of stars do not) and, if short (< 24 px), fits
+   clearly better than two point sources. The rest are points, measured with a windowed
+   centroid; blended components get one per major peak of S (light deblending).
+
+   Crowded sidereal fields: a short streak merged with stars of similar brightness makes a
+   round, blended component whose moments say nothing of the streak. Ridges of S inside blended
+   components (Hessian: one strong curvature, one near zero, flat ground) seed extra candidates;
+   a candidate rejected on its own is refitted with the stars around it (round peaks of S, and
+   peaks above the streak's own level) as free point sources; saturated pixels are left out.
 
 Tracking modes: ``'sidereal'`` (stars are points, satellites streaks) and ``'rate'`` (stars are
 trails of known angle and length, flagged ``STAR_TRAIL``; the target is a point). Both find
@@ -51,6 +58,9 @@ FIT_FAILED = 128   # streak fit did not converge (moment estimates reported)
 FLAG_NAMES = {SATURATED: "saturated", EDGE: "edge", BLENDED: "blended", SHARP: "sharp",
               MASKED: "masked", MERGED: "merged", STAR_TRAIL: "star_trail",
               FIT_FAILED: "fit_failed"}
+
+PAIR_TEST_MAX_PX = 24.0  # streaks shorter than this must beat a two-star model ...
+PAIR_MARGIN_CHI2 = 25.0  # ... by this much chi^2 (5 sigma)
 
 DEFAULTS = dict(
     thresh=5.0,                 # detection threshold: peak of S (matched-filter sigma)
@@ -298,7 +308,16 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
             & (a_s >= cfg["streak_min_elongation"] * np.maximum(b_s, 1e-9)) & ~bleed & ~is_sharp)
     lines = [Line(col("ssx")[i], col("ssy")[i], math.radians(th_s[i]), max(len_s[i], 1.0), [i])
              for i in np.flatnonzero(cand)]
+    if mode == "sidereal":  # streaks merged with stars (crowded fields): seeds on ridges of S
+        blended = np.flatnonzero(keep & (col("npeaks") > 1))
+        seeds = _ridge_seeds(p.sig, stats, blended, p.sigma, cfg["streak_min_snr"], img,
+                             saturation)
+    else:
+        seeds = []
+    # seeds are joined among themselves: a short seed would join any long line it touches
     groups = join_pieces(lines, max_gap_px=cfg["merge_gap_px"], max_offset_px=2 * p.sigma + 2)
+    seed_groups = join_pieces(seeds, max_gap_px=2 * FWHM_PER_SIGMA * p.sigma,
+                              max_offset_px=2 * p.sigma + 2)
     gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
 
     def points_of(idx):
@@ -317,25 +336,49 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         keep = _distinct(x, y, comp)
         return comp[keep], x[keep], y[keep], xe[keep], ye[keep], f[keep], fe[keep]
 
+    def accept(g, members, avoid, stars):
+        """(fit, row) of a candidate's streak fit if it is accepted, else None."""
+        fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid, stars, saturation)
+        row = _streak_row(fit, members, g.npieces, stats, flags, a, b, theta, img.shape, p.sigma, cfg)
+        if row is None:
+            return None
+        xc, yc, phi, length = fit.params[:4]
+        on = _saturated_on(img, saturation, xc, yc, phi, length, p.sigma)
+        if on and length < 40:
+            return None
+        row["flags"] = (row["flags"] & ~SATURATED) | (SATURATED if on else 0)
+        if not _uniform_along(p.sig, fit, bkg.global_rms):
+            return None
+        return fit, row
+
     def fit_and_accept(g, avoid):
         g = _extended(p.sig, g)  # first: a piece of a long streak is not a short candidate
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
             return None
         members = list(g.members)
-        if g.length < 40 and np.any(stats[members, COL["nsat"]] > 0):
-            return None  # a short saturated object is a star (pair): see _streak_row
+        if g.length < 40 and _saturated_on(img, saturation, g.xc, g.yc, g.phi, g.length, p.sigma):
+            return None  # a short saturated object is a star (pair), not a streak
         peaks = _bright_peaks(p.sig, g.xc, g.yc, g.phi, g.length, p.sigma)
         if len(peaks):  # stars joined to the streak: mask them
             avoid = peaks if avoid is None or not len(avoid) else np.concatenate([avoid, peaks])
-        fit = _fit_group(img, bkg, g, p.sigma, cfg, avoid)
-        row = _streak_row(fit, members, g.npieces, stats, flags, a, b, theta, img.shape, p.sigma, cfg)
-        if row is None or not _uniform_along(p.sig, fit, bkg.global_rms):
+        res = accept(g, members, avoid, None)
+        if res is None:  # crowded fields: stars on or beside the streak, fitted with it
+            stars = _star_peaks(p.sig, g.xc, g.yc, g.phi, g.length, p.sigma, cfg["thresh"], avoid)
+            if len(stars):
+                res = accept(g, members, avoid, stars)
+        if res is None:
             return None
+        fit, row = res
         row["fit_excess"] = fit.excess
         return fit, row, members
 
     # 1. streaks, fitted once without knowledge of the stars
     streaks = [r for r in (fit_and_accept(g, None) for g in groups) if r is not None]
+    for g in seed_groups:  # ridges not on a streak found already
+        if not any(_on_segment(g.xc, g.yc, fit.params, p.sigma) for fit, _, _ in streaks):
+            r = fit_and_accept(g, None)
+            if r is not None:
+                streaks.append(r)
     used = np.zeros(n, bool)
     for _, _, members in streaks:
         used[members] = True
@@ -345,6 +388,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     # 3. refit streaks with the bright stars on them masked, then join collinear streaks
     streaks = _refit_masked(streaks, x, y, f, p, bkg.global_rms, fit_and_accept)
     streaks = _join_fitted(streaks, cfg, p, bkg.global_rms, fit_and_accept, x, y, f)
+    streaks = _without_pieces(streaks, p.sigma)
     rows = [row for _, row, _ in streaks]
     _flag_star_trails(rows, cfg, mode)
     on_streak = _on_streaks(x, y, f, [(fit, row) for fit, row, _ in streaks], p.sigma)
@@ -357,6 +401,126 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
             peak=col("peak")[i], area=col("npix")[i], a=a[i], b=b[i], theta_deg=theta[i],
             elongation=a[i] / b[i] if b[i] > 0 else np.inf, kind="point", flags=flags[i]))
     return rows
+
+
+def _hessians(sig, px, py):
+    """Hessian (hxx, hyy, hxy) of S at integer pixels, finite differences over +-2 px (edges
+    clamped)."""
+    ny, nx = sig.shape
+    xm, xp = np.clip(px - 2, 0, nx - 1), np.clip(px + 2, 0, nx - 1)
+    ym, yp = np.clip(py - 2, 0, ny - 1), np.clip(py + 2, 0, ny - 1)
+    s0 = sig[py, px].astype(float)
+    hxx = (sig[py, xp] + sig[py, xm] - 2 * s0) / 4
+    hyy = (sig[yp, px] + sig[ym, px] - 2 * s0) / 4
+    hxy = (sig[yp, xp].astype(float) - sig[yp, xm] - sig[ym, xp] + sig[ym, xm]) / 16
+    return hxx, hyy, hxy
+
+
+def _curvatures(sig, px, py):
+    """Smaller and larger |eigenvalue| of the Hessian of S at peaks (S / px^2): both large for
+    a star, the smaller near zero on a streak's ridge."""
+    hxx, hyy, hxy = _hessians(sig, px, py)
+    tr, det = hxx + hyy, hxx * hyy - hxy**2
+    disc = np.sqrt(np.clip(0.25 * tr**2 - det, 0, None))
+    l1, l2 = np.abs(0.5 * tr - disc), np.abs(0.5 * tr + disc)
+    return np.minimum(l1, l2), np.maximum(l1, l2)
+
+
+def _without_pieces(streaks, sigma):
+    """Streaks without those centred on a longer one: a seed fitted on a piece of a streak, or
+    across it (a ridge seed at a star on a bright streak). Two real streaks crossing at their
+    centres would lose the shorter one."""
+    order = sorted(range(len(streaks)), key=lambda k: -streaks[k][0].params[3])
+    kept = []
+    for k in order:
+        xc, yc = streaks[k][0].params[:2]
+        if not any(_on_segment(xc, yc, longer[0].params, sigma) for longer in kept):
+            kept.append(streaks[k])
+    return kept
+
+
+def _on_segment(x, y, params, sigma) -> bool:
+    """True if (x, y) lies on the band (2 sigma + 2 px) of a fitted segment, ends included."""
+    xc, yc, phi, length = params[:4]
+    u = (x - xc) * math.cos(phi) + (y - yc) * math.sin(phi)
+    v = -(x - xc) * math.sin(phi) + (y - yc) * math.cos(phi)
+    return abs(v) <= 2 * sigma + 2 and abs(u) <= 0.5 * length + 2 * sigma + 2
+
+
+def _saturated_on(img, saturation, xc, yc, phi, length, sigma) -> bool:
+    """True if a pixel at or above ``saturation`` lies on the segment's band (2 sigma + 1 px
+    across, to its ends): saturation breaks the line model, and a short saturated object is a
+    star (pair), not a streak. Saturated stars beside a streak do not count."""
+    if not math.isfinite(saturation):
+        return False
+    band = 2 * sigma + 1
+    half = 0.5 * length
+    c, s = math.cos(phi), math.sin(phi)
+    ny, nx = img.shape
+    x0 = max(0, int(xc - half * abs(c) - band * abs(s)) - 1)
+    x1 = min(nx, int(xc + half * abs(c) + band * abs(s)) + 2)
+    y0 = max(0, int(yc - half * abs(s) - band * abs(c)) - 1)
+    y1 = min(ny, int(yc + half * abs(s) + band * abs(c)) + 2)
+    yy, xx = np.nonzero(img[y0:y1, x0:x1] >= saturation)
+    if not len(yy):
+        return False
+    xx, yy = xx + x0 - xc, yy + y0 - yc
+    return bool(np.any((np.abs(-xx * s + yy * c) <= band) & (np.abs(xx * c + yy * s) <= half)))
+
+
+def _ridge_seeds(sig, stats, comps, sigma, level, img, saturation, max_ratio=0.25,
+                 min_pixels=3):
+    """Short lines along ridges of S in components ``comps``: streaks merged with stars.
+
+    A ridge pixel of S (>= ``level``) has one strong negative curvature (across the streak)
+    and a near-zero one (along it, below ``max_ratio`` of the other), and lies within 1 px of
+    the ridge line and of flat ground along it (|grad S| <= |curvature across| x 1 px): the
+    flank of a round star has the right curvatures at about one PSF sigma from its centre but
+    a gradient too steep there. Pixels within 3 FWHM of saturated pixels (``img >=
+    saturation``: bleed trails, rims of saturated stars) are no ridge. Connected ridge pixels (at least ``min_pixels``) give a line
+    through their mean along their mean flat direction; the caller walks it out to the ends.
+    """
+    ny, nx = sig.shape
+    out = []
+    for c in comps:
+        x0 = max(0, int(stats[c, COL["xmin"]]) - 2)
+        x1 = min(nx, int(stats[c, COL["xmax"]]) + 3)
+        y0 = max(0, int(stats[c, COL["ymin"]]) - 2)
+        y1 = min(ny, int(stats[c, COL["ymax"]]) + 3)
+        if x1 - x0 < 5 or y1 - y0 < 5:
+            continue
+        cut = sig[y0:y1, x0:x1].astype(float)
+        gy, gx = np.gradient(cut)
+        hyy = np.zeros_like(cut)
+        hxx = np.zeros_like(cut)
+        hxy = np.zeros_like(cut)
+        hxx[:, 2:-2] = (cut[:, 4:] + cut[:, :-4] - 2 * cut[:, 2:-2]) / 4
+        hyy[2:-2] = (cut[4:] + cut[:-4] - 2 * cut[2:-2]) / 4
+        hxy[2:-2, 2:-2] = (cut[4:, 4:] - cut[4:, :-4] - cut[:-4, 4:] + cut[:-4, :-4]) / 16
+        half_tr = 0.5 * (hxx + hyy)
+        disc = np.sqrt(np.clip(half_tr**2 - (hxx * hyy - hxy**2), 0, None))
+        across, along = half_tr - disc, half_tr + disc  # across <= along
+        ridge = ((cut >= level) & (across < 0) & (np.abs(along) <= max_ratio * -across)
+                 & (np.hypot(gx, gy) <= -across * 1.0))
+        ridge[:2], ridge[-2:], ridge[:, :2], ridge[:, -2:] = False, False, False, False
+        sat = img[y0:y1, x0:x1] >= saturation
+        if sat.any():
+            ridge &= ~ndimage.binary_dilation(sat, iterations=int(math.ceil(3 * FWHM_PER_SIGMA * sigma)))
+        if ridge.sum() < min_pixels:
+            continue
+        lab, nlab = ndimage.label(ridge, structure=np.ones((3, 3)))
+        for k in range(1, nlab + 1):
+            yy, xx = np.nonzero(lab == k)
+            if len(yy) < min_pixels:
+                continue
+            # flat direction per pixel: eigenvector of `along`; averaged as a doubled angle
+            ang2 = np.arctan2(2 * hxy[yy, xx], hxx[yy, xx] - hyy[yy, xx])  # axis of `along`
+            phi = 0.5 * math.atan2(np.sin(ang2).mean(), np.cos(ang2).mean())
+            xc, yc = xx.mean() + x0, yy.mean() + y0
+            t = (xx + x0 - xc) * math.cos(phi) + (yy + y0 - yc) * math.sin(phi)
+            length = max(float(t.max() - t.min()) + 1, 2 * FWHM_PER_SIGMA * sigma)
+            out.append(Line(xc, yc, phi, length, [int(c)]))
+    return out
 
 
 def _distinct(x, y, comp, min_sep=1.0):
@@ -414,6 +578,46 @@ def _bright_peaks(sig, xc, yc, phi, length, sigma):
     return np.column_stack([px[sel], py[sel]]).astype(float)
 
 
+def _star_peaks(sig, xc, yc, phi, length, sigma, thresh, avoid):
+    """(x, y) of peaks of S near a streak candidate that the streak itself cannot make: point
+    sources to fit jointly with it (crowded fields). A peak is a star when its S exceeds what
+    the streak gives at its distance from the line (the streak's level on the ridge, Gaussian
+    of sigma sqrt(2) sigma_PSF across) by ``max(thresh, 0.2 level)``. Peaks within 2 px of a
+    masked point (``avoid``) are left out."""
+    band = 4 * sigma + 4
+    half = 0.5 * length + band
+    c, s = math.cos(phi), math.sin(phi)
+    ny, nx = sig.shape
+    x0 = max(0, int(xc - half * abs(c) - band * abs(s)))
+    x1 = min(nx, int(xc + half * abs(c) + band * abs(s)) + 2)
+    y0 = max(0, int(yc - half * abs(s) - band * abs(c)))
+    y1 = min(ny, int(yc + half * abs(s) + band * abs(c)) + 2)
+    prof = _profile_along(sig, xc, yc, phi, length, 0.8)
+    if x1 - x0 < 3 or y1 - y0 < 3 or len(prof) == 0:
+        return np.zeros((0, 2))
+    level = max(float(np.median(prof)), 0.0)
+    cut = sig[y0:y1, x0:x1]
+    py, px = np.nonzero((cut == ndimage.maximum_filter(cut, size=3)) & (cut >= thresh))
+    sp = cut[py, px]
+    px, py = px + x0, py + y0
+    uu = (px - xc) * c + (py - yc) * s
+    vv = -(px - xc) * s + (py - yc) * c
+    # beyond the ends (6 px of slack: a walked-out candidate may stop short of the true end)
+    along = np.clip(np.abs(uu) - 0.5 * length - 6.0, 0, None)
+    ridge = level * np.exp(-(vv**2 + along**2) / (4 * sigma**2))
+    # round (not a ridge): a star even where the streak's S is higher (a star beyond an end
+    # the candidate was walked over); the smaller curvature must exceed what the noise of S
+    # gives on a faint ridge (~0.5 / px^2; a star at S = 5 has ~1.8)
+    small, large = _curvatures(sig, px, py)
+    round_ = (small >= 0.5 * large) & (small >= 1.5) & (sp >= 0.5 * ridge + thresh)
+    sel = (np.abs(vv) <= band) & (np.abs(uu) <= half) & (round_ | (sp >= ridge + max(thresh, 0.2 * level)))
+    out = np.column_stack([px[sel], py[sel]]).astype(float)
+    if avoid is not None and len(avoid) and len(out):
+        dist = np.hypot(out[:, None, 0] - avoid[None, :, 0], out[:, None, 1] - avoid[None, :, 1])
+        out = out[dist.min(axis=1) > 2.0]
+    return out
+
+
 def _refit_masked(streaks, x, y, f, p, rms, fit_and_accept):
     out = []
     for fit, row, members in streaks:
@@ -458,10 +662,13 @@ def _line_of(streak) -> Line:
     return Line(*fit.params[:4], list(members), row["npieces"])
 
 
-def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None) -> StreakFit:
+def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None, stars=None,
+               saturation=math.inf) -> StreakFit:
     """Fit the line model to a cutout around the candidate; refit (twice at most) if it grew.
 
-    Pixels within 2.5 FWHM of the points ``avoid`` ((k, 2) x, y) are left out of the fit.
+    Pixels within 2.5 FWHM of the points ``avoid`` ((k, 2) x, y) are left out of the fit, and
+    so are pixels at or above ``saturation`` (ADU) with a 2 px margin (bleed trails, saturated
+    stars); the point sources ``stars`` ((k, 2) x, y) are fitted jointly with the streak.
     """
     gain = cfg["gain_e_per_adu"]
     fit = None
@@ -481,12 +688,19 @@ def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None) -> StreakFit:
         var = patch(bkg, bkg.rms_grid, y0, y1, x0, x1) ** 2
         if gain is not None:
             var = var + np.clip(d, 0, None) / gain
+        sat = img[y0:y1, x0:x1] >= saturation
+        if sat.any():
+            d[ndimage.binary_dilation(sat, iterations=2)] = np.nan
         if avoid is not None and len(avoid):
             yy, xx = np.mgrid[y0:y1, x0:x1]
             r = 2.5 * FWHM_PER_SIGMA * sigma
             for ax, ay in avoid:
                 d[(xx - ax) ** 2 + (yy - ay) ** 2 <= r * r] = np.nan
-        fit = fit_line(d, var, x0, y0, g, sigma)
+        inside = None
+        if stars is not None and len(stars):
+            inside = stars[(stars[:, 0] >= x0) & (stars[:, 0] < x1) & (stars[:, 1] >= y0)
+                           & (stars[:, 1] < y1)]
+        fit = fit_line(d, var, x0, y0, g, sigma, inside)
         if not fit.success:
             break
         xc, yc, phi, length = fit.params[:4]
@@ -509,10 +723,11 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
     allowed = cfg["streak_max_excess"] if length < 40 else cfg["streak_max_excess_long"]
     excess_ok = fit.excess <= allowed + 3 * math.sqrt(2 * fit.npix) / max(signal, 1e-30)
     # saturation breaks the line model: a short saturated object is a star (pair), not a streak
-    saturated_short = length < 40 and bool(np.any(stats[members, COL["nsat"]] > 0))
     ok = (length >= cfg["streak_min_length_px"] and snr >= cfg["streak_min_snr"]
-          and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok and not saturated_short)
-    if not ok:
+          and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok)
+    # short: two point sources must fit clearly worse than the segment (star pairs ~1.5 FWHM
+    # apart look like 8-10 px streaks to the excess test); last, as it costs a fit
+    if not ok or (length < PAIR_TEST_MAX_PX and not fit.pair_chi2() > fit.chi2 + PAIR_MARGIN_CHI2):
         return None
     phi = (phi + math.pi / 2) % math.pi - math.pi / 2  # (-90, 90] deg
     fit.params[2] = phi
@@ -586,7 +801,7 @@ def _flat_profile(sig, xc, yc, phi, length) -> bool:
     """
     if length >= 40:
         return True
-    prof = _profile_along(sig, xc, yc, phi, length, 0.7)
+    prof = _profile_along(sig, xc, yc, phi, length, 0.5)
     if len(prof) == 0:
         return True
     lo, hi = np.percentile(prof, [10, 90])

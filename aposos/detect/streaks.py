@@ -199,6 +199,16 @@ class StreakFit:
     npix: int
     excess: float = np.nan  # (chi^2 - n) / sum (model / sigma)^2: signal power not explained
     flux_err: float = np.nan  # 1-sigma of F with the geometry fixed (the detection SNR's noise)
+    chi2: float = np.nan      # chi^2 of the fit (streak plus any stars)
+    data: tuple = None        # (z, inv_sigma, x, y, fitted stars, width): for pair_chi2
+
+    def pair_chi2(self) -> float:
+        """chi^2 of two point sources (plus the fitted stars) in place of the streak, started
+        1 sigma inside its ends: tells a short streak from a star pair (inf if not fitted)."""
+        if self.data is None:
+            return np.inf
+        z, inv_sigma, x, y, stars_q, width = self.data
+        return _pair_chi2(z, inv_sigma, x, y, self.params, stars_q, width)
 
     @property
     def ends(self):
@@ -219,13 +229,31 @@ class StreakFit:
         return tuple(out)
 
 
+def stars_model(q, x, y, sigma):
+    """Sum of circular Gaussians (PSF sigma px) with q = (x_k, y_k, F_k) flattened, and its
+    Jacobian (n, 3k) with respect to q."""
+    q = q.reshape(-1, 3)
+    dx = x[:, None] - q[None, :, 0]
+    dy = y[:, None] - q[None, :, 1]
+    g = np.exp(-0.5 * (dx * dx + dy * dy) / sigma**2) / (2 * math.pi * sigma**2)
+    m = g * q[None, :, 2]
+    jac = np.empty((len(x), q.shape[0], 3))
+    jac[:, :, 0] = m * dx / sigma**2
+    jac[:, :, 1] = m * dy / sigma**2
+    jac[:, :, 2] = g
+    return m.sum(axis=1), jac.reshape(len(x), -1)
+
+
 def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
-             width_px: float) -> StreakFit:
+             width_px: float, stars=None) -> StreakFit:
     """Fit the streak model to the cutout ``d`` (background-subtracted, origin at (x0, y0)).
 
     ``var`` is the per-pixel variance (same shape); non-finite pixels are ignored. Only pixels
     in a band of ``4 width + 2`` px around the initial line and ``4 width + 4`` px beyond its
-    ends are used.
+    ends are used. ``stars`` ((k, 2) x, y px) are point sources fitted jointly with the streak
+    (Gaussians of sigma ``width_px``, position and flux free): stars crossing or touching the
+    streak in crowded fields. The returned parameters, covariance (marginalised over the stars)
+    and excess are the streak's; the excess counts what streak plus stars leave unexplained.
     """
     yy, xx = np.mgrid[y0:y0 + d.shape[0], x0:x0 + d.shape[1]]
     band = 4.0 * width_px + 2.0
@@ -239,27 +267,47 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     p0 = np.array([line.xc, line.yc, line.phi, max(line.length, 1.0), width_px, flux0])
     if len(z) < 8:
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
+    stars = np.zeros((0, 2)) if stars is None else np.asarray(stars, float).reshape(-1, 2)
+    # start each star at the flux its peak pixel implies (streak light included: a star the
+    # streak was walked over then pulls the end back rather than staying unfitted)
+    ix = np.clip(np.rint(stars[:, 0]).astype(int) - x0, 0, d.shape[1] - 1)
+    iy = np.clip(np.rint(stars[:, 1]).astype(int) - y0, 0, d.shape[0] - 1)
+    peak = np.nan_to_num(d[iy, ix], nan=0.0)
+    q0 = np.column_stack([stars, np.maximum(peak, 0) * 2 * math.pi * width_px**2]).ravel()
+    scale0 = np.concatenate([[1, 1, 0.01, 1, 0.3, flux0], np.tile([0.5, 0.5, flux0], len(stars))])
 
     def resid(p):
-        return (z - model_kernel(p, x, y)) * inv_sigma
+        m = model_kernel(p[:6], x, y)
+        if len(p) > 6:
+            m = m + stars_model(p[6:], x, y, width_px)[0]
+        return (z - m) * inv_sigma
 
     def jac(p):
-        return -jacobian_kernel(p, x, y) * inv_sigma[:, None]
+        j = jacobian_kernel(p[:6], x, y)
+        if len(p) > 6:
+            j = np.hstack([j, stars_model(p[6:], x, y, width_px)[1]])
+        return -j * inv_sigma[:, None]
 
+    if len(z) < 8 + 3 * len(stars):
+        return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
     try:
-        res = optimize.least_squares(resid, p0, jac=jac, method="lm",
-                                     x_scale=np.array([1, 1, 0.01, 1, 0.3, flux0]), max_nfev=200)
+        res = optimize.least_squares(resid, np.concatenate([p0, q0]), jac=jac, method="lm",
+                                     x_scale=scale0, max_nfev=200 + 50 * len(stars))
     except (ValueError, np.linalg.LinAlgError):
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
-    params = res.x.copy()
-    params[3:5] = np.abs(params[3:5])  # the model is even in L and w
-    jac = jac(params)
-    scale = 1.0 / np.maximum(np.sqrt((jac**2).sum(axis=0)), 1e-300)  # equilibrate columns
+    full = res.x.copy()
+    full[3:5] = np.abs(full[3:5])  # the model is even in L and w
+    params = full[:6].copy()
+    jac_full = jac(full)
+    scale = 1.0 / np.maximum(np.sqrt((jac_full**2).sum(axis=0)), 1e-300)  # equilibrate columns
     try:
-        cov = scale[:, None] * np.linalg.pinv((jac * scale).T @ (jac * scale)) * scale[None, :]
+        with np.errstate(over="ignore", invalid="ignore"):  # a star fitted to nothing: inf var
+            cov = (scale[:, None] * np.linalg.pinv((jac_full * scale).T @ (jac_full * scale))
+                   * scale[None, :])[:6, :6]
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
-    r = resid(params)
+    jac = jac_full[:, :6]
+    r = resid(full)
     # a model that does not fit (brightness varying along the track, PSF wings) inflates the
     # errors by the reduced chi^2, never deflates them
     inflate = max(1.0, float(r @ r) / max(len(z) - 6, 1))
@@ -271,7 +319,30 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
           and moved <= 2 * p0[3] + 4 * band and params[3] <= 4 * p0[3] + 8 * band
           and params[5] > 0)
     flux_err = math.sqrt(inflate) / math.sqrt(max(float(jac[:, 5] @ jac[:, 5]), 1e-300))
-    return StreakFit(params, cov, ok, len(z), excess, flux_err)
+    return StreakFit(params, cov, ok, len(z), excess, flux_err, float(r @ r),
+                     (z, inv_sigma, x, y, full[6:], width_px))
+
+
+def _pair_chi2(z, inv_sigma, x, y, params, stars_q, width_px):
+    """chi^2 of two point sources (plus the fitted stars) in place of a fitted streak."""
+    xc, yc, phi, length, w, flux = params
+    h = max(0.5 * length - width_px, 0.5)
+    c, s = math.cos(phi), math.sin(phi)
+    q0 = np.concatenate([[xc - h * c, yc - h * s, 0.5 * flux, xc + h * c, yc + h * s, 0.5 * flux],
+                         stars_q])
+
+    def resid(q):
+        return (z - stars_model(q, x, y, width_px)[0]) * inv_sigma
+
+    def jac(q):
+        return -stars_model(q, x, y, width_px)[1] * inv_sigma[:, None]
+
+    try:
+        res = optimize.least_squares(resid, q0, jac=jac, method="lm", max_nfev=30 * len(q0),
+                                     x_scale=np.tile([0.5, 0.5, max(abs(flux), 1e-6)], len(q0) // 3))
+    except (ValueError, np.linalg.LinAlgError):
+        return np.inf
+    return float(res.fun @ res.fun)
 
 
 def fit_streaks(image, x0, y0, x1, y1, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=None):
