@@ -553,17 +553,23 @@ def _bright_on(fit: StreakFit, x, y, f, sigma):
     return np.column_stack([x[sel], y[sel]])
 
 
-def _bright_peaks(sig, xc, yc, phi, length, sigma):
-    """(x, y) of peaks of S on a streak's band far above the streak's own level (the median of
-    S along it): stars joined to the streak by the analysis threshold, masked from the fit."""
+def _band_window(shape, xc, yc, phi, length, sigma):
+    """Band of half-width ``4 sigma + 4`` px around a streak (centre, angle phi rad, length px):
+    (band, half length + band, cos phi, sin phi, (x0, x1, y0, y1) its bounding box in the image)."""
     band = 4 * sigma + 4
     half = 0.5 * length + band
     c, s = math.cos(phi), math.sin(phi)
-    ny, nx = sig.shape
-    x0 = max(0, int(xc - half * abs(c) - band * abs(s)))
-    x1 = min(nx, int(xc + half * abs(c) + band * abs(s)) + 2)
-    y0 = max(0, int(yc - half * abs(s) - band * abs(c)))
-    y1 = min(ny, int(yc + half * abs(s) + band * abs(c)) + 2)
+    ny, nx = shape
+    return band, half, c, s, (max(0, int(xc - half * abs(c) - band * abs(s))),
+                              min(nx, int(xc + half * abs(c) + band * abs(s)) + 2),
+                              max(0, int(yc - half * abs(s) - band * abs(c))),
+                              min(ny, int(yc + half * abs(s) + band * abs(c)) + 2))
+
+
+def _bright_peaks(sig, xc, yc, phi, length, sigma):
+    """(x, y) of peaks of S on a streak's band far above the streak's own level (the median of
+    S along it): stars joined to the streak by the analysis threshold, masked from the fit."""
+    band, half, c, s, (x0, x1, y0, y1) = _band_window(sig.shape, xc, yc, phi, length, sigma)
     prof = _profile_along(sig, xc, yc, phi, length, 0.9)
     if x1 - x0 < 3 or y1 - y0 < 3 or len(prof) == 0:
         return np.zeros((0, 2))
@@ -584,14 +590,7 @@ def _star_peaks(sig, xc, yc, phi, length, sigma, thresh, avoid):
     the streak gives at its distance from the line (the streak's level on the ridge, Gaussian
     of sigma sqrt(2) sigma_PSF across) by ``max(thresh, 0.2 level)``. Peaks within 2 px of a
     masked point (``avoid``) are left out."""
-    band = 4 * sigma + 4
-    half = 0.5 * length + band
-    c, s = math.cos(phi), math.sin(phi)
-    ny, nx = sig.shape
-    x0 = max(0, int(xc - half * abs(c) - band * abs(s)))
-    x1 = min(nx, int(xc + half * abs(c) + band * abs(s)) + 2)
-    y0 = max(0, int(yc - half * abs(s) - band * abs(c)))
-    y1 = min(ny, int(yc + half * abs(s) + band * abs(c)) + 2)
+    band, half, c, s, (x0, x1, y0, y1) = _band_window(sig.shape, xc, yc, phi, length, sigma)
     prof = _profile_along(sig, xc, yc, phi, length, 0.8)
     if x1 - x0 < 3 or y1 - y0 < 3 or len(prof) == 0:
         return np.zeros((0, 2))
