@@ -7,7 +7,7 @@ import pytest
 import sep
 from scipy import ndimage
 
-from aposos.detect import background, label, measure, significance
+from aposos.detect import background, label, measure, significance, streaks
 from aposos.detect.background import box_edges, mesh_stats, truncated_std_factor
 from aposos.detect.significance import gaussian_kernel_1d
 from aposos.simulate import render
@@ -123,3 +123,61 @@ def test_measure_equals_scipy_reference():
         win = np.exp(-0.5 * r2 / sigma**2) * (r2 <= 16 * sigma**2) * d
         assert abs((win * (xx - xc)).sum() / win.sum()) < 1e-3
         assert abs((win * (yy - yc)).sum() / win.sum()) < 1e-3
+
+
+def _streak_problem(seed, nstars):
+    """A noisy streak (plus ``nstars`` stars near it) sampled on a band of pixels, with a start
+    off the truth, for the least-squares kernels."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:60, 0:120]
+    x, y = xx.ravel().astype(float), yy.ravel().astype(float)
+    truth = np.array([60.3, 30.2, 0.21, 70.0, 1.2, 4e4])
+    stars = np.array([[40.0 + 25 * k, 36.0 - 9 * k, 2e4 / (k + 1)] for k in range(nstars)]).ravel()
+    z = streaks.streak_model(truth, x, y)
+    if nstars:
+        z = z + streaks.stars_model(stars, x, y, 1.2)[0]
+    inv_sigma = np.full(len(x), 1 / 5.0)
+    z = z + rng.normal(0, 5.0, len(x))
+    p0 = np.concatenate([truth + [1.5, -1.0, 0.03, -8.0, 0.2, -5e3],
+                         stars + np.tile([0.6, -0.4, 3e3], nstars)])
+    scale = np.concatenate([[1, 1, 0.01, 1, 0.3, 4e4], np.tile([0.5, 0.5, 4e4], nstars)])
+    return p0, scale, x, y, z, inv_sigma
+
+
+def test_streak_model_kernels_equal_numpy_reference():
+    p0, _, x, y, _, _ = _streak_problem(0, 2)
+    assert np.allclose(streaks.model_kernel(p0[:6], x, y), streaks.streak_model(p0[:6], x, y),
+                       rtol=1e-12, atol=1e-12)
+    assert np.allclose(streaks.jacobian_kernel(p0[:6], x, y), streaks.streak_jacobian(p0[:6], x, y),
+                       rtol=1e-10, atol=1e-12)
+    z = np.zeros(len(x))
+    r, jac = streaks._residuals_jacobian(p0, x, y, z, np.ones(len(x)), 1.2, True, True)
+    m = streaks.streak_model(p0[:6], x, y) + streaks.stars_model(p0[6:], x, y, 1.2)[0]
+    assert np.allclose(r, -m, rtol=1e-12, atol=1e-12)
+    ref = -np.hstack([streaks.streak_jacobian(p0[:6], x, y), streaks.stars_model(p0[6:], x, y, 1.2)[1]])
+    assert np.allclose(jac, ref, rtol=1e-10, atol=1e-12)
+    # and the analytic Jacobian against central differences of the model
+    h = 1e-6 * np.maximum(np.abs(p0), 1)
+    num = np.column_stack([(streaks._residuals_jacobian(p0 + h * e, x, y, z, np.ones(len(x)), 1.2, True, False)[0]
+                            - streaks._residuals_jacobian(p0 - h * e, x, y, z, np.ones(len(x)), 1.2, True, False)[0])
+                           / (2 * h[k]) for k, e in enumerate(np.eye(len(p0)))])
+    assert np.allclose(jac, num, rtol=1e-5, atol=1e-6 * np.abs(jac).max())
+
+
+@pytest.mark.parametrize("seed,nstars", [(1, 0), (2, 2), (3, 3)])
+def test_lm_kernel_equals_scipy_least_squares(seed, nstars):
+    from scipy import optimize
+    p0, scale, x, y, z, inv_sigma = _streak_problem(seed, nstars)
+    p, chi2, converged, nfev = streaks.lm_kernel(p0, scale, x, y, z, inv_sigma, 1.2, True, 400, 1e-8)
+
+    def resid(q):
+        return streaks._residuals_jacobian(q, x, y, z, inv_sigma, 1.2, True, False)[0]
+
+    def jac(q):
+        return streaks._residuals_jacobian(q, x, y, z, inv_sigma, 1.2, True, True)[1]
+
+    ref = optimize.least_squares(resid, p0, jac=jac, method="lm", x_scale=scale)
+    assert converged and ref.success
+    assert chi2 <= (ref.fun @ ref.fun) * (1 + 1e-9)
+    assert np.allclose(np.abs(p[:6]), np.abs(ref.x[:6]), rtol=1e-6, atol=1e-5)
+    assert abs(chi2 / len(x) - 1) < 0.1  # the truth model fits to the noise

@@ -59,6 +59,7 @@ FLAG_NAMES = {SATURATED: "saturated", EDGE: "edge", BLENDED: "blended", SHARP: "
               MASKED: "masked", MERGED: "merged", STAR_TRAIL: "star_trail",
               FIT_FAILED: "fit_failed"}
 
+PSF_PERCENTILE = 90.0   # stars' S moments that a streak candidate must exceed (sidereal)
 PAIR_TEST_MAX_PX = 24.0  # streaks shorter than this must beat a two-star model ...
 PAIR_MARGIN_CHI2 = 25.0  # ... by this much chi^2 (5 sigma)
 
@@ -302,7 +303,8 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     flags |= np.where(is_sharp, SHARP, 0)
     flags |= np.where(col("nbad") > 0, MASKED, 0)
     # streak candidates: long and elongated in S, not a saturated column (bleed) nor sharp
-    len_s = np.sqrt(12 * np.clip(a_s**2 - 2 * p.sigma**2, 0, None))
+    len_s = np.sqrt(12 * np.clip(a_s**2 - _psf_variance_along(col, keep, is_sharp, th_s, p.sigma, mode),
+                                 0, None))
     bleed = (col("nsat") > 0) & (np.abs(th_s) > 70)
     cand = (keep & (len_s >= 0.6 * cfg["streak_min_length_px"])
             & (a_s >= cfg["streak_min_elongation"] * np.maximum(b_s, 1e-9)) & ~bleed & ~is_sharp)
@@ -401,6 +403,25 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
             peak=col("peak")[i], area=col("npix")[i], a=a[i], b=b[i], theta_deg=theta[i],
             elongation=a[i] / b[i] if b[i] > 0 else np.inf, kind="point", flags=flags[i]))
     return rows
+
+
+def _psf_variance_along(col, keep, is_sharp, theta_deg, sigma, mode):
+    """Second moment of S (px^2) that the PSF alone gives along directions ``theta_deg``.
+
+    At least ``2 sigma^2`` (a Gaussian PSF of sigma px, matched-filtered). In sidereal frames,
+    the ``PSF_PERCENTILE`` percentile of the moments of bright, unsaturated, isolated stars
+    (>= 10 of them) along each direction: an elongated PSF (coma, wind shake, guiding) makes every star a
+    short "streak" otherwise. Rate-tracked frames keep ``2 sigma^2``: their stars are trails.
+    """
+    floor = 2 * sigma**2
+    ref = (keep & (col("smax") >= 20) & (col("nsat") == 0) & (col("npeaks") <= 1)
+           & (col("edge") == 0) & (col("nbad") == 0) & ~is_sharp)
+    if mode != "sidereal" or ref.sum() < 10:
+        return np.full(len(theta_deg), floor)
+    mxx, myy, mxy = (col(k)[ref][None, :] for k in ("ssxx", "ssyy", "ssxy"))
+    c, s = (f(np.radians(theta_deg))[:, None] for f in (np.cos, np.sin))
+    along = np.percentile(mxx * c * c + myy * s * s + 2 * mxy * c * s, PSF_PERCENTILE, axis=1)
+    return np.maximum(floor, along)
 
 
 def _hessians(sig, px, py):

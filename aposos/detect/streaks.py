@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from scipy import optimize, special
+from scipy import special
 
 SQRT2 = math.sqrt(2.0)
+STAR_RADIUS_SIGMA = 6.0  # jointly fitted stars end at this many PSF sigma
 
 
 @dataclass
@@ -149,6 +150,168 @@ def jacobian_kernel(p, x, y):
     return jac
 
 
+@njit(cache=True)
+def _residuals_jacobian(p, x, y, z, inv_sigma, width_px, has_streak, want_jac):
+    """Kernel: weighted residuals ``(z - model) / sigma`` and their Jacobian (n, m) for the
+    model "streak (p[:6], if ``has_streak``) plus circular Gaussian stars (x_k, y_k, F_k)"."""
+    n, m = x.shape[0], p.shape[0]
+    s0 = 6 if has_streak else 0
+    nstars = (m - s0) // 3
+    r = np.empty(n)
+    jac = np.zeros((n if want_jac else 0, m))
+    if has_streak:
+        mod = model_kernel(p[:6], x, y)
+        if want_jac:
+            js = jacobian_kernel(p[:6], x, y)
+            for i in range(n):
+                for a in range(6):
+                    jac[i, a] = -js[i, a] * inv_sigma[i]
+    else:
+        mod = np.zeros(n)
+    var = width_px * width_px
+    norm = 1.0 / (2.0 * math.pi * var)
+    for i in range(n):
+        acc = mod[i]
+        for k in range(nstars):
+            j = s0 + 3 * k
+            dx, dy = x[i] - p[j], y[i] - p[j + 1]
+            r2 = dx * dx + dy * dy
+            if r2 > STAR_RADIUS_SIGMA**2 * var:
+                continue  # exp(-18): nothing, and a zero in the (sparse) Jacobian
+            g = norm * math.exp(-0.5 * r2 / var)
+            mk = g * p[j + 2]
+            acc += mk
+            if want_jac:
+                jac[i, j] = -mk * dx / var * inv_sigma[i]
+                jac[i, j + 1] = -mk * dy / var * inv_sigma[i]
+                jac[i, j + 2] = -g * inv_sigma[i]
+        r[i] = (z[i] - acc) * inv_sigma[i]
+    return r, jac
+
+
+@njit(cache=True)
+def _cholesky_solve(a, b):
+    """Solution of ``a x = b`` for symmetric positive definite ``a`` (m, m); ``ok`` False if it
+    is not numerically positive definite."""
+    m = a.shape[0]
+    low = np.zeros((m, m))
+    for i in range(m):
+        for j in range(i + 1):
+            s = a[i, j]
+            for k in range(j):
+                s -= low[i, k] * low[j, k]
+            if i == j:
+                if not s > 0.0:
+                    return b * 0.0, False
+                low[i, i] = math.sqrt(s)
+            else:
+                low[i, j] = s / low[j, j]
+    y = np.empty(m)
+    for i in range(m):
+        s = b[i]
+        for k in range(i):
+            s -= low[i, k] * y[k]
+        y[i] = s / low[i, i]
+    out = np.empty(m)
+    for i in range(m - 1, -1, -1):
+        s = y[i]
+        for k in range(i + 1, m):
+            s -= low[k, i] * out[k]
+        out[i] = s / low[i, i]
+    return out, True
+
+
+@njit(cache=True)
+def lm_kernel(p0, scale, x, y, z, inv_sigma, width_px, has_streak, max_nfev, tol):
+    """Kernel: Levenberg-Marquardt least squares of the "streak plus stars" model.
+
+    Damping ``lambda / scale**2``: Levenberg's in the variables ``p / scale`` (as MINPACK's
+    ``lmder`` with a given scaling, ``scale`` being each parameter's typical change); lambda
+    starts at 0.001 of the largest scaled curvature, is divided by 10 after a step that lowers
+    chi^2 and multiplied by 10 after one that does not.
+    Converged when a step (with lambda not above its start: a heavily damped step is small in a
+    long valley too) lowers chi^2 by less than ``tol`` relative, or moves no parameter by more
+    than ``tol`` of its size plus its scale. ``tol`` = 1e-8 as MINPACK's default: the ends of
+    a streak can creep over a plateau (faint light beyond an end) for tens of small steps.
+    Returns (parameters, chi^2, converged, function evaluations).
+    """
+    p = p0.copy()
+    m = p.shape[0]
+    active = np.empty(m, np.int64)
+    r, jac = _residuals_jacobian(p, x, y, z, inv_sigma, width_px, has_streak, True)
+    chi2 = r @ r
+    lam = lam0 = 1e-3
+    first = True
+    nfev = 1
+    converged = False
+    while nfev < max_nfev and not converged:
+        a = np.zeros((m, m))
+        g = np.zeros(m)
+        for i in range(r.shape[0]):  # J^T J over the non-zero entries of each row
+            na = 0
+            for u in range(m):
+                if jac[i, u] != 0.0:
+                    active[na] = u
+                    na += 1
+            for iu in range(na):
+                u = active[iu]
+                ju = jac[i, u]
+                g[u] += ju * r[i]
+                for iv in range(iu + 1):
+                    a[u, active[iv]] += ju * jac[i, active[iv]]
+        dmax = 0.0
+        for u in range(m):
+            for v in range(u):
+                a[v, u] = a[u, v]
+            dmax = max(dmax, a[u, u])
+        if not dmax > 0.0:
+            break
+        diag = np.empty(m)
+        for u in range(m):
+            diag[u] = 1.0 / (scale[u] * scale[u])
+        if first:
+            lam = 0.0
+            for u in range(m):
+                lam = max(lam, 1e-3 * a[u, u] / diag[u])
+            lam0 = lam
+            first = False
+        stepped = at_minimum = False
+        while nfev < max_nfev:
+            damped = a.copy()
+            for u in range(m):
+                damped[u, u] += lam * diag[u]
+            step, ok = _cholesky_solve(damped, -g)
+            if not ok:
+                lam *= 10.0
+                if lam > 1e16:
+                    at_minimum = True
+                    break
+                continue
+            trial = p + step
+            r_new, _ = _residuals_jacobian(trial, x, y, z, inv_sigma, width_px, has_streak, False)
+            nfev += 1
+            chi2_new = r_new @ r_new
+            if chi2_new < chi2 or not math.isfinite(chi2):
+                small = True
+                for u in range(m):
+                    if abs(step[u]) > tol * (abs(p[u]) + scale[u]):
+                        small = False
+                converged = lam <= lam0 and (small or (chi2 - chi2_new) <= tol * chi2_new)
+                p, chi2 = trial, chi2_new
+                lam = lam / 10.0
+                stepped = True
+                break
+            lam *= 10.0
+            if lam > 1e16:
+                at_minimum = True  # no step lowers chi^2: the minimum to machine precision
+                break
+        if not stepped:
+            converged = at_minimum
+            break
+        r, jac = _residuals_jacobian(p, x, y, z, inv_sigma, width_px, has_streak, True)
+    return p, chi2, converged, nfev
+
+
 def streak_model(p, x, y):
     """Model image values at pixel centres (x, y) for parameters p = (xc, yc, phi, L, w, F)."""
     xc, yc, phi, length, w, flux = p
@@ -230,12 +393,13 @@ class StreakFit:
 
 
 def stars_model(q, x, y, sigma):
-    """Sum of circular Gaussians (PSF sigma px) with q = (x_k, y_k, F_k) flattened, and its
-    Jacobian (n, 3k) with respect to q."""
+    """Sum of circular Gaussians (PSF sigma px, cut at ``STAR_RADIUS_SIGMA``) with q = (x_k, y_k,
+    F_k) flattened, and its Jacobian (n, 3k) with respect to q."""
     q = q.reshape(-1, 3)
     dx = x[:, None] - q[None, :, 0]
     dy = y[:, None] - q[None, :, 1]
-    g = np.exp(-0.5 * (dx * dx + dy * dy) / sigma**2) / (2 * math.pi * sigma**2)
+    r2 = dx * dx + dy * dy
+    g = np.where(r2 <= (STAR_RADIUS_SIGMA * sigma) ** 2, np.exp(-0.5 * r2 / sigma**2), 0.0) / (2 * math.pi * sigma**2)
     m = g * q[None, :, 2]
     jac = np.empty((len(x), q.shape[0], 3))
     jac[:, :, 0] = m * dx / sigma**2
@@ -261,12 +425,10 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     v = line.across(xx, yy)
     sel = (np.abs(v) <= band) & (np.abs(u) <= 0.5 * line.length + band + 2.0)
     sel &= np.isfinite(d) & np.isfinite(var) & (var > 0)
-    x, y, z = xx[sel].astype(float), yy[sel].astype(float), d[sel]
-    inv_sigma = 1.0 / np.sqrt(var[sel])
+    x, y, z = xx[sel].astype(float), yy[sel].astype(float), d[sel].astype(float)
+    inv_sigma = 1.0 / np.sqrt(var[sel].astype(float))
     flux0 = max(float(np.sum(z[np.abs(v[sel]) <= 2 * width_px])), 1e-6)
     p0 = np.array([line.xc, line.yc, line.phi, max(line.length, 1.0), width_px, flux0])
-    if len(z) < 8:
-        return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
     stars = np.zeros((0, 2)) if stars is None else np.asarray(stars, float).reshape(-1, 2)
     # start each star at the flux its peak pixel implies (streak light included: a star the
     # streak was walked over then pulls the end back rather than staying unfitted)
@@ -274,31 +436,14 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     iy = np.clip(np.rint(stars[:, 1]).astype(int) - y0, 0, d.shape[0] - 1)
     peak = np.nan_to_num(d[iy, ix], nan=0.0)
     q0 = np.column_stack([stars, np.maximum(peak, 0) * 2 * math.pi * width_px**2]).ravel()
-    scale0 = np.concatenate([[1, 1, 0.01, 1, 0.3, flux0], np.tile([0.5, 0.5, flux0], len(stars))])
-
-    def resid(p):
-        m = model_kernel(p[:6], x, y)
-        if len(p) > 6:
-            m = m + stars_model(p[6:], x, y, width_px)[0]
-        return (z - m) * inv_sigma
-
-    def jac(p):
-        j = jacobian_kernel(p[:6], x, y)
-        if len(p) > 6:
-            j = np.hstack([j, stars_model(p[6:], x, y, width_px)[1]])
-        return -j * inv_sigma[:, None]
-
     if len(z) < 8 + 3 * len(stars):
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
-    try:
-        res = optimize.least_squares(resid, np.concatenate([p0, q0]), jac=jac, method="lm",
-                                     x_scale=scale0, max_nfev=200 + 50 * len(stars))
-    except (ValueError, np.linalg.LinAlgError):
-        return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
-    full = res.x.copy()
+    scale = np.concatenate([[1, 1, 0.01, 1, 0.3, flux0], np.tile([0.5, 0.5, flux0], len(stars))])
+    full, chi2, converged, _ = lm_kernel(np.concatenate([p0, q0]), scale, x, y, z, inv_sigma, width_px,
+                                         True, 200 + 50 * len(stars), 1e-8)
     full[3:5] = np.abs(full[3:5])  # the model is even in L and w
     params = full[:6].copy()
-    jac_full = jac(full)
+    r, jac_full = _residuals_jacobian(full, x, y, z, inv_sigma, width_px, True, True)
     scale = 1.0 / np.maximum(np.sqrt((jac_full**2).sum(axis=0)), 1e-300)  # equilibrate columns
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # a star fitted to nothing: inf var
@@ -307,7 +452,6 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     except np.linalg.LinAlgError:
         cov = np.full((6, 6), np.nan)
     jac = jac_full[:, :6]
-    r = resid(full)
     # a model that does not fit (brightness varying along the track, PSF wings) inflates the
     # errors by the reduced chi^2, never deflates them
     inflate = max(1.0, float(r @ r) / max(len(z) - 6, 1))
@@ -315,7 +459,7 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     signal = float(np.sum((model_kernel(params, x, y) * inv_sigma) ** 2))
     excess = (float(r @ r) - len(z)) / max(signal, 1e-30)
     moved = math.hypot(params[0] - p0[0], params[1] - p0[1])
-    ok = (bool(res.success) and bool(np.all(np.isfinite(params))) and abs(params[2] - p0[2]) < 1.0
+    ok = (converged and bool(np.all(np.isfinite(params))) and abs(params[2] - p0[2]) < 1.0
           and moved <= 2 * p0[3] + 4 * band and params[3] <= 4 * p0[3] + 8 * band
           and params[5] > 0)
     flux_err = math.sqrt(inflate) / math.sqrt(max(float(jac[:, 5] @ jac[:, 5]), 1e-300))
@@ -331,18 +475,9 @@ def _pair_chi2(z, inv_sigma, x, y, params, stars_q, width_px):
     q0 = np.concatenate([[xc - h * c, yc - h * s, 0.5 * flux, xc + h * c, yc + h * s, 0.5 * flux],
                          stars_q])
 
-    def resid(q):
-        return (z - stars_model(q, x, y, width_px)[0]) * inv_sigma
-
-    def jac(q):
-        return -stars_model(q, x, y, width_px)[1] * inv_sigma[:, None]
-
-    try:
-        res = optimize.least_squares(resid, q0, jac=jac, method="lm", max_nfev=30 * len(q0),
-                                     x_scale=np.tile([0.5, 0.5, max(abs(flux), 1e-6)], len(q0) // 3))
-    except (ValueError, np.linalg.LinAlgError):
-        return np.inf
-    return float(res.fun @ res.fun)
+    scale = np.tile([0.5, 0.5, max(abs(flux), 1e-6)], len(q0) // 3)
+    _, chi2, _, _ = lm_kernel(q0, scale, x, y, z, inv_sigma, width_px, False, 30 * len(q0), 1e-8)
+    return float(chi2)
 
 
 def fit_streaks(image, x0, y0, x1, y1, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=None):
