@@ -39,20 +39,56 @@ def leo_night():
 
 
 def test_geo_three_tracklets_one_station(geo_night):
+    """One noise draw of 2-min tracklets: the 24 h error is within 3x the formal 1-sigma (about
+    4 km for this design, so 5 km is not met robustly: see test_geo_24h_over_noise_draws)."""
     sat, trs = geo_night
     sol = determine_orbit(trs)
     assert sol.determined, sol.reason
     assert sol.rms_arcsec <= 1.5 * SIGMA  # the exported TLE reproduces the observations
     later = Time(trs[-1]["time"][-1]) + 24 * u.h
     err_km = ot.separation_km(sol.satrec, sat, later.reshape(1))[0]
-    print(f"GEO: rms {sol.rms_arcsec:.2f} arcsec, 24 h prediction error {err_km:.2f} km")
-    assert err_km < 5.0
+    sigma_km = sol.position_sigma_km(later)
+    print(f"GEO: rms {sol.rms_arcsec:.2f} arcsec, 24 h prediction error {err_km:.2f} km (formal {sigma_km:.2f} km)")
+    assert err_km < 5.0 and err_km < 3 * sigma_km
     # the state and its covariance are consistent with the truth at the epoch
     truth_r = ot.gcrs_positions(sat, sol.epoch.reshape(1))[0]
     sig = np.sqrt(np.diag(sol.covariance)[:3])
     assert np.all(np.abs(sol.state[:3] - truth_r) < 5 * sig + 0.05)
     assert len(sol.used) == 30 and len(sol.rejected) == 0
     assert sol.tle[0].startswith("1 ") and sol.tle[1].startswith("2 ")
+
+
+def _geo_draws(n_points, span_s, draws, seed0=100):
+    sat = ot.satellite(T0, 1.00273, 0.0003, 0.05, 0.0, 100, 200)
+    starts = ot.pick_starts(ot.visibility(sat, "iran", T0), 3, 3600)
+    err, sig, rms = [], [], []
+    for k in range(draws):
+        rng = np.random.default_rng(seed0 + k)
+        sol = determine_orbit([ot.tracklet(sat, "iran", s, rng, n=n_points, span_s=span_s) for s in starts])
+        assert sol.determined, sol.reason
+        later = starts[-1] + span_s * u.s + 24 * u.h
+        err.append(ot.separation_km(sol.satrec, sat, later.reshape(1))[0])
+        sig.append(sol.position_sigma_km(later))
+        rms.append(sol.rms_arcsec / SIGMA)
+    return np.array(err), np.array(sig), np.array(rms)
+
+
+def test_geo_24h_over_noise_draws():
+    """GEO from Iran, three 10-min tracklets of 30 points over the 11.5 h night, 1 arcsec,
+    8 noise draws: every 24 h prediction within 5 km, and the realised errors scatter as the
+    formal covariance says (the fit loses no information; RMS error / formal sigma near 1).
+
+    With 2-min tracklets of 10 points (the other tests' design) the formal 1-sigma is ~4 km
+    and the realised RMS error matches it: about 80 % of draws within 5 km (30 draws,
+    ``python benchmarks/orbit_quality.py geo``): the bar needs more than 30 directions.
+    """
+    err, sig, rms = _geo_draws(30, 600.0, draws=8)
+    ratio = np.sqrt(np.mean(err ** 2)) / np.median(sig)
+    print(f"GEO 3 x 30 points / 600 s: 24 h errors {np.round(err, 1)} km, formal 1-sigma "
+          f"{np.median(sig):.2f} km, RMS error / sigma {ratio:.2f}, RMS/noise max {rms.max():.2f}")
+    assert np.all(rms <= 1.5)
+    assert np.all(err < 5.0)
+    assert 0.3 < ratio < 1.6  # honest covariance
 
 
 def test_leo_two_stations_predicts_12h(leo_night):
@@ -64,6 +100,26 @@ def test_leo_two_stations_predicts_12h(leo_night):
     print(f"LEO: rms {sol.rms_arcsec:.2f} arcsec, 12 h prediction error {err_km:.3f} km")
     assert err_km < 2.0
     assert sol.rms_arcsec < 1.6  # includes what remains of the TLE text rounding (1e-4 deg) in LEO
+
+
+@pytest.mark.parametrize("elements", [(15.2, 0.001, 97.5, 120, 90, 270, 1e-4), (15.05, 0.0015, 53.0, 40, 10, 100, 5e-5)])
+def test_leo_two_stations_12h_over_noise_draws(elements):
+    """Two LEO objects, first pass over Pakistan and over Iran (two tracklets each), three noise
+    draws each: every 12 h prediction within 2 km (16 draws: max 0.74 km, benchmarks/orbit_quality.py leo)."""
+    sat = ot.satellite(T0, *elements)
+    errors = []
+    for seed in range(3):
+        rng = np.random.default_rng(200 + seed)
+        trs = (ot.pass_tracklets(sat, "pakistan", T0, rng, hours=14, max_passes=1)
+               + ot.pass_tracklets(sat, "iran", T0, rng, hours=14, max_passes=1))
+        assert len(trs) == 4
+        sol = determine_orbit(trs)
+        assert sol.determined, sol.reason
+        assert sol.rms_arcsec < 1.6
+        later = (Time(trs[-1]["time"][-1]) + 12 * u.h).reshape(1)
+        errors.append(ot.separation_km(sol.satrec, sat, later)[0])
+    print(f"LEO i={elements[2]}: 12 h errors {np.round(errors, 2)} km")
+    assert max(errors) < 2.0
 
 
 def test_outlier_is_rejected(geo_night):

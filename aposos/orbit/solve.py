@@ -3,7 +3,8 @@
 1. Seeds: Gauss (:mod:`.iod`) on triples of observations -- within one tracklet (first, middle,
    last: works for LEO passes), across two consecutive tracklets, and across three
    consecutive tracklets (GEO). Each candidate is fitted (SGP4 elements, B* held at 0) to the
-   tracklets of its triple; candidates are ranked by size of seed, then reduced chi^2.
+   tracklets of its triple; candidates are ranked by size of seed, then reduced chi^2. Smaller
+   seeds are computed only if the larger ones do not grow to all tracklets.
 2. Growth: the remaining tracklets are added nearest-in-time first; each addition is a
    least-squares fit of the grown set. When a tracklet does not fit, the revolution count
    may be wrong: the mean motion is scanned (other elements fixed) for the value that best
@@ -73,26 +74,36 @@ def seed_triples(obs: Observations) -> list[tuple[np.ndarray, tuple[int, ...]]]:
     return out
 
 
-def seeds(obs: Observations, max_seeds: int = 6) -> list[OrbitFit]:
-    """Seed fits, best first (more tracklets, then lower chi^2)."""
+def seeds(obs: Observations, max_seeds: int = 6):
+    """Seed fits, best first (more tracklets, then lower chi^2), at most ``max_seeds``.
+
+    A generator: the seeds of the next smaller triples are computed only when the caller asks
+    for more (the first seed usually grows to all tracklets).
+    """
     t = (obs.times - obs.times[0]).sec
-    found = []
-    for triple, trk in seed_triples(obs):
-        if len(np.unique(t[triple])) < 3:
-            continue
-        for r2, v2 in iod.gauss(t[triple], obs.unit[triple], obs.obs_pos_km[triple]):
-            i2 = int(triple[1])
-            m = obs.teme_to_gcrs[i2]
-            try:
-                x = tlefit.params_from_state(m.T @ r2, m.T @ v2)
-                _, epoch_days = tlefit.tle_epoch(obs.times[i2])
-                f, _ = _fit(obs, x, epoch_days, trk, rounds=2)
-            except (FitError, ValueError):
+    triples = seed_triples(obs)
+    given = 0
+    for size in sorted({len(trk) for _, trk in triples}, reverse=True):
+        found = []
+        for triple, trk in triples:
+            if len(trk) != size or len(np.unique(t[triple])) < 3:
                 continue
-            if f.chi2_red < 100 * MAX_CHI2_RED:
-                found.append(OrbitFit(f.x, epoch_days, i2, f, list(trk)))
-    found.sort(key=lambda s: (-len(s.tracklets), s.fit.chi2_red))
-    return found[:max_seeds]
+            for r2, v2 in iod.gauss(t[triple], obs.unit[triple], obs.obs_pos_km[triple]):
+                i2 = int(triple[1])
+                m = obs.teme_to_gcrs[i2]
+                try:
+                    x = tlefit.params_from_state(m.T @ r2, m.T @ v2)
+                    _, epoch_days = tlefit.tle_epoch(obs.times[i2])
+                    f, _ = _fit(obs, x, epoch_days, trk, rounds=2)
+                except (FitError, ValueError):
+                    continue
+                if f.chi2_red < 100 * MAX_CHI2_RED:
+                    found.append(OrbitFit(f.x, epoch_days, i2, f, list(trk)))
+        for seed in sorted(found, key=lambda s: s.fit.chi2_red)[:max_seeds - given]:
+            given += 1
+            yield seed
+        if given >= max_seeds:
+            return
 
 
 def _span_distance(obs, t, included, k):
