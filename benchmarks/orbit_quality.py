@@ -9,7 +9,7 @@ noise of 1 arcsec per coordinate.
   2-min tracklets of 10 points (the tests' design) and 10-min tracklets of 30 points.
 * design: formal 24 h position sigma (1 arcsec) vs night span and tracklet length (GEO).
 * leo: LEO seen by Pakistan and Iran in one night, 12 h prediction error over draws and objects.
-* assoc: association of mixed nights (five UCTs, three stations) over several seeds.
+* assoc: association of mixed nights (five UCTs as in the tests; twelve UCTs) over noise seeds.
 """
 
 import sys
@@ -114,19 +114,50 @@ def leo():
               f"RMS/noise max {q.max():.2f}")
 
 
-def assoc(seeds=(5, 6, 7)):
+def large_night(seed):
+    """Twelve UCTs (six GEO over Iran/Pakistan and Peru, six LEO) seen by the stations that can
+    see them: (tracklets in random order, truth object per tracklet)."""
+    rng = np.random.default_rng(seed)
+    geo = [(55, 0.1), (62, 2.5), (75, 0.02), (95, 0.8), (-70, 0.05), (-85, 1.5)]  # east longitude, inclination
+    sats = [ot.satellite(T0, 1.00273, 0.0003, inc, 0.0, 100, (200 + lon - 60) % 360, satnum=91000 + k)
+            for k, (lon, inc) in enumerate(geo)]
+    sats += [ot.satellite(T0, n, e, inc, raan, argp, m, bstar=b, satnum=91100 + k) for k, (n, e, inc, raan, argp, m, b) in
+             enumerate([(15.2, 0.001, 97.5, 120, 90, 270, 1e-4), (15.05, 0.0015, 53.0, 40, 10, 100, 5e-5),
+                        (14.3, 0.002, 70.0, 200, 200, 20, 2e-5), (14.8, 0.001, 98.2, 150, 40, 330, 8e-5),
+                        (13.7, 0.004, 65.0, 300, 120, 200, 1e-5), (15.4, 0.0008, 51.6, 80, 60, 160, 2e-4)])]
+    tracklets, truth = [], []
+    for k, sat in enumerate(sats):
+        for station in ("iran", "pakistan", "peru"):
+            if k < len(geo):
+                trs = [ot.tracklet(sat, station, s, rng)
+                       for s in ot.pick_starts(ot.visibility(sat, station, T0, hours=22), 3, 3600)]
+            else:
+                trs = ot.pass_tracklets(sat, station, T0, rng, max_passes=2)
+            tracklets += trs
+            truth += [k] * len(trs)
+    order = rng.permutation(len(tracklets))
+    return [tracklets[i] for i in order], np.array(truth)[order]
+
+
+def _score(object_of, truth):
+    right = wrong = 0
+    for g in set(object_of[object_of >= 0]):
+        members = truth[object_of == g]
+        major = np.bincount(members).argmax()
+        right += int(np.sum(members == major))
+        wrong += int(np.sum(members != major))
+    return right / len(truth), wrong
+
+
+def assoc(seeds=(5, 6)):
     for seed in seeds:
-        trs, truth, _ = ot.mixed_night(seed)
-        res = associate(trs)
-        right = wrong = 0
-        for g in set(res.object_of[res.object_of >= 0]):
-            members = truth[res.object_of == g]
-            major = np.bincount(members).argmax()
-            right += int(np.sum(members == major))
-            wrong += int(np.sum(members != major))
-        print(f"mixed night seed {seed}: {len(trs)} tracklets of {len(set(truth))} objects from 3 stations: "
-              f"{right / len(trs):.1%} to the right object, {wrong} to a wrong one, {len(res.objects)} objects, "
-              f"{res.pairs_fitted} pairs fitted", flush=True)
+        for name, night in (("mixed_night", ot.mixed_night), ("large_night", large_night)):
+            trs, truth = night(seed)[:2]
+            res = associate(trs)
+            frac, wrong = _score(res.object_of, truth)
+            print(f"{name} seed {seed}: {len(trs)} tracklets of {len(set(truth))} objects from 3 stations: "
+                  f"{frac:.1%} to the right object, {wrong} to a wrong one, {len(res.objects)} objects, "
+                  f"{res.pairs_fitted} pairs fitted", flush=True)
 
 
 if __name__ == "__main__":
