@@ -29,9 +29,8 @@ covariance says (:meth:`OrbitSolution.position_sigma_km`). GEO from one station 
 (three tracklets over 11.5 h, 1 arcsec): 24 h 1-sigma ~4 km with 2-min tracklets of 10
 points (80 % of draws within 5 km), ~2.3 km with 10-min tracklets of 30 points (all within
 5 km); the 24 h sigma falls roughly as span^-2.3 (43 km for a 4 h span) and as 1/sqrt(points).
-Fits solve the column-scaled design matrix (SVD), not the normal equations: GEO from one
-station is ill-conditioned (condition number ~1e7). B* is not observable in a night of
-GEO data (correlations with the elements < 0.01) and stays at its prior.
+B* is not observable in a night of GEO data (correlations with the elements < 0.01) and
+stays at its prior; it does not limit the GEO prediction.
 
 Modules: :mod:`.observations` (input, observation model), :mod:`.iod` (Gauss),
 :mod:`.propagate` (two-body, J2, elements), :mod:`.lsq` (LM least squares),
