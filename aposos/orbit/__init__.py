@@ -9,8 +9,7 @@ Verdicts: ``status == 'undetermined'`` with a ``reason`` for too few observation
 or unordered times, no initial orbit, a diverged fit, residuals inconsistent with one object
 (chi^2 test, tracklets that do not fit: mixed objects) or an arc too short to determine the
 orbit (formal position uncertainty > 1 % of the distance at the epoch, or > 5 % one
-revolution later). A fit is never reported as an orbit
-otherwise.
+revolution later). A fit is never reported as an orbit otherwise.
 
 Initial orbit: Gauss's method with iteration (:mod:`.iod`), chosen over Gooding's. Gauss with
 exact two-body f and g iterated on the two outer ranges, started from the roots of the
@@ -20,15 +19,18 @@ produces; what Gooding adds -- multi-revolution Lambert arcs -- is covered by th
 (the mean motion is scanned for the revolution count between passes hours apart). Measured:
 60 of 60 GEO and 16 of 16 LEO noise draws and every object of the mixed nights determined
 (``benchmarks/orbit_quality.py``). Limits: no seed from one short GEO tracklet (undetermined,
-by design); Gauss needs three distinct, not coplanar lines of sight and spacing under half
-a revolution within a triple; a seed from three tracklets more than half a revolution apart
-is not attempted (the growth reaches them instead).
+by design); Gauss needs three distinct, not coplanar lines of sight and, for its circular
+start, spacing under half a revolution: triples of tracklets revolutions apart (LEO passes
+hours apart) give no reliable seed, and the growth reaches those tracklets from a one-pass
+seed instead.
 
 Accuracy is information-limited, not fit-limited: realised errors scatter as the formal
 covariance says (:meth:`OrbitSolution.position_sigma_km`). GEO from one station in one night
 (three tracklets over 11.5 h, 1 arcsec): 24 h 1-sigma ~4 km with 2-min tracklets of 10
-points (80 % of draws within 5 km), ~2.3 km with 10-min tracklets of 30 points (all within
-5 km); the 24 h sigma falls roughly as span^-2.3 (43 km for a 4 h span) and as 1/sqrt(points).
+points (80 % of draws within 5 km), ~2.4 km with 30 points per tracklet (all within 5 km).
+The number of directions sets it, not the tracklet length (30 points over 2 or 10 min give
+the same sigma): sigma ~ 4.2 km x sqrt(10 / points per tracklet) x (noise / 1 arcsec) over
+the full night, and it grows steeply as the night's span shrinks (~span^-2.3: 19 km for 6 h).
 B* is not observable in a night of GEO data (correlations with the elements < 0.01) and
 stays at its prior; it does not limit the GEO prediction.
 
