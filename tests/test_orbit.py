@@ -141,6 +141,22 @@ def test_leo_two_stations_12h_over_noise_draws(elements):
     assert max(errors) < 2.0
 
 
+def test_high_drag_leo_three_stations_is_one_object():
+    """A LEO with B* = 2e-4 seen by Pakistan and Iran, then by Peru 6 h later: with B* held at 0
+    the Peru pass does not fit (it was reported as 'mixed objects'); the growth frees B*."""
+    sat = ot.satellite(T0, 15.4, 0.0008, 51.6, 80, 60, 160, bstar=2e-4)
+    rng = np.random.default_rng(7)
+    trs = [t for st in ("pakistan", "iran", "peru") for t in ot.pass_tracklets(sat, st, T0, rng, max_passes=1)]
+    span_h = (Time(trs[-1]["time"][-1]) - Time(trs[0]["time"][0])).to_value(u.h)
+    sol = determine_orbit(trs)
+    assert sol.determined, sol.reason
+    later = (Time(trs[-1]["time"][-1]) + 12 * u.h).reshape(1)
+    err_km = ot.separation_km(sol.satrec, sat, later)[0]
+    print(f"high-drag LEO over {span_h:.1f} h: B* {sol.satrec.bstar:.2e}, 12 h error {err_km:.3f} km")
+    assert span_h > 7 and len(sol.used) == 60
+    assert err_km < 2.0 and abs(sol.satrec.bstar - 2e-4) < 5e-5
+
+
 def test_outlier_is_rejected(geo_night):
     sat, trs = geo_night
     bad = [t.copy() for t in trs]

@@ -9,7 +9,9 @@
    least-squares fit of the grown set. When a tracklet does not fit, the revolution count
    may be wrong: the mean motion is scanned (other elements fixed) for the value that best
    predicts that tracklet, and the fit is retried. A tracklet that still does not fit is
-   reported as not belonging (mixed objects).
+   reported as not belonging (mixed objects). B* is held at 0 while growing, except for
+   near-Earth orbits when a tracklet fits only with drag (a LEO with B* ~ 2e-4 seen again
+   6 h later): from then on B* is fitted with its prior.
 3. Final fit: every kept observation, B* with its prior, outlier rejection.
 """
 
@@ -25,6 +27,7 @@ from .observations import Observations
 
 MAX_CHI2_RED = 4.0  # a set of tracklets fits one orbit if chi^2/dof stays below this (x the seed's)
 HOLD_BSTAR = 1e-12  # prior sigma that holds B* during seeding and growth
+NEAR_EARTH_MIN_REV_DAY = 6.4  # SGP4's near-Earth model (period < 225 min): drag through B* matters
 
 
 @dataclass
@@ -169,19 +172,27 @@ def grow(obs: Observations, seed: OrbitFit) -> OrbitFit:
     current = seed.fit
     pending = [k for k in range(obs.n_tracklets) if k not in included]
     bad = []
+    drag = None  # B* held at 0 until a tracklet needs it, then fitted with its prior
     while pending:
         pending.sort(key=lambda k: _span_distance(obs, t, included, k))
         k = pending.pop(0)
         accepted = None
-        for attempt in range(2):
-            start = x if attempt == 0 else scan_mean_motion(obs, x, seed.epoch_days, epoch_time, k)
+        scanned = None
+        for attempt in range(3):
+            if attempt == 2 and (drag is not None or x[0] < NEAR_EARTH_MIN_REV_DAY):
+                break
+            if attempt >= 1 and scanned is None:
+                scanned = scan_mean_motion(obs, x, seed.epoch_days, epoch_time, k)
+            start = x if attempt == 0 else scanned
+            prior = tlefit.BSTAR_PRIOR if attempt == 2 else drag
             try:
-                f, sel = _fit(obs, start, seed.epoch_days, included + [k], rounds=2)
+                f, sel = _fit(obs, start, seed.epoch_days, included + [k], bstar_prior=prior, rounds=2)
             except (FitError, ValueError):
                 continue
             in_k = obs.tracklet[sel] == k
             if f.chi2_red < MAX_CHI2_RED * base and f.used[in_k].mean() >= 0.5:
                 accepted = f
+                drag = prior
                 break
         if accepted is None:
             bad.append(k)
