@@ -178,20 +178,23 @@ def determine_orbit(observations, *, satnum: int = 99999, reject_sigma: float = 
         return _undetermined(why, rejected_tracklets=sorted(names[k] for k in of.bad_tracklets))
     epoch = Time(tlefit.JD_1949, of.epoch_days, format="jd", scale="utc")
     m = obs.teme_to_gcrs[of.epoch_index]
-    state, cov = state_covariance(of.x, of.epoch_days, of.fit.cov, epoch, m)
-    why = _indeterminacy(obs, of, epoch, np.linalg.norm(state[:3]), float(np.sqrt(np.trace(cov[:3, :3]))))
+    try:  # SGP4 may fail on a fitted orbit (e.g. decayed within the arc): a verdict, not an exception
+        state, cov = state_covariance(of.x, of.epoch_days, of.fit.cov, epoch, m)
+        why = _indeterminacy(obs, of, epoch, np.linalg.norm(state[:3]), float(np.sqrt(np.trace(cov[:3, :3]))))
+    except ValueError as exc:
+        return _undetermined(f"fit diverged: {exc}")
     if why:
         return _undetermined(why)
     used = of.fit.used
     try:
         x_r, epoch_r = tlefit.round_for_tle(of.x, of.epoch_days)
         tle = tlefit.tle_lines(x_r, epoch_r, satnum)
+        sat = Satrec.twoline2rv(*tle)
+        epoch = Time(sat.jdsatepoch, sat.jdsatepochF, format="jd", scale="utc")  # moved by < 0.05 s (rounding)
+        state = np.concatenate(tlefit.state_gcrs(sat, epoch, m))
+        resid = obs.residuals_arcsec(tlefit.predicted_units(sat, obs))
     except ValueError as exc:
         return _undetermined(f"no valid TLE: {exc}")
-    sat = Satrec.twoline2rv(*tle)
-    epoch = Time(sat.jdsatepoch, sat.jdsatepochF, format="jd", scale="utc")  # moved by < 0.05 s (rounding)
-    state = np.concatenate(tlefit.state_gcrs(sat, epoch, m))
-    resid = obs.residuals_arcsec(tlefit.predicted_units(sat, obs))
     rms = float(np.sqrt(np.mean(resid[used] ** 2)))
     return OrbitSolution(
         status="determined", epoch=epoch, state=state, covariance=cov, element_covariance=of.fit.cov, tle=tle,
