@@ -31,7 +31,7 @@ T0 = Time("2026-11-20T12:00:00", scale="utc")
 GEO = dict(n_rev_day=1.00273, e=0.0003, i_deg=0.05, raan_deg=0.0, argp_deg=100, m_deg=200)
 
 
-def geo_draws(n_points=10, span_s=120.0, draws=30, sigma=1.0, seed0=100):
+def geo_draws(n_points=10, span_s=120.0, draws=60, sigma=1.0, seed0=100):
     """(24 h errors km, formal sigmas km, rms/noise) of GEO fits over noise draws."""
     sat = ot.satellite(T0, **GEO)
     starts = ot.pick_starts(ot.visibility(sat, "iran", T0), 3, 3600)

@@ -26,8 +26,8 @@ seed instead.
 
 Accuracy is information-limited, not fit-limited: realised errors scatter as the formal
 covariance says (:meth:`OrbitSolution.position_sigma_km`). GEO from one station in one night
-(three tracklets over 11.5 h, 1 arcsec): 24 h 1-sigma ~4 km with 2-min tracklets of 10
-points (80 % of draws within 5 km), ~2.4 km with 30 points per tracklet (all within 5 km).
+(three tracklets over 11.5 h, 1 arcsec, 60 draws): 24 h 1-sigma ~4.1 km with tracklets of
+10 points (78 % of draws within 5 km), ~2.3 km with 30 points (95 %), ~1.7 km with 60.
 The number of directions sets it, not the tracklet length (30 points over 2 or 10 min give
 the same sigma): sigma ~ 4.2 km x sqrt(10 / points per tracklet) x (noise / 1 arcsec) over
 the full night, and it grows steeply as the night's span shrinks (~span^-2.3: 19 km for 6 h).
