@@ -17,7 +17,7 @@ eighth-degree polynomial (short spacing: one LEO pass) and from circular-orbit r
 (tracklets hours apart: GEO in one night), gives a usable seed for every case the network
 produces; what Gooding adds -- multi-revolution Lambert arcs -- is covered by the arc growth
 (the mean motion is scanned for the revolution count between passes hours apart). Measured:
-60 of 60 GEO and 16 of 16 LEO noise draws and every object of the mixed nights determined
+120 of 120 GEO and 16 of 16 LEO noise draws and every object of the tests' mixed night determined
 (``benchmarks/orbit_quality.py``). Limits: no seed from one short GEO tracklet (undetermined,
 by design); Gauss needs three distinct, not coplanar lines of sight and, for its circular
 start, spacing under half a revolution: triples of tracklets revolutions apart (LEO passes
@@ -30,7 +30,7 @@ covariance says (:meth:`OrbitSolution.position_sigma_km`). GEO from one station 
 10 points (78 % of draws within 5 km), ~2.3 km with 30 points (95 %), ~1.7 km with 60.
 The number of directions sets it, not the tracklet length (30 points over 2 or 10 min give
 the same sigma): sigma ~ 4.2 km x sqrt(10 / points per tracklet) x (noise / 1 arcsec) over
-the full night, and it grows steeply as the night's span shrinks (~span^-2.3: 19 km for 6 h).
+the full night, and it grows steeply as the night's span shrinks (~span^-2.3: 18 km for 6 h).
 B* is not observable in a night of GEO data (correlations with the elements < 0.01) and
 stays at its prior; it does not limit the GEO prediction.
 
