@@ -180,8 +180,8 @@ def _as_table(observations) -> tuple[Table, np.ndarray | None, np.ndarray]:
         missing = [c for c in ("time", "ra_deg", "dec_deg", "sigma_arcsec") if c not in t.colnames]
         if missing:
             raise AposError(f"tracklet table lacks column(s) {missing}", key=missing[0])
-    if not keep:
-        return Table(), np.zeros(0, int), np.zeros(0, int)
+    if not keep:  # only empty tracklets: zero observations (a verdict, not a format error)
+        return tables[0], np.zeros(0, int), np.zeros(0, int)
     cols = ["time", "ra_deg", "dec_deg", "sigma_arcsec"] + [
         c for c in ("station", "lat_deg", "lon_deg", "height_m") if all(c in t.colnames for _, t in keep)]
     table = vstack([t[cols] for _, t in keep], metadata_conflicts="silent")
@@ -197,7 +197,14 @@ def prepare(observations, where: str = "observations") -> Observations:
         if col not in table.colnames:
             raise AposError(f"missing column {col!r}", path=where, key=col)
     n = len(table)
-    times = Time(table["time"])
+    if n == 0:
+        z3, zi = np.zeros((0, 3)), np.zeros(0, int)
+        return Observations(Time(np.zeros(0), format="jd", scale="utc"), z3, np.zeros(0), z3, z3, z3, np.zeros(0),
+                            zi, np.zeros(0, str), zi, table, zi)
+    try:
+        times = Time(table["time"])
+    except ValueError as exc:
+        raise AposError(f"unreadable time: {exc}", path=where, key="time") from exc
     if times.scale != "utc":
         times = times.utc
     ra, dec, sig = (np.asarray(table[c], float) for c in ("ra_deg", "dec_deg", "sigma_arcsec"))

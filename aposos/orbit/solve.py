@@ -3,12 +3,15 @@
 1. Seeds: Gauss (:mod:`.iod`) on triples of observations -- within one tracklet (first, middle,
    last: works for LEO passes), across two consecutive tracklets, and across three
    consecutive tracklets (GEO). Each candidate is fitted (SGP4 elements, B* held at 0) to the
-   tracklets of its triple; candidates are ranked by size of seed, then reduced chi^2.
+   tracklets of its triple; candidates are ranked by size of seed, then reduced chi^2. Smaller
+   seeds are computed only if the larger ones do not grow to all tracklets.
 2. Growth: the remaining tracklets are added nearest-in-time first; each addition is a
    least-squares fit of the grown set. When a tracklet does not fit, the revolution count
    may be wrong: the mean motion is scanned (other elements fixed) for the value that best
    predicts that tracklet, and the fit is retried. A tracklet that still does not fit is
-   reported as not belonging (mixed objects).
+   reported as not belonging (mixed objects). B* is held at 0 while growing, except for
+   near-Earth orbits when a tracklet fits only with drag (a LEO with B* ~ 2e-4 seen again
+   6 h later): from then on B* is fitted with its prior.
 3. Final fit: every kept observation, B* with its prior, outlier rejection.
 """
 
@@ -24,6 +27,7 @@ from .observations import Observations
 
 MAX_CHI2_RED = 4.0  # a set of tracklets fits one orbit if chi^2/dof stays below this (x the seed's)
 HOLD_BSTAR = 1e-12  # prior sigma that holds B* during seeding and growth
+NEAR_EARTH_MIN_REV_DAY = 6.4  # SGP4's near-Earth model (period < 225 min): drag through B* matters
 
 
 @dataclass
@@ -73,26 +77,36 @@ def seed_triples(obs: Observations) -> list[tuple[np.ndarray, tuple[int, ...]]]:
     return out
 
 
-def seeds(obs: Observations, max_seeds: int = 6) -> list[OrbitFit]:
-    """Seed fits, best first (more tracklets, then lower chi^2)."""
+def seeds(obs: Observations, max_seeds: int = 6):
+    """Seed fits, best first (more tracklets, then lower chi^2), at most ``max_seeds``.
+
+    A generator: the seeds of the next smaller triples are computed only when the caller asks
+    for more (the first seed usually grows to all tracklets).
+    """
     t = (obs.times - obs.times[0]).sec
-    found = []
-    for triple, trk in seed_triples(obs):
-        if len(np.unique(t[triple])) < 3:
-            continue
-        for r2, v2 in iod.gauss(t[triple], obs.unit[triple], obs.obs_pos_km[triple]):
-            i2 = int(triple[1])
-            m = obs.teme_to_gcrs[i2]
-            try:
-                x = tlefit.params_from_state(m.T @ r2, m.T @ v2)
-                _, epoch_days = tlefit.tle_epoch(obs.times[i2])
-                f, _ = _fit(obs, x, epoch_days, trk, rounds=2)
-            except (FitError, ValueError):
+    triples = seed_triples(obs)
+    given = 0
+    for size in sorted({len(trk) for _, trk in triples}, reverse=True):
+        found = []
+        for triple, trk in triples:
+            if len(trk) != size or len(np.unique(t[triple])) < 3:
                 continue
-            if f.chi2_red < 100 * MAX_CHI2_RED:
-                found.append(OrbitFit(f.x, epoch_days, i2, f, list(trk)))
-    found.sort(key=lambda s: (-len(s.tracklets), s.fit.chi2_red))
-    return found[:max_seeds]
+            for r2, v2 in iod.gauss(t[triple], obs.unit[triple], obs.obs_pos_km[triple]):
+                i2 = int(triple[1])
+                m = obs.teme_to_gcrs[i2]
+                try:
+                    x = tlefit.params_from_state(m.T @ r2, m.T @ v2)
+                    _, epoch_days = tlefit.tle_epoch(obs.times[i2])
+                    f, _ = _fit(obs, x, epoch_days, trk, rounds=2)
+                except (FitError, ValueError):
+                    continue
+                if f.chi2_red < 100 * MAX_CHI2_RED:
+                    found.append(OrbitFit(f.x, epoch_days, i2, f, list(trk)))
+        for seed in sorted(found, key=lambda s: s.fit.chi2_red)[:max_seeds - given]:
+            given += 1
+            yield seed
+        if given >= max_seeds:
+            return
 
 
 def _span_distance(obs, t, included, k):
@@ -158,19 +172,27 @@ def grow(obs: Observations, seed: OrbitFit) -> OrbitFit:
     current = seed.fit
     pending = [k for k in range(obs.n_tracklets) if k not in included]
     bad = []
+    drag = None  # B* held at 0 until a tracklet needs it, then fitted with its prior
     while pending:
         pending.sort(key=lambda k: _span_distance(obs, t, included, k))
         k = pending.pop(0)
         accepted = None
-        for attempt in range(2):
-            start = x if attempt == 0 else scan_mean_motion(obs, x, seed.epoch_days, epoch_time, k)
+        scanned = None
+        for attempt in range(3):
+            if attempt == 2 and (drag is not None or x[0] < NEAR_EARTH_MIN_REV_DAY):
+                break
+            if attempt >= 1 and scanned is None:
+                scanned = scan_mean_motion(obs, x, seed.epoch_days, epoch_time, k)
+            start = x if attempt == 0 else scanned
+            prior = tlefit.BSTAR_PRIOR if attempt == 2 else drag
             try:
-                f, sel = _fit(obs, start, seed.epoch_days, included + [k], rounds=2)
+                f, sel = _fit(obs, start, seed.epoch_days, included + [k], bstar_prior=prior, rounds=2)
             except (FitError, ValueError):
                 continue
             in_k = obs.tracklet[sel] == k
             if f.chi2_red < MAX_CHI2_RED * base and f.used[in_k].mean() >= 0.5:
                 accepted = f
+                drag = prior
                 break
         if accepted is None:
             bad.append(k)
