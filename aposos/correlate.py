@@ -33,6 +33,7 @@ from astropy.time import Time
 
 from .directions import unit_from_radec
 from .predict import predict, station_geometry
+from .tle import as_entries
 
 ARCSEC_PER_RAD = 206264.80624709636
 
@@ -73,18 +74,23 @@ def _sigmas(cfg, age_days, range_km, rate_arcsec_s, meas_arcsec):
     return along, cross
 
 
-def _tracklet_rows(observations: Table, tid: int):
-    """Rows of a tracklet used for residuals: points, streak centres and resolved ends."""
-    obs = observations[observations["tracklet"] == tid]
-    if "kind" in obs.colnames:
-        kind = np.asarray(obs["kind"]).astype(str)
-        keep = (kind != "streak_end") | (np.asarray(obs["end"]) >= 0)
-        obs = obs[keep]
-    return obs
+def _tracklet_rows(observations: Table, tids) -> list[np.ndarray]:
+    """Row indices of each tracklet's observations used for residuals: points, streak centres
+    and resolved streak ends."""
+    keep = np.ones(len(observations), bool)
+    if "kind" in observations.colnames:
+        keep = (np.asarray(observations["kind"]).astype(str) != "streak_end") | (np.asarray(observations["end"]) >= 0)
+    of = np.asarray(observations["tracklet"])
+    order = np.argsort(of, kind="stable")
+    order = order[keep[order]]
+    lo = np.searchsorted(of[order], tids, side="left")
+    hi = np.searchsorted(of[order], tids, side="right")
+    return [order[a:b] for a, b in zip(lo, hi)]
 
 
 def correlate(tracklets: Table, observations: Table, catalog, station, config: CorrelateConfig | None = None):
-    """Identify tracklets against ``catalog`` (a :class:`~aposos.tle.TleCatalog`).
+    """Identify tracklets against ``catalog`` (a :class:`~aposos.tle.TleCatalog`, a list of
+    :class:`~aposos.tle.TleEntry` or of (line1, line2) pairs).
 
     Returns
     -------
@@ -100,15 +106,20 @@ def correlate(tracklets: Table, observations: Table, catalog, station, config: C
     """
     cfg = config or CorrelateConfig()
     rows, cand_rows = [], []
-    entries = list(catalog.entries) if hasattr(catalog, "entries") else list(catalog)
+    entries = as_entries(catalog)
     if len(tracklets) and entries:
         t_ref = Time(tracklets["t_ref"])
         coarse = predict(entries, station, t_ref)  # (objects, tracklets)
         ages = _ages_days(entries, t_ref)  # (objects, tracklets)
-        geom_cache = {}
+        members = _tracklet_rows(observations, tracklets["tracklet"])
+        geom = station_geometry(station, Time(observations["time"][np.concatenate(members)])) \
+            if any(len(m) for m in members) else None
+        first = np.cumsum([0] + [len(m) for m in members])
         for j, trk in enumerate(tracklets):
             cand = _coarse_candidates(cfg, coarse, j, trk, ages[:, j])
-            scored = _score(cfg, [entries[i] for i in cand], observations, trk, station, geom_cache)
+            obs = observations[members[j]]
+            geom_j = geom.take(slice(first[j], first[j + 1])) if len(obs) else None
+            scored = _score(cfg, [entries[i] for i in cand], obs, trk, geom_j)
             scored.sort(key=lambda s: s["chi2"])
             rows.append(_verdict(cfg, trk["tracklet"], scored))
             for rank, s in enumerate(scored):
@@ -139,16 +150,13 @@ def _coarse_candidates(cfg, coarse, j, trk, age_days):
     return np.flatnonzero(ok & (sep_arcsec <= gate))
 
 
-def _score(cfg, entries, observations, trk, station, geom_cache):
-    """Fine residuals and chi2 of each candidate against the tracklet's observations."""
-    if not entries:
+def _score(cfg, entries, obs, trk, geom):
+    """Fine residuals and chi2 of each candidate against the tracklet's observations ``obs``
+    (``geom``: the station geometry at their times)."""
+    if not entries or len(obs) == 0:
         return []
-    obs = _tracklet_rows(observations, int(trk["tracklet"]))
-    times = Time(obs["time"])
-    key = tuple(np.round(times.mjd, 9))
-    if key not in geom_cache:
-        geom_cache[key] = station_geometry(station, times)
-    p = predict(entries, geom_cache[key], times)  # (candidates, observations)
+    times = geom.times
+    p = predict(entries, geom, times)  # (candidates, observations)
     east, north = _tangent_residuals(np.asarray(obs["ra_deg"], float)[None, :], np.asarray(obs["dec_deg"], float)[None, :],
                                      p.ra_deg, p.dec_deg)
     rate = np.hypot(p.ra_rate_deg_s, p.dec_rate_deg_s)

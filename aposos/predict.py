@@ -24,7 +24,7 @@ Above horizon: geometric elevation > 0 (refraction not applied).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from astropy import units as u
@@ -82,6 +82,10 @@ class StationGeometry:
     @property
     def jd(self):
         return self.times.jd1, self.times.jd2
+
+    def take(self, index) -> "StationGeometry":
+        """The geometry at a subset of its times (``index``: slice, integer or boolean array)."""
+        return StationGeometry(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
 
 def station_geometry(station, times) -> StationGeometry:
