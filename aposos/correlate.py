@@ -14,9 +14,12 @@ For one station and night (tracklets from :func:`aposos.link.link`):
    (``along_km = a + b * age``), the measurement error of the tracklet's mean and the timing
    uncertainty times the rate. A candidate passes when ``chi2 <= gate_chi2`` and its rate
    agrees; candidates are ranked by ``chi2``.
-4. **Verdict** -- ``identified`` when one object passes, or the best beats the next by
-   ``ambiguity_delta_chi2``; ``ambiguous`` when several pass and none stands out; ``uct``
-   when none passes.
+4. **Verdict** -- ``identified`` when the best fits within ``confident_chi2`` (the
+   99.7 % region of a right identification) and is alone or beats the next by
+   ``ambiguity_delta_chi2``; ``ambiguous`` when several pass and none stands out, or when the
+   best passes the gate but fits worse than ``confident_chi2``: the case of an uncatalogued
+   object next to a catalogued one (co-located GEO satellites a few arcminutes apart, where
+   an aged TLE's error can reach the gap); ``uct`` when none passes.
 
 The TLE error model defaults (along 1 km + 2 km/day, cross 1 km + 0.5 km/day) follow the
 growth of public-catalog errors (astro-notes: 1-3 km/day along track, worst); they are
@@ -47,6 +50,9 @@ class CorrelateConfig:
                                                   # (GEO: lunisolar inclination drift, ~1.5 km/day)
     timing_sigma_s: float = 0.01                  # station clock / shutter uncertainty, s
     gate_chi2: float = 25.0                       # pass when chi2 <= this (2 components)
+    confident_chi2: float = 11.8                  # identified only when the best fits this well
+                                                  # (99.7 % of right ids, 2 dof); a worse lone
+                                                  # candidate may be an uncatalogued neighbour
     coarse_sigma: float = 8.0                     # coarse gate in units of the total sigma
     coarse_floor_deg: float = 0.05                # coarse gate floor
     rate_tolerance: float = 0.1                   # |rate residual| / predicted rate
@@ -193,7 +199,7 @@ def _verdict(cfg, tid, scored):
                 "cross_arcsec": np.nan, "rms_arcsec": np.nan, "rate_residual_arcsec_s": np.nan,
                 "tle_epoch": None, "tle_age_days": np.nan}
     best = scored[0]
-    status = "identified"
+    status = "identified" if best["chi2"] <= cfg.confident_chi2 else "ambiguous"
     if len(scored) > 1:
         base.update(next_norad_id=scored[1]["norad_id"], next_chi2=scored[1]["chi2"])
         if scored[1]["chi2"] - best["chi2"] < cfg.ambiguity_delta_chi2:

@@ -91,7 +91,7 @@ def truth_catalog(n_random: int, seed: int, clusters_per_station: int = 3, clust
     station and twilight LEO passes. Returns ``(tles, passes)``: ``passes[norad] = (station,
     t_pass)`` for the designed LEOs."""
     rng = np.random.default_rng(seed)
-    cat = simtles.random_catalog(n_random, DAY_START, seed=seed, mix={"LEO": 0.45, "MEO": 0.2, "GEO": 0.35},
+    cat = simtles.random_catalog(n_random, DAY_START, seed=seed, mix={"LEO": 0.3, "MEO": 0.3, "GEO": 0.4},
                                  epoch_spread_days=0.25)
     norad, passes = 70001, {}
     for name in STATIONS:
@@ -124,18 +124,21 @@ def observe_sequences(tle, station_name, rng, n_seq=4, max_keep=2, sigma_arcsec=
                       t_pass=None):
     """Noisy point observations of up to ``max_keep`` visible (sunlit, alt > 20 deg) sequences.
 
-    One skyfield call per object and station; returns a list of Tables (one per sequence).
+    One skyfield call per object and station; returns a list of Tables (one per sequence),
+    with the noise-free truth at the recorded times in ``ra_truth, dec_truth``.
     """
     station = load_station(station_name)
     t0, t1 = night_window(station_name)
     starts, offsets = _sequence_times(rng, t0, t1, tle.regime, n_seq, t_pass)
     t_rel = (starts[:, None] + offsets[None, :]).ravel()
     clock = rng.normal(0.0, clock_sigma_s, n_seq)  # the station's clock error, per sequence
-    t_true = t0 + (t_rel + np.repeat(clock, len(offsets))) * u.s
-    ra, dec, _, st = satellites.star_relative(tle, station, t_true)
-    alt = satellites.altitude_deg(station, st["t"], st["r_km"])
-    lit = satellites.illuminated_fraction(st["sat_gcrs_km"], satellites.sun_gcrs_km(st["t_emit"]))
-    ok = ((alt > MIN_ALT_DEG) & (lit > 0.99) & ~st["sgp4_failed"]).reshape(n_seq, -1).all(axis=1)
+    n_t = len(t_rel)
+    # truth at the true exposure instants (observed) and at the recorded ones (physics checks)
+    ra, dec, _, st = satellites.star_relative(tle, station, t0 + np.r_[t_rel + np.repeat(clock, len(offsets)), t_rel] * u.s)
+    ra_rec, dec_rec = ra[n_t:], dec[n_t:]
+    alt = satellites.altitude_deg(station, st["t"], st["r_km"])[:n_t]
+    lit = satellites.illuminated_fraction(st["sat_gcrs_km"], satellites.sun_gcrs_km(st["t_emit"]))[:n_t]
+    ok = ((alt > MIN_ALT_DEG) & (lit > 0.99) & ~st["sgp4_failed"][:n_t]).reshape(n_seq, -1).all(axis=1)
     out = []
     for k in np.flatnonzero(ok)[:max_keep]:
         sl = slice(k * len(offsets), (k + 1) * len(offsets))
@@ -145,7 +148,8 @@ def observe_sequences(tle, station_name, rng, n_seq=4, max_keep=2, sigma_arcsec=
         d_ra = rng.normal(0.0, sig, n) / 3600.0 / np.cos(np.radians(dec[sl]))
         times = t0 + t_rel[sl] * u.s  # the recorded (clock) times
         out.append(Table({"time": times, "ra_deg": ra[sl] + d_ra, "dec_deg": dec[sl] + d_dec,
-                          "sigma_arcsec": np.full(n, sig), "source_index": np.zeros(n, int),
+                          "sigma_arcsec": np.full(n, sig), "ra_truth": ra_rec[sl], "dec_truth": dec_rec[sl],
+                          "source_index": np.zeros(n, int),
                           "kind": np.full(n, "point"), "end": np.full(n, -1),
                           "frame": [f"{station_name}_{tle.norad}_{k}_{i:02d}" for i in range(n)]}))
     return out
