@@ -68,6 +68,19 @@ def trail_loss_mag(rate_arcsec_s, exposure_s, fwhm_arcsec):
 
 def bright_enough(mag, rate_arcsec_s, exposure_s, fwhm_arcsec, limit_mag):
     """True where an object of magnitude ``mag`` moving at ``rate_arcsec_s`` (relative to the
-    frame's tracking) should have been detected. An unknown limit (NaN) counts as bright enough."""
-    eff = np.asarray(mag, float) + trail_loss_mag(rate_arcsec_s, exposure_s, fwhm_arcsec)
+    frame's tracking) should have been detected. An unknown limit (NaN) counts as bright enough,
+    an unknown FWHM as no trailing loss."""
+    eff = np.asarray(mag, float) + np.nan_to_num(trail_loss_mag(rate_arcsec_s, exposure_s, fwhm_arcsec), nan=0.0)
     return np.where(np.isfinite(limit_mag), eff <= limit_mag, np.isfinite(eff))
+
+
+def frame_limiting_mag(sources, matches, snr_limit: float = 5.0) -> float:
+    """:func:`limiting_mag` of a frame from its Sources table (:func:`aposos.detect.detect`) and
+    its plate solution's ``matches`` (``source_index``, catalog ``mag``)."""
+    if len(sources) == 0 or len(matches) == 0:
+        return float("nan")
+    flux = np.asarray(sources["flux"], float)
+    point = np.asarray(sources["kind"]).astype(str) == "point"
+    idx = np.asarray(matches["source_index"], int)
+    return limiting_mag(np.asarray(matches["mag"], float), flux[idx], np.asarray(sources["flux_err"], float)[point],
+                        snr_limit)
