@@ -39,6 +39,7 @@ from .predict import predict, station_geometry
 from .tle import as_entries
 
 ARCSEC_PER_RAD = 206264.80624709636
+COARSE_PAIRS = 2_000_000  # objects x tracklets per coarse prediction (~0.2 GB of arrays)
 
 
 @dataclass(frozen=True)
@@ -115,14 +116,16 @@ def correlate(tracklets: Table, observations: Table, catalog, station, config: C
     entries = as_entries(catalog)
     if len(tracklets) and entries:
         t_ref = Time(tracklets["t_ref"])
-        coarse = predict(entries, station, t_ref)  # (objects, tracklets)
-        ages = _ages_days(entries, t_ref)  # (objects, tracklets)
         members = _tracklet_rows(observations, tracklets["tracklet"])
         geom = station_geometry(station, Time(observations["time"][np.concatenate(members)])) \
             if any(len(m) for m in members) else None
         first = np.cumsum([0] + [len(m) for m in members])
+        chunk = max(1, COARSE_PAIRS // len(entries))  # tracklets per coarse prediction (memory)
         for j, trk in enumerate(tracklets):
-            cand = _coarse_candidates(cfg, coarse, j, trk, ages[:, j])
+            if j % chunk == 0:
+                coarse = predict(entries, station, t_ref[j:j + chunk])  # (objects, tracklets)
+                ages = _ages_days(entries, t_ref[j:j + chunk])
+            cand = _coarse_candidates(cfg, coarse, j % chunk, trk, ages[:, j % chunk])
             obs = observations[members[j]]
             geom_j = geom.take(slice(first[j], first[j + 1])) if len(obs) else None
             scored = _score(cfg, [entries[i] for i in cand], obs, trk, geom_j)
