@@ -104,3 +104,36 @@ def test_bright_enough_agrees_with_what_the_frame_shows(geo_frame):
         assert np.min(np.hypot(streaks["x"] - s["x"], streaks["y"] - s["y"])) < 2.0
         assert bright_enough(s["mag"], rate, truth.meta["exposure_s"], fwhm, limit)
         assert not bright_enough(s["mag"] + 4.0, rate, truth.meta["exposure_s"], fwhm, limit)
+
+
+def test_unseen_lists_only_objects_bright_enough_for_the_frame(tmp_path):
+    """Pipeline's unseen list: a sunlit twilight LEO (standard V ~ 5-8) and a GEO (V ~ 14) at
+    the centres of two fields (simulator truth), neither detected: with a frame limit of 12
+    only the LEO is listed, with 16 both are; each with its predicted magnitude."""
+    from astropy.table import Table
+
+    from aposos.pipeline import _unseen
+    from aposos.tle import load_catalog
+
+    import correlation_truth as C
+
+    station = load_station("iran")
+    t0, t1 = C.night_window("iran")
+    leo, t_pass = C._twilight_leos(np.random.default_rng(1), "iran", 1, 60001)[0]
+    geo = simtles.designed_geo(70001, t0 + 3 * u.hour, station.lon_deg + 10.0)
+    simtles.write_catalog(tmp_path / "c.tle", [leo, geo])
+    catalog = load_catalog(tmp_path / "c.tle")
+    fields = []
+    for tle, t, exposure_s in ((leo, t_pass, 1.0), (geo, t0 + 3 * u.hour, 8.0)):
+        ra, dec, _, _ = satellites.star_relative(tle, station, t + np.array([0.5 * exposure_s]) * u.s)
+        fields.append({"content_hash": f"h{tle.norad}", "t_start": t, "t_end": t + exposure_s * u.s,
+                       "ra_deg": float(ra[0]), "dec_deg": float(dec[0]), "radius_deg": 0.5,
+                       "fwhm_arcsec": 20.0})
+    linked = Table({"content_hash": np.zeros(0, str), "tracklet": np.zeros(0, int)})
+    results = Table({"tracklet": np.zeros(0, int), "norad_id": np.zeros(0, int), "status": np.zeros(0, str)})
+    listed = {}
+    for limit in (12.0, 16.0):
+        out = _unseen(catalog, station, [{**f, "limit_mag": limit} for f in fields], linked, results)
+        listed[limit] = dict(zip(out["norad_id"], out["mag_pred"]))
+    assert set(listed[12.0]) == {leo.norad} and set(listed[16.0]) == {leo.norad, geo.norad}
+    assert 4.0 < listed[16.0][leo.norad] < 9.0 and 13.0 < listed[16.0][geo.norad] < 15.5
