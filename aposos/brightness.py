@@ -9,9 +9,9 @@ Used to decide which objects predicted in a field were *bright enough* to be det
 ``phi(a) = (sin a + (pi - a) cos a) / pi``, ``V = V_sun - 2.5 log10(F / F_sun)`` with
 ``V_sun = -26.74``. TLE catalogs carry no size: the default is a *standard object*, a sphere
 of radius :data:`STANDARD_RADIUS_M` (1 m) and albedo :data:`STANDARD_ALBEDO` (0.2): V = 6.7 at
-1000 km and 90 deg phase (the usual "standard magnitude" convention), 5.5 at full phase; a
-GEO at full phase is ~13.8. Pass the object's own radius and albedo where known. Eclipsed
-objects (not sunlit) are ``inf``.
+1000 km and 90 deg phase (the usual "standard magnitude" convention), 5.5 at full phase; at
+GEO range (37,000 km) 13.3 at full phase, 14.5 at 90 deg. Pass the object's own radius and
+albedo where known. Eclipsed objects (not sunlit) are ``inf``.
 
 **Frame** (:func:`limiting_mag`): the magnitude of a point source detected at ``snr_limit``
 (5). The photometric zero point is the median of ``catalog mag + 2.5 log10(flux)`` over the
