@@ -141,7 +141,8 @@ def _field(frame, solution, sources) -> dict:
 
     ny, nx = frame.data.shape
     ra, dec = solution.wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
-    return {"ra_deg": float(ra), "dec_deg": float(dec), "radius_deg": 0.5 * min(nx, ny) * solution.scale_arcsec_px / 3600,
+    return {"ra_deg": float(ra), "dec_deg": float(dec),
+            "radius_deg": 0.5 * min(nx, ny) * solution.scale_arcsec_px / 3600,
             "limit_mag": frame_limiting_mag(sources, solution.matches),
             "fwhm_arcsec": float(sources.meta.get("fwhm_px", np.nan)) * solution.scale_arcsec_px}
 

@@ -58,7 +58,8 @@ def run(seed, n_random, clusters, members, spacing, leo, n_seq, max_keep, remove
     truth, passes = C.truth_catalog(n_random, seed=seed, clusters_per_station=clusters, cluster_members=members,
                                     cluster_spacing_deg=spacing, leo_per_station=leo)
     night = C.simulate_night(truth, passes, seed=seed + 1, n_seq=n_seq, max_keep=max_keep)
-    print(f"catalog {len(truth)} objects, {len(night.tracklets)} tracklets simulated in {time.perf_counter() - t:.0f} s")
+    print(f"catalog {len(truth)} objects, {len(night.tracklets)} tracklets simulated in "
+          f"{time.perf_counter() - t:.0f} s")
     rng = np.random.default_rng(seed + 2)
     ids = np.unique(night.tracklets["truth_norad"])
     removed = set(rng.choice(ids, int(removed_share * len(ids)), replace=False).tolist())

@@ -80,7 +80,8 @@ def _twilight_leos(rng, station_name, n, first_norad):
         inc = float(rng.choice([53.0, 70.0, 86.0, 98.0]))
         lat = float(np.clip(station.lat_deg + rng.uniform(-8, 8), -inc + 1, inc - 1))
         tle = simtles.designed_leo(first_norad + k, t_pass, lat, station.lon_deg + rng.uniform(-8, 8),
-                                   alt_km=float(rng.uniform(600, 1500)), inc_deg=inc, descending=bool(rng.random() < 0.5))
+                                   alt_km=float(rng.uniform(600, 1500)), inc_deg=inc,
+                                   descending=bool(rng.random() < 0.5))
         out.append((tle, t_pass))
     return out
 
@@ -134,7 +135,8 @@ def observe_sequences(tle, station_name, rng, n_seq=4, max_keep=2, sigma_arcsec=
     clock = rng.normal(0.0, clock_sigma_s, n_seq)  # the station's clock error, per sequence
     n_t = len(t_rel)
     # truth at the true exposure instants (observed) and at the recorded ones (physics checks)
-    ra, dec, _, st = satellites.star_relative(tle, station, t0 + np.r_[t_rel + np.repeat(clock, len(offsets)), t_rel] * u.s)
+    t_true = t_rel + np.repeat(clock, len(offsets))
+    ra, dec, _, st = satellites.star_relative(tle, station, t0 + np.r_[t_true, t_rel] * u.s)
     ra_rec, dec_rec = ra[n_t:], dec[n_t:]
     alt = satellites.altitude_deg(station, st["t"], st["r_km"])[:n_t]
     lit = satellites.illuminated_fraction(st["sat_gcrs_km"], satellites.sun_gcrs_km(st["t_emit"]))[:n_t]

@@ -68,7 +68,8 @@ def test_crowded_geo_clusters_are_never_confused(aged_run):
     res, removed = aged_run
     cl = res[res["cluster"]]
     known = ~np.isin(cl["truth_norad"], list(removed))
-    assert np.all(cl["norad_id"][known & (cl["status"] == "identified")] == cl["truth_norad"][known & (cl["status"] == "identified")])
+    ident = known & (cl["status"] == "identified")
+    assert np.all(cl["norad_id"][ident] == cl["truth_norad"][ident])
     assert np.all(cl["status"][~known] != "identified")
 
 
