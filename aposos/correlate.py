@@ -128,7 +128,7 @@ def correlate(tracklets: Table, observations: Table, catalog, station, config: C
             cand = _coarse_candidates(cfg, coarse, j % chunk, trk, ages[:, j % chunk])
             obs = observations[members[j]]
             geom_j = geom.take(slice(first[j], first[j + 1])) if len(obs) else None
-            scored = _score(cfg, [entries[i] for i in cand], obs, trk, geom_j)
+            scored = _score(cfg, [entries[i] for i in cand], ages[cand, j % chunk], obs, trk, geom_j)
             scored.sort(key=lambda s: s["chi2"])
             rows.append(_verdict(cfg, trk["tracklet"], scored))
             for rank, s in enumerate(scored):
@@ -153,15 +153,16 @@ def _coarse_candidates(cfg, coarse, j, trk, age_days):
     u_p = unit_from_radec(coarse.ra_deg[:, j], coarse.dec_deg[:, j])
     with np.errstate(invalid="ignore"):
         sep_arcsec = np.degrees(np.arccos(np.clip(u_p @ u_t, -1, 1))) * 3600.0
-    rate = coarse.rate_deg_s[:, j] * 3600.0
+    rate = np.hypot(coarse.ra_rate_deg_s[:, j], coarse.dec_rate_deg_s[:, j]) * 3600.0
     s_along, s_cross = _sigmas(cfg, age_days, coarse.range_km[:, j], rate, trk["sigma_arcsec"])
     gate = cfg.coarse_sigma * np.hypot(s_along, s_cross) + cfg.coarse_floor_deg * 3600.0
     return np.flatnonzero(ok & (sep_arcsec <= gate))
 
 
-def _score(cfg, entries, obs, trk, geom):
-    """Fine residuals and chi2 of each candidate against the tracklet's observations ``obs``
-    (``geom``: the station geometry at their times)."""
+def _score(cfg, entries, ages_days, obs, trk, geom):
+    """Fine residuals and chi2 of each candidate (TLE ages ``ages_days`` at the tracklet's
+    reference time) against the tracklet's observations ``obs`` (``geom``: the station
+    geometry at their times)."""
     if not entries or len(obs) == 0:
         return []
     times = geom.times
@@ -179,7 +180,7 @@ def _score(cfg, entries, obs, trk, geom):
     for k, e in enumerate(entries):
         if not np.all(np.isfinite(along[k])):
             continue
-        age = float(e.age_days(Time(trk["t_ref"])))
+        age = float(ages_days[k])
         a_med, c_med = float(np.median(along[k])), float(np.median(cross[k]))
         rate_arcsec = float(rate[k, i_ref]) * 3600.0
         s_a, s_c = _sigmas(cfg, age, float(p.range_km[k, i_ref]), rate_arcsec, meas)

@@ -198,28 +198,30 @@ def published(truth, rng, max_age_days=2.2, km_per_day=(1.0, 3.0)) -> list:
 def correlate_night(night: Night, catalog_tles, correlate_kw=None):
     """Correlate each station's tracklets against ``catalog_tles``; results with truth columns."""
     from aposos.correlate import correlate
+    from aposos.tle import as_entries
 
     rows = []
+    entries = as_entries([(t.line1, t.line2) for t in catalog_tles])
     for name in STATIONS:
         sel = night.tracklets["station"] == name
         if not sel.any():
             continue
         trk = night.tracklets[sel]
         obs = night.observations[np.isin(night.observations["tracklet"], trk["tracklet"])]
-        res, _ = correlate(trk, obs, [(t.line1, t.line2) for t in catalog_tles], load_station(name),
-                           **(correlate_kw or {}))
+        res, _ = correlate(trk, obs, entries, load_station(name), **(correlate_kw or {}))
         for c in ("station", "truth_norad", "regime", "cluster"):
             res[c] = trk[c]
-        res["truth_age_days"] = _truth_ages(catalog_tles, trk)
+        res["truth_age_days"] = _truth_ages(entries, trk)
         rows.append(res)
     return vstack(rows)
 
 
-def _truth_ages(catalog_tles, trk) -> np.ndarray:
+def _truth_ages(entries, trk) -> np.ndarray:
     """Age (days) at ``t_ref`` of the published TLE of each tracklet's object (NaN: removed)."""
-    epoch = {t.norad: t.epoch for t in catalog_tles}
-    return np.array([(Time(r["t_ref"]) - epoch[int(r["truth_norad"])]).to_value("day")
-                     if int(r["truth_norad"]) in epoch else np.nan for r in trk])
+    epoch = {e.norad_id: e.epoch_jd for e in entries}
+    t = Time(trk["t_ref"]).utc
+    return np.array([(t.jd1[k] - epoch[n][0]) + (t.jd2[k] - epoch[n][1]) if n in epoch else np.nan
+                     for k, n in enumerate(np.asarray(trk["truth_norad"], int))])
 
 
 def figures(res: Table, removed: set, max_age_days: float = 3.0) -> dict:
