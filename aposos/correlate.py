@@ -8,12 +8,15 @@ For one station and night (tracklets from :func:`aposos.link.link`):
    TLE age and shrinks with range) plus the rate-times-timing and measurement terms.
 2. **Fine residuals** -- candidates are predicted at each linked observation time; the
    residuals (observed minus predicted, arcsec) are split into along-track (along the
-   predicted motion) and cross-track components, and the rate residual is formed.
+   predicted motion) and cross-track components, and the rate residual is formed: the
+   difference of the rate *vectors* (speed and direction of motion: a chance neighbour on
+   another orbit moves another way).
 3. **Score** -- ``chi2 = (along / sigma_along)^2 + (cross / sigma_cross)^2`` with the median
    residuals, where each sigma combines the TLE error model at this TLE's age
    (``along_km = a + b * age``), the measurement error of the tracklet's mean and the timing
    uncertainty times the rate. A candidate passes when ``chi2 <= gate_chi2`` and its rate
-   agrees; candidates are ranked by ``chi2``.
+   vector agrees within ``rate_tolerance`` of the predicted rate (or ``rate_floor_arcsec_s``);
+   candidates are ranked by ``chi2``.
 4. **Verdict** -- ``identified`` when the best fits within ``confident_chi2`` (the
    99.7 % region of a right identification) and is alone or beats the next by
    ``ambiguity_delta_chi2``; ``ambiguous`` when several pass and none stands out, or when the
@@ -56,7 +59,7 @@ class CorrelateConfig:
                                                   # candidate may be an uncatalogued neighbour
     coarse_sigma: float = 8.0                     # coarse gate in units of the total sigma
     coarse_floor_deg: float = 0.05                # coarse gate floor
-    rate_tolerance: float = 0.1                   # |rate residual| / predicted rate
+    rate_tolerance: float = 0.1                   # |rate vector residual| / predicted rate
     rate_floor_arcsec_s: float = 2.0              # rate gate floor
     ambiguity_delta_chi2: float = 9.0             # best must beat the next by this
     max_age_days: float = 30.0                    # older TLEs are not used
@@ -176,6 +179,7 @@ def _score(cfg, entries, ages_days, obs, trk, geom):
     cross = -east * ua[1] + north * ua[0]
     meas = float(np.median(np.asarray(obs["sigma_arcsec"], float))) / np.sqrt(len(obs))
     i_ref = int(np.argmin(np.abs((times - Time(trk["t_ref"])).to_value("s"))))
+    rate_obs = np.hypot(trk["ra_rate_deg_s"], trk["dec_rate_deg_s"]) * 3600.0
     out = []
     for k, e in enumerate(entries):
         if not np.all(np.isfinite(along[k])):
@@ -185,9 +189,10 @@ def _score(cfg, entries, ages_days, obs, trk, geom):
         rate_arcsec = float(rate[k, i_ref]) * 3600.0
         s_a, s_c = _sigmas(cfg, age, float(p.range_km[k, i_ref]), rate_arcsec, meas)
         chi2 = (a_med / s_a) ** 2 + (c_med / s_c) ** 2
-        rate_obs = np.hypot(trk["ra_rate_deg_s"], trk["dec_rate_deg_s"]) * 3600.0
         rate_res = float(rate_obs - rate_arcsec)
-        rate_ok = abs(rate_res) <= max(cfg.rate_tolerance * rate_arcsec, cfg.rate_floor_arcsec_s)
+        d_rate = 3600.0 * np.hypot(trk["ra_rate_deg_s"] - p.ra_rate_deg_s[k, i_ref],
+                                   trk["dec_rate_deg_s"] - p.dec_rate_deg_s[k, i_ref])
+        rate_ok = d_rate <= max(cfg.rate_tolerance * rate_arcsec, cfg.rate_floor_arcsec_s)
         if chi2 > cfg.gate_chi2 or not rate_ok:
             continue
         out.append({"norad_id": int(e.norad_id), "chi2": float(chi2), "along_arcsec": a_med, "cross_arcsec": c_med,

@@ -110,3 +110,16 @@ def test_catalog_file_and_no_catalog(night, tmp_path):
     assert np.all(res["norad_id"] == trk["truth_norad"]) and len(cand) >= len(trk)
     res, cand = correlate(trk, obs, [], "peru")
     assert np.all(res["status"] == "uct") and len(cand) == 0
+
+
+def test_the_direction_of_motion_is_part_of_the_rate_gate(night):
+    """The same tracklets with their motion turned by 30 deg (same speed) match nothing: a
+    chance neighbour on another orbit moves another way."""
+    sel = (night.tracklets["regime"] == "LEO") | (night.tracklets["regime"] == "MEO")
+    trk = night.tracklets[sel]
+    a = np.radians(30.0)
+    ra_rate, dec_rate = trk["ra_rate_deg_s"].copy(), trk["dec_rate_deg_s"].copy()
+    trk["ra_rate_deg_s"] = np.cos(a) * ra_rate - np.sin(a) * dec_rate
+    trk["dec_rate_deg_s"] = np.sin(a) * ra_rate + np.cos(a) * dec_rate
+    res = C.correlate_night(C.Night(night.truth, trk, night.observations), night.truth)
+    assert len(res) >= 20 and np.all(res["status"] == "uct")
