@@ -8,15 +8,21 @@ For one station and night (tracklets from :func:`aposos.link.link`):
    TLE age and shrinks with range) plus the rate-times-timing and measurement terms.
 2. **Fine residuals** -- candidates are predicted at each linked observation time; the
    residuals (observed minus predicted, arcsec) are split into along-track (along the
-   predicted motion) and cross-track components, and the rate residual is formed.
+   predicted motion) and cross-track components, and the rate residual is formed: the
+   difference of the rate *vectors* (speed and direction of motion: a chance neighbour on
+   another orbit moves another way).
 3. **Score** -- ``chi2 = (along / sigma_along)^2 + (cross / sigma_cross)^2`` with the median
    residuals, where each sigma combines the TLE error model at this TLE's age
    (``along_km = a + b * age``), the measurement error of the tracklet's mean and the timing
    uncertainty times the rate. A candidate passes when ``chi2 <= gate_chi2`` and its rate
-   agrees; candidates are ranked by ``chi2``.
-4. **Verdict** -- ``identified`` when one object passes, or the best beats the next by
-   ``ambiguity_delta_chi2``; ``ambiguous`` when several pass and none stands out; ``uct``
-   when none passes.
+   vector agrees within ``rate_tolerance`` of the predicted rate (or ``rate_floor_arcsec_s``);
+   candidates are ranked by ``chi2``.
+4. **Verdict** -- ``identified`` when the best fits within ``confident_chi2`` (the
+   99.7 % region of a right identification) and is alone or beats the next by
+   ``ambiguity_delta_chi2``; ``ambiguous`` when several pass and none stands out, or when the
+   best passes the gate but fits worse than ``confident_chi2``: the case of an uncatalogued
+   object next to a catalogued one (co-located GEO satellites a few arcminutes apart, where
+   an aged TLE's error can reach the gap); ``uct`` when none passes.
 
 The TLE error model defaults (along 1 km + 2 km/day, cross 1 km + 0.5 km/day) follow the
 growth of public-catalog errors (astro-notes: 1-3 km/day along track, worst); they are
@@ -33,8 +39,10 @@ from astropy.time import Time
 
 from .directions import unit_from_radec
 from .predict import predict, station_geometry
+from .tle import as_entries
 
 ARCSEC_PER_RAD = 206264.80624709636
+COARSE_PAIRS = 2_000_000  # objects x tracklets per coarse prediction (~0.2 GB of arrays)
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,12 @@ class CorrelateConfig:
                                                   # (GEO: lunisolar inclination drift, ~1.5 km/day)
     timing_sigma_s: float = 0.01                  # station clock / shutter uncertainty, s
     gate_chi2: float = 25.0                       # pass when chi2 <= this (2 components)
+    confident_chi2: float = 11.8                  # identified only when the best fits this well
+                                                  # (99.7 % of right ids, 2 dof); a worse lone
+                                                  # candidate may be an uncatalogued neighbour
     coarse_sigma: float = 8.0                     # coarse gate in units of the total sigma
     coarse_floor_deg: float = 0.05                # coarse gate floor
-    rate_tolerance: float = 0.1                   # |rate residual| / predicted rate
+    rate_tolerance: float = 0.1                   # |rate vector residual| / predicted rate
     rate_floor_arcsec_s: float = 2.0              # rate gate floor
     ambiguity_delta_chi2: float = 9.0             # best must beat the next by this
     max_age_days: float = 30.0                    # older TLEs are not used
@@ -73,18 +84,23 @@ def _sigmas(cfg, age_days, range_km, rate_arcsec_s, meas_arcsec):
     return along, cross
 
 
-def _tracklet_rows(observations: Table, tid: int):
-    """Rows of a tracklet used for residuals: points, streak centres and resolved ends."""
-    obs = observations[observations["tracklet"] == tid]
-    if "kind" in obs.colnames:
-        kind = np.asarray(obs["kind"]).astype(str)
-        keep = (kind != "streak_end") | (np.asarray(obs["end"]) >= 0)
-        obs = obs[keep]
-    return obs
+def _tracklet_rows(observations: Table, tids) -> list[np.ndarray]:
+    """Row indices of each tracklet's observations used for residuals: points, streak centres
+    and resolved streak ends."""
+    keep = np.ones(len(observations), bool)
+    if "kind" in observations.colnames:
+        keep = (np.asarray(observations["kind"]).astype(str) != "streak_end") | (np.asarray(observations["end"]) >= 0)
+    of = np.asarray(observations["tracklet"])
+    order = np.argsort(of, kind="stable")
+    order = order[keep[order]]
+    lo = np.searchsorted(of[order], tids, side="left")
+    hi = np.searchsorted(of[order], tids, side="right")
+    return [order[a:b] for a, b in zip(lo, hi)]
 
 
 def correlate(tracklets: Table, observations: Table, catalog, station, config: CorrelateConfig | None = None):
-    """Identify tracklets against ``catalog`` (a :class:`~aposos.tle.TleCatalog`).
+    """Identify tracklets against ``catalog`` (a :class:`~aposos.tle.TleCatalog`, a list of
+    :class:`~aposos.tle.TleEntry` or of (line1, line2) pairs).
 
     Returns
     -------
@@ -100,15 +116,22 @@ def correlate(tracklets: Table, observations: Table, catalog, station, config: C
     """
     cfg = config or CorrelateConfig()
     rows, cand_rows = [], []
-    entries = list(catalog.entries) if hasattr(catalog, "entries") else list(catalog)
+    entries = as_entries(catalog)
     if len(tracklets) and entries:
         t_ref = Time(tracklets["t_ref"])
-        coarse = predict(entries, station, t_ref)  # (objects, tracklets)
-        ages = _ages_days(entries, t_ref)  # (objects, tracklets)
-        geom_cache = {}
+        members = _tracklet_rows(observations, tracklets["tracklet"])
+        geom = station_geometry(station, Time(observations["time"][np.concatenate(members)])) \
+            if any(len(m) for m in members) else None
+        first = np.cumsum([0] + [len(m) for m in members])
+        chunk = max(1, COARSE_PAIRS // len(entries))  # tracklets per coarse prediction (memory)
         for j, trk in enumerate(tracklets):
-            cand = _coarse_candidates(cfg, coarse, j, trk, ages[:, j])
-            scored = _score(cfg, [entries[i] for i in cand], observations, trk, station, geom_cache)
+            if j % chunk == 0:
+                coarse = predict(entries, station, t_ref[j:j + chunk])  # (objects, tracklets)
+                ages = _ages_days(entries, t_ref[j:j + chunk])
+            cand = _coarse_candidates(cfg, coarse, j % chunk, trk, ages[:, j % chunk])
+            obs = observations[members[j]]
+            geom_j = geom.take(slice(first[j], first[j + 1])) if len(obs) else None
+            scored = _score(cfg, [entries[i] for i in cand], ages[cand, j % chunk], obs, trk, geom_j)
             scored.sort(key=lambda s: s["chi2"])
             rows.append(_verdict(cfg, trk["tracklet"], scored))
             for rank, s in enumerate(scored):
@@ -133,22 +156,20 @@ def _coarse_candidates(cfg, coarse, j, trk, age_days):
     u_p = unit_from_radec(coarse.ra_deg[:, j], coarse.dec_deg[:, j])
     with np.errstate(invalid="ignore"):
         sep_arcsec = np.degrees(np.arccos(np.clip(u_p @ u_t, -1, 1))) * 3600.0
-    rate = coarse.rate_deg_s[:, j] * 3600.0
+    rate = np.hypot(coarse.ra_rate_deg_s[:, j], coarse.dec_rate_deg_s[:, j]) * 3600.0
     s_along, s_cross = _sigmas(cfg, age_days, coarse.range_km[:, j], rate, trk["sigma_arcsec"])
     gate = cfg.coarse_sigma * np.hypot(s_along, s_cross) + cfg.coarse_floor_deg * 3600.0
     return np.flatnonzero(ok & (sep_arcsec <= gate))
 
 
-def _score(cfg, entries, observations, trk, station, geom_cache):
-    """Fine residuals and chi2 of each candidate against the tracklet's observations."""
-    if not entries:
+def _score(cfg, entries, ages_days, obs, trk, geom):
+    """Fine residuals and chi2 of each candidate (TLE ages ``ages_days`` at the tracklet's
+    reference time) against the tracklet's observations ``obs`` (``geom``: the station
+    geometry at their times)."""
+    if not entries or len(obs) == 0:
         return []
-    obs = _tracklet_rows(observations, int(trk["tracklet"]))
-    times = Time(obs["time"])
-    key = tuple(np.round(times.mjd, 9))
-    if key not in geom_cache:
-        geom_cache[key] = station_geometry(station, times)
-    p = predict(entries, geom_cache[key], times)  # (candidates, observations)
+    times = geom.times
+    p = predict(entries, geom, times)  # (candidates, observations)
     east, north = _tangent_residuals(np.asarray(obs["ra_deg"], float)[None, :], np.asarray(obs["dec_deg"], float)[None, :],
                                      p.ra_deg, p.dec_deg)
     rate = np.hypot(p.ra_rate_deg_s, p.dec_rate_deg_s)
@@ -158,18 +179,20 @@ def _score(cfg, entries, observations, trk, station, geom_cache):
     cross = -east * ua[1] + north * ua[0]
     meas = float(np.median(np.asarray(obs["sigma_arcsec"], float))) / np.sqrt(len(obs))
     i_ref = int(np.argmin(np.abs((times - Time(trk["t_ref"])).to_value("s"))))
+    rate_obs = np.hypot(trk["ra_rate_deg_s"], trk["dec_rate_deg_s"]) * 3600.0
     out = []
     for k, e in enumerate(entries):
         if not np.all(np.isfinite(along[k])):
             continue
-        age = float(e.age_days(Time(trk["t_ref"])))
+        age = float(ages_days[k])
         a_med, c_med = float(np.median(along[k])), float(np.median(cross[k]))
         rate_arcsec = float(rate[k, i_ref]) * 3600.0
         s_a, s_c = _sigmas(cfg, age, float(p.range_km[k, i_ref]), rate_arcsec, meas)
         chi2 = (a_med / s_a) ** 2 + (c_med / s_c) ** 2
-        rate_obs = np.hypot(trk["ra_rate_deg_s"], trk["dec_rate_deg_s"]) * 3600.0
         rate_res = float(rate_obs - rate_arcsec)
-        rate_ok = abs(rate_res) <= max(cfg.rate_tolerance * rate_arcsec, cfg.rate_floor_arcsec_s)
+        d_rate = 3600.0 * np.hypot(trk["ra_rate_deg_s"] - p.ra_rate_deg_s[k, i_ref],
+                                   trk["dec_rate_deg_s"] - p.dec_rate_deg_s[k, i_ref])
+        rate_ok = d_rate <= max(cfg.rate_tolerance * rate_arcsec, cfg.rate_floor_arcsec_s)
         if chi2 > cfg.gate_chi2 or not rate_ok:
             continue
         out.append({"norad_id": int(e.norad_id), "chi2": float(chi2), "along_arcsec": a_med, "cross_arcsec": c_med,
@@ -185,7 +208,7 @@ def _verdict(cfg, tid, scored):
                 "cross_arcsec": np.nan, "rms_arcsec": np.nan, "rate_residual_arcsec_s": np.nan,
                 "tle_epoch": None, "tle_age_days": np.nan}
     best = scored[0]
-    status = "identified"
+    status = "identified" if best["chi2"] <= cfg.confident_chi2 else "ambiguous"
     if len(scored) > 1:
         base.update(next_norad_id=scored[1]["norad_id"], next_chi2=scored[1]["chi2"])
         if scored[1]["chi2"] - best["chi2"] < cfg.ambiguity_delta_chi2:

@@ -337,6 +337,9 @@ def _reason(status, candidates, cat, location, trk, t_ref, ccfg) -> str:
         return (f"best chi2 {candidates[0]['chi2']} beats the next (NORAD "
                 f"{candidates[1]['norad_id']}, chi2 {candidates[1]['chi2']}) by more than "
                 f"{ccfg.ambiguity_delta_chi2}")
+    if status == "ambiguous" and candidates[0]["chi2"] > ccfg.confident_chi2:
+        return (f"the best candidate passes the residual gate but fits poorly (chi2 {candidates[0]['chi2']:.1f} "
+                f"> {ccfg.confident_chi2}): it may be an uncatalogued object near it")
     if status == "ambiguous":
         return (f"{len(candidates)} objects pass the residual gate and the best two differ by less "
                 f"than {ccfg.ambiguity_delta_chi2} in chi2")

@@ -88,6 +88,11 @@ class LinkConfig:
                                         # angular acceleration of this fraction of the rate per second
                                         # (LEO: the rate changes by several % in 20 s)
     max_degree: int = 5                 # highest polynomial degree (streak arcs of tens of degrees)
+    point_acceleration: float = 6.0     # 1/rad: growth reach of point tracklets allows an angular
+                                        # acceleration of this times the rate squared: a straight 3-D
+                                        # path seen at angle th from its closest approach has
+                                        # acceleration / rate^2 = 2 tan(th) (6: th = 72 deg; a LEO at
+                                        # 0.2 deg/s low in the sky changes rate by ~1 % per second)
 
 
 def _basis(centre):
@@ -500,7 +505,9 @@ def _angle(u, v):
 def _grow(seed, by_frame, used, cfg, n_frames):
     """Grow a tracklet from a seed pair, nearest frames first; returns (members, motion).
 
-    Point tracklets take the nearest anchor within the gate. Tracklets with streaks carry
+    Point tracklets take the nearest anchor within the gate, widened by the unmodelled angular
+    acceleration ``point_acceleration`` times the rate squared (negligible for GEO, several
+    arcminutes for a LEO frame 10 s away). Tracklets with streaks carry
     their velocities, so the extrapolation is off only by the unmodelled acceleration
     (``streak_acceleration`` widens the gate by that much) and among the anchors in the gate
     the one whose joint refit (positions and velocities) has the lowest chi-square, and passes
@@ -525,10 +532,10 @@ def _grow(seed, by_frame, used, cfg, n_frames):
         with_velocities = any(m.velocity is not None for m in members)
 
         def model_error(t_s):
-            if not with_velocities:
-                return 0.0
             lever = min(abs(t_s - m.t_s) for m in members)
-            return 0.5 * cfg.streak_acceleration * np.linalg.norm(motion.velocity_rad_s(t_s)) * lever ** 2
+            rate = np.linalg.norm(motion.velocity_rad_s(t_s))
+            accel = cfg.streak_acceleration * rate if with_velocities else cfg.point_acceleration * rate**2
+            return 0.5 * accel * lever ** 2
 
         reach = cfg.gate_sigma * np.hypot(index.max_sigma, motion.sigma_rad(index.t_s)[0]) + floor
         for a in index.near(predicted, 2 * reach + model_error(index.t_s)):

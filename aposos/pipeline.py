@@ -112,7 +112,7 @@ def reduce_frame(path, station, calibration: Calibration | None = None, *, catal
         result.health = _health(solution)
         if not solution.accepted:
             raise AposError(f"plate solution failed: {solution.reason}", path=path)
-        result.sky_field = _field(frame, solution)
+        result.sky_field = _field(frame, solution, sources)
         t = clock()
         obs = measure(frame, sources, solution)
         result.timings_s["measure"] = clock() - t
@@ -134,11 +134,17 @@ def _health(solution) -> dict:
     return {k: float(getattr(solution, k)) for k in keys if getattr(solution, k, None) is not None}
 
 
-def _field(frame, solution) -> dict:
-    """Solved field centre (deg) and the radius (deg) of the circle inscribed in the image."""
+def _field(frame, solution, sources) -> dict:
+    """Solved field centre (deg), the radius (deg) of the circle inscribed in the image, the
+    point-source limiting magnitude and the FWHM (arcsec) (:mod:`aposos.brightness`)."""
+    from .brightness import frame_limiting_mag
+
     ny, nx = frame.data.shape
     ra, dec = solution.wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
-    return {"ra_deg": float(ra), "dec_deg": float(dec), "radius_deg": 0.5 * min(nx, ny) * solution.scale_arcsec_px / 3600}
+    return {"ra_deg": float(ra), "dec_deg": float(dec),
+            "radius_deg": 0.5 * min(nx, ny) * solution.scale_arcsec_px / 3600,
+            "limit_mag": frame_limiting_mag(sources, solution.matches),
+            "fwhm_arcsec": float(sources.meta.get("fwhm_px", np.nan)) * solution.scale_arcsec_px}
 
 
 # ----------------------------------------------------------------------------- executors
@@ -384,12 +390,16 @@ def _night_products(db, summary: NightSummary, station, tle_paths, span, fields=
 
 
 def _unseen(catalog, station, fields, linked: Table, results: Table):
-    """Catalog objects predicted inside a frame (sunlit, above the horizon) but not identified in it.
+    """Catalog objects predicted inside a frame, sunlit, above the horizon and bright enough, but
+    not identified in it.
 
     Screens the whole catalog against this run's solved fields (:func:`aposos.screen.screen`,
-    coarse to fine); the field is the circle inscribed in the image. TLEs carry no size, so
-    no brightness cut is made: the reason says so.
+    coarse to fine); the field is the circle inscribed in the image. Bright enough
+    (:func:`aposos.brightness.bright_enough`): the standard object's magnitude (TLEs carry no
+    size: a 1 m diffuse sphere, :func:`aposos.brightness.sphere_mag`) plus the trailing loss at
+    the predicted rate is within the frame's limiting magnitude (``limit_mag`` of the field).
     """
+    from .brightness import bright_enough, sphere_mag
     from .directions import unit_from_radec
     from .screen import screen
 
@@ -408,10 +418,16 @@ def _unseen(catalog, station, fields, linked: Table, results: Table):
         f = fields[int(c["frame"])]
         inside = unit_from_radec(c["ra_deg"], c["dec_deg"]) @ unit_from_radec(f["ra_deg"], f["dec_deg"]) \
             >= np.cos(np.radians(f["radius_deg"]))
-        if inside and c["sunlit"] and (f["content_hash"], int(c["norad_id"])) not in seen:
+        mag = float(sphere_mag(c["range_km"], c["phase_deg"], sunlit=c["sunlit"]))
+        exposure_s = (Time(f["t_end"]) - Time(f["t_start"])).to_value("s")
+        rate = 3600.0 * float(np.hypot(c["ra_rate_deg_s"], c["dec_rate_deg_s"]))
+        limit = f.get("limit_mag", np.nan)
+        if inside and c["sunlit"] and (f["content_hash"], int(c["norad_id"])) not in seen \
+                and bright_enough(mag, rate, exposure_s, f.get("fwhm_arcsec", np.nan), limit):
             entry = catalog[int(c["norad_id"])]
-            rows.append((f["content_hash"], int(c["norad_id"]), float(c["ra_deg"]), float(c["dec_deg"]), np.nan,
-                         entry.epoch, "predicted in field, sunlit, not detected (no brightness model)"))
+            rows.append((f["content_hash"], int(c["norad_id"]), float(c["ra_deg"]), float(c["dec_deg"]), mag,
+                         entry.epoch, f"predicted in field, sunlit, V {mag:.1f} (standard 1 m sphere) within the "
+                         f"frame's limit {limit:.1f}, not detected"))
     if not rows:
         return None
     out = Table(rows=[r[:5] + r[6:] for r in rows], names=("content_hash", "norad_id", "ra_deg", "dec_deg", "mag_pred", "reason"))

@@ -10,7 +10,7 @@ For many objects and many times at once (``sgp4.api.SatrecArray``, arrays of sha
    the neglected jerk term is below 1 micrometre for Earth orbits);
 4. star-relative direction (:func:`aposos.directions.star_relative_unit`: what a plate
    solution against catalog stars measures, i.e. minus the annual aberration);
-5. angular rates, elevation, Earth shadow.
+5. angular rates, elevation, Earth shadow, solar phase angle.
 
 Flags (``uint16`` bit mask, see :data:`SUNLIT`, :data:`ABOVE_HORIZON`): the SGP4 error code
 (0 = fine; 1-6 as in ``sgp4.api.SGP4_ERRORS``) sits in bits 4-7 (:func:`sgp4_error`); where it
@@ -24,7 +24,7 @@ Above horizon: geometric elevation > 0 (refraction not applied).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from astropy import units as u
@@ -83,6 +83,10 @@ class StationGeometry:
     def jd(self):
         return self.times.jd1, self.times.jd2
 
+    def take(self, index) -> "StationGeometry":
+        """The geometry at a subset of its times (``index``: slice, integer or boolean array)."""
+        return StationGeometry(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
 
 def station_geometry(station, times) -> StationGeometry:
     """Per-time geometry of ``station`` at ``times`` (flattened to 1-D, UTC)."""
@@ -118,6 +122,7 @@ class Prediction:
     elevation_deg: np.ndarray
     sunlit: np.ndarray
     error: np.ndarray
+    phase_deg: np.ndarray | None = None
 
     @property
     def above_horizon(self) -> np.ndarray:
@@ -151,7 +156,7 @@ def observe(r_teme_km, v_teme_km_s, geom: StationGeometry, index=slice(None)) ->
     shape: ``slice(None)`` for states shaped ``(objects, T, 3)``, an integer array of time
     indices for states shaped like that array (pairs). Returns a dict of arrays with the
     states' leading shape: ``ra_deg, dec_deg, range_km, ra_rate_deg_s, dec_rate_deg_s,
-    elevation_deg, sunlit``.
+    elevation_deg, sunlit, phase_deg`` (Sun-object-observer angle, deg).
     """
     m = geom.teme_to_gcrs[index]
     r = np.einsum("...ij,...j->...i", m, r_teme_km, optimize=True)
@@ -175,11 +180,20 @@ def observe(r_teme_km, v_teme_km_s, geom: StationGeometry, index=slice(None)) ->
     ra_rate = -sin_ra * dn[..., 0] + cos_ra * dn[..., 1]  # along e_ra = (-sin ra, cos ra, 0)
     dec_rate = -sin_dec * (cos_ra * dn[..., 0] + sin_ra * dn[..., 1]) + np.cos(dec_r) * dn[..., 2]
     elev = np.degrees(np.arcsin(np.clip(_dot(n_geo, np.broadcast_to(geom.up[index], n_geo.shape)), -1, 1)))
+    sun = geom.sun_pos_km[index]
     return dict(
         ra_deg=ra, dec_deg=dec, range_km=rng,
         ra_rate_deg_s=np.degrees(ra_rate), dec_rate_deg_s=np.degrees(dec_rate),
-        elevation_deg=elev, sunlit=is_sunlit(r, geom.sun_pos_km[index]),
+        elevation_deg=elev, sunlit=is_sunlit(r, sun), phase_deg=phase_angle_deg(rho + obs_p, -rho, sun),
     )
+
+
+def phase_angle_deg(r_km, to_observer_km, sun_km) -> np.ndarray:
+    """Sun-object-observer angle (deg; 0 = full phase) of geocentric positions ``r_km`` (..., 3),
+    with ``to_observer_km`` the vector object -> observer and ``sun_km`` the geocentric Sun."""
+    to_sun = sun_km - r_km
+    c = _dot(to_sun, to_observer_km) / (_norm(to_sun) * _norm(to_observer_km))
+    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
 
 
 def _dot(a, b):

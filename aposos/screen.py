@@ -342,13 +342,14 @@ def screen(tles, station, fields: Table, *, step_s: float = 240.0, piece_s: floa
     at mid-exposure), ``ra_start_deg, dec_start_deg, ra_end_deg, dec_end_deg`` (exposure start and
     end), ``min_sep_deg`` (closest approach of the predicted path to the field centre),
     ``ra_rate_deg_s`` (dRA/dt cos Dec), ``dec_rate_deg_s``, ``range_km``, ``elevation_deg``,
-    ``sunlit`` (at mid-exposure), ``tle_age_days`` (at mid-exposure). ``meta`` carries counts:
+    ``sunlit`` (at mid-exposure), ``tle_age_days`` (at mid-exposure), ``phase_deg`` (solar phase
+    angle at mid-exposure, for :func:`aposos.brightness.sphere_mag`). ``meta`` carries counts:
     objects, frames, knots, gate candidates, crossings, and ``seconds`` per stage.
     """
     t_begin = time.perf_counter()
     entries = as_entries(tles) if not isinstance(tles, TleCatalog) else tles.entries
     if len(fields) == 0 or len(entries) == 0:
-        return Table(names=_COLUMNS, dtype=[int, np.int64, str] + [float] * 11 + [bool, float])
+        return Table(names=_COLUMNS, dtype=[int, np.int64, str] + [float] * 11 + [bool, float, float])
     sats = [e.satrec for e in entries]
     plan = _Plan(fields, step_s, piece_s)
     knots = P.station_geometry(station, plan.knot_times)
@@ -395,7 +396,7 @@ def screen(tles, station, fields: Table, *, step_s: float = 240.0, piece_s: floa
 
 _COLUMNS = ("frame", "norad_id", "name", "ra_deg", "dec_deg", "ra_start_deg", "dec_start_deg", "ra_end_deg",
             "dec_end_deg", "min_sep_deg", "ra_rate_deg_s", "dec_rate_deg_s", "range_km", "elevation_deg",
-            "sunlit", "tle_age_days")
+            "sunlit", "tle_age_days", "phase_deg")
 
 
 def _refine(entries, station, plan, obj, frame, centre, csamp, radius, margin_deg, min_elevation_deg):
@@ -423,7 +424,7 @@ def _refine(entries, station, plan, obj, frame, centre, csamp, radius, margin_de
         r[a:b][good], v[a:b][good] = rr[good], vv[good]
     empty = np.zeros(0)
     cols = dict(ra_deg=empty, dec_deg=empty, range_km=empty, ra_rate_deg_s=empty, dec_rate_deg_s=empty,
-                elevation_deg=empty, sunlit=np.zeros(0, bool))
+                elevation_deg=empty, sunlit=np.zeros(0, bool), phase_deg=empty)
     if n:
         used, tidx = np.unique(samp, return_inverse=True)
         geom = P.station_geometry(station, plan.sample_times[used])
@@ -456,7 +457,7 @@ def _refine(entries, station, plan, obj, frame, centre, csamp, radius, margin_de
         ra_end_deg=cols["ra_deg"][end], dec_end_deg=cols["dec_deg"][end],
         min_sep_deg=min_sep, ra_rate_deg_s=cols["ra_rate_deg_s"][mid], dec_rate_deg_s=cols["dec_rate_deg_s"][mid],
         range_km=cols["range_km"][mid], elevation_deg=cols["elevation_deg"][mid], sunlit=cols["sunlit"][mid],
-        tle_age_days=_ages(entries, obj, t_mid),
+        tle_age_days=_ages(entries, obj, t_mid), phase_deg=cols["phase_deg"][mid],
     ))[keep]
     tab.sort(["frame", "norad_id"])
     return tab

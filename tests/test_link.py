@@ -308,3 +308,19 @@ if __name__ == "__main__":
     import sys
 
     print_streak_figures(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+
+
+def test_leo_points_of_rate_tracked_frames_link_into_one_tracklet_each():
+    """LEO low in the twilight sky, 4-7 rate-tracked frames 2-6 s apart: the rate changes by
+    ~1 % per second, beyond a constant-rate extrapolation; each sequence is one tracklet
+    (simulator truth, tests/correlation_truth.py)."""
+    import correlation_truth as C
+
+    rng = np.random.default_rng(3)
+    n = 0
+    for tle, t_pass in C._twilight_leos(rng, "iran", 8, 60001):
+        for seq in C.observe_sequences(tle, "iran", rng, n_seq=4, max_keep=2, t_pass=t_pass):
+            tracklets, linked = link(seq)
+            assert len(tracklets) == 1 and np.all(linked["tracklet"] == tracklets["tracklet"][0])
+            n += 1
+    assert n >= 8
