@@ -303,11 +303,14 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     flags |= np.where(is_sharp, SHARP, 0)
     flags |= np.where(col("nbad") > 0, MASKED, 0)
     # streak candidates: long and elongated in S, not a saturated column (bleed) nor sharp
-    len_s = np.sqrt(12 * np.clip(a_s**2 - _psf_variance_along(col, keep, is_sharp, th_s, p.sigma, mode),
-                                 0, None))
+    len_s = np.sqrt(12 * np.clip(a_s**2 - 2 * p.sigma**2, 0, None))
     bleed = (col("nsat") > 0) & (np.abs(th_s) > 70)
     cand = (keep & (len_s >= 0.6 * cfg["streak_min_length_px"])
             & (a_s >= cfg["streak_min_elongation"] * np.maximum(b_s, 1e-9)) & ~bleed & ~is_sharp)
+    idx = np.flatnonzero(cand)
+    len_s[idx] = np.sqrt(12 * np.clip(a_s[idx]**2 - _psf_variance_along(
+        col, keep, is_sharp, th_s[idx], p.sigma, mode), 0, None))
+    cand[idx] = len_s[idx] >= 0.6 * cfg["streak_min_length_px"]
     lines = [Line(col("ssx")[i], col("ssy")[i], math.radians(th_s[i]), max(len_s[i], 1.0), [i])
              for i in np.flatnonzero(cand)]
     if mode == "sidereal":  # streaks merged with stars (crowded fields): seeds on ridges of S
@@ -416,8 +419,10 @@ def _psf_variance_along(col, keep, is_sharp, theta_deg, sigma, mode):
     floor = 2 * sigma**2
     ref = (keep & (col("smax") >= 20) & (col("nsat") == 0) & (col("npeaks") <= 1)
            & (col("edge") == 0) & (col("nbad") == 0) & ~is_sharp)
-    if mode != "sidereal" or ref.sum() < 10:
+    if mode != "sidereal" or ref.sum() < 10 or not len(theta_deg):
         return np.full(len(theta_deg), floor)
+    ref = np.flatnonzero(ref)
+    ref = ref[np.linspace(0, len(ref) - 1, min(len(ref), 256)).astype(int)]  # enough for a percentile
     mxx, myy, mxy = (col(k)[ref][None, :] for k in ("ssxx", "ssyy", "ssxy"))
     c, s = (f(np.radians(theta_deg))[:, None] for f in (np.cos, np.sin))
     along = np.percentile(mxx * c * c + myy * s * s + 2 * mxy * c * s, PSF_PERCENTILE, axis=1)
