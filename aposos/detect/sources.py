@@ -313,6 +313,10 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     cand[idx] = len_s[idx] >= 0.6 * cfg["streak_min_length_px"]
     lines = [Line(col("ssx")[i], col("ssy")[i], math.radians(th_s[i]), max(len_s[i], 1.0), [i])
              for i in np.flatnonzero(cand)]
+    # a blended component that dips between its peaks is a star pair or chain, not a streak
+    # (a streak merged with stars is still seeded from its ridge, below)
+    lines = [ln for ln in lines if col("npeaks")[ln.members[0]] <= 1
+             or _flat_profile(p.sig, ln.xc, ln.yc, ln.phi, ln.length, max_length_px=np.inf)]
     if mode == "sidereal":  # streaks merged with stars (crowded fields): seeds on ridges of S
         blended = np.flatnonzero(keep & (col("npeaks") > 1))
         seeds = _ridge_seeds(p.sig, stats, blended, p.sigma, cfg["streak_min_snr"], img,
@@ -817,14 +821,14 @@ def _extended(sig, g: Line, *, window=12.0, level=2.0, step=2.0) -> Line:
     return Line(g.xc + mid * c, g.yc + mid * s, g.phi, hi - lo, g.members, g.npieces)
 
 
-def _flat_profile(sig, xc, yc, phi, length) -> bool:
+def _flat_profile(sig, xc, yc, phi, length, max_length_px=40.0) -> bool:
     """Cheap pre-fit test: no deep dip of S along the candidate (as between two bright stars).
 
     Quantiles, not extremes, so that a star crossing a streak does not count as a dip. Only
-    short candidates (< 40 px, the size of star pairs) are tested: long ones are few, and real
-    long streaks vary in brightness (glints, seeing).
+    candidates shorter than ``max_length_px`` are tested (by default 40 px, the size of star
+    pairs: long ones are few, and real long streaks vary in brightness, glints and seeing).
     """
-    if length >= 40:
+    if length >= max_length_px:
         return True
     prof = _profile_along(sig, xc, yc, phi, length, 0.5)
     if len(prof) == 0:
