@@ -133,6 +133,11 @@ def test_health_figures_and_rotation():
     assert h["n_matched"] == sol.n_matched >= 15 and h["method"] == "hint"
     assert 0.3 < h["coverage"] <= 1.0
     assert sol.inside_star_hull(512.0, 512.0) and not sol.inside_star_hull(-100.0, -100.0)
+    # against scipy's Delaunay triangulation of the matched stars (the plain reference)
+    from scipy.spatial import Delaunay
+    px, py = np.random.default_rng(1).uniform(-50, 1100, (2, 2000))
+    ref = Delaunay(np.column_stack([sol.matches["x"], sol.matches["y"]])).find_simplex(np.column_stack([px, py])) >= 0
+    assert np.array_equal(sol.inside_star_hull(px, py), ref)
     fig = sol.plot_residuals()
     assert fig.axes
 

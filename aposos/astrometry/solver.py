@@ -205,16 +205,19 @@ class PlateSolution:
     def inside_star_hull(self, x, y) -> np.ndarray:
         """True where pixels (x, y) lie inside the convex hull of the matched stars (the plate
         is interpolated there; outside it is extrapolated and less certain than its sigma)."""
-        from scipy.spatial import Delaunay, QhullError
+        from scipy.spatial import ConvexHull, QhullError
 
         x, y = np.asarray(x, float), np.asarray(y, float)
         if len(self.matches) < 3:
             return np.zeros(x.shape, bool)
         try:
-            tri = Delaunay(np.stack([np.asarray(self.matches["x"]), np.asarray(self.matches["y"])], -1))
+            hull = ConvexHull(np.stack([np.asarray(self.matches["x"]), np.asarray(self.matches["y"])], -1))
         except QhullError:
             return np.zeros(x.shape, bool)
-        return tri.find_simplex(np.stack([x, y], -1)) >= 0
+        # inside: on the inner side of every facet (outward normal . p + offset <= 0)
+        eq = hull.equations
+        side = eq[:, 0] * x[..., None] + eq[:, 1] * y[..., None] + eq[:, 2]
+        return np.all(side <= 1e-9, axis=-1)
 
     def pixel_to_world(self, x, y):
         """(ra, dec) in deg of 0-based pixels."""
