@@ -139,22 +139,12 @@ def large_night(seed):
     return [tracklets[i] for i in order], np.array(truth)[order]
 
 
-def _score(object_of, truth):
-    right = wrong = 0
-    for g in set(object_of[object_of >= 0]):
-        members = truth[object_of == g]
-        major = np.bincount(members).argmax()
-        right += int(np.sum(members == major))
-        wrong += int(np.sum(members != major))
-    return right / len(truth), wrong
-
-
 def assoc(seeds=(5, 6)):
     for seed in seeds:
         for name, night in (("mixed_night", ot.mixed_night), ("large_night", large_night)):
             trs, truth = night(seed)[:2]
             res = associate(trs)
-            frac, wrong = _score(res.object_of, truth)
+            frac, wrong = ot.association_score(res.object_of, truth)
             print(f"{name} seed {seed}: {len(trs)} tracklets of {len(set(truth))} objects from 3 stations: "
                   f"{frac:.1%} to the right object, {wrong} to a wrong one, {len(res.objects)} objects, "
                   f"{res.pairs_fitted} pairs fitted", flush=True)

@@ -167,3 +167,14 @@ def small_mixed_night(seed=5):
             truth += [k] * len(trs)
     order = rng.permutation(len(tracklets))  # no help from the input order
     return [tracklets[i] for i in order], np.array(truth)[order], sats
+
+
+def association_score(object_of, truth):
+    """(fraction of tracklets whose object is the truth's majority group, wrongly grouped count)."""
+    right = wrong = 0
+    for g in set(object_of[object_of >= 0]):
+        members = truth[object_of == g]
+        major = np.bincount(members).argmax()
+        right += int(np.sum(members == major))
+        wrong += int(np.sum(members != major))
+    return right / len(truth), wrong

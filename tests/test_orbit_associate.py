@@ -13,21 +13,10 @@ def night():
     return ot.small_mixed_night()
 
 
-def _score(object_of, truth):
-    """(fraction of tracklets whose object is the truth's majority group, wrongly grouped count)."""
-    right = wrong = 0
-    for g in set(object_of[object_of >= 0]):
-        members = truth[object_of == g]
-        major = np.bincount(members).argmax()
-        right += int(np.sum(members == major))
-        wrong += int(np.sum(members != major))
-    return right / len(truth), wrong
-
-
 def test_mixed_night_association(night):
     trs, truth, _ = night
     res = associate(trs, determine=True)
-    frac, wrong = _score(res.object_of, truth)
+    frac, wrong = ot.association_score(res.object_of, truth)
     print(f"association: {frac:.1%} of {len(trs)} tracklets to the right object, {wrong} to a wrong one, "
           f"{len(res.objects)} objects from {len(set(truth))}, {res.pairs_fitted} pairs tested")
     assert wrong == 0
@@ -83,5 +72,5 @@ def test_close_geo_pair_is_left_unassociated_not_mixed():
             trs.append(ot.tracklet(sat, "iran", s + k * 300 * u.s, rng))
             truth.append(k)
     res = associate(trs)
-    _, wrong = _score(res.object_of, np.array(truth))
+    _, wrong = ot.association_score(res.object_of, np.array(truth))
     assert wrong == 0
