@@ -153,12 +153,20 @@ def _map_local(fn, items):
         yield fn(item)
 
 
+def _one_numba_thread():
+    """Worker initialiser: frames in parallel, each kernel on one thread (no oversubscription)."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
 def _map_processes(fn, items, workers):
     """Worker processes started with 'spawn': numba's OpenMP threading layer forbids fork()."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_numba_thread) as pool:
         futures = [pool.submit(fn, item) for item in items]
         for fut in as_completed(futures):
             yield fut.result()
