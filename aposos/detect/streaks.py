@@ -123,6 +123,12 @@ def model_kernel(p, x, y):
 @njit(cache=True)
 def jacobian_kernel(p, x, y):
     """Kernel: :func:`streak_jacobian` in one fused loop, (n, 6) float64."""
+    return model_and_jacobian_kernel(p, x, y)[1]
+
+
+@njit(cache=True)
+def model_and_jacobian_kernel(p, x, y):
+    """Kernel: :func:`streak_model` and :func:`streak_jacobian` in one fused loop."""
     xc, yc, phi, length, w, flux = p[0], p[1], p[2], p[3], p[4], p[5]
     length = max(length, 1e-3)
     c, s = math.cos(phi), math.sin(phi)
@@ -130,6 +136,7 @@ def jacobian_kernel(p, x, y):
     norm = 1.0 / (math.sqrt(2 * math.pi) * w)
     k = flux / length
     jac = np.empty((x.shape[0], 6))
+    model = np.empty(x.shape[0])
     for i in range(x.shape[0]):
         u = (x[i] - xc) * c + (y[i] - yc) * s
         v = -(x[i] - xc) * s + (y[i] - yc) * c
@@ -147,7 +154,8 @@ def jacobian_kernel(p, x, y):
         db_dw = (-(u + h) * g_plus + (u - h) * g_minus) / w
         jac[i, 4] = k * (da_dw * big_b + big_a * db_dw)
         jac[i, 5] = big_a * big_b / length
-    return jac
+        model[i] = k * big_a * big_b
+    return model, jac
 
 
 @njit(cache=True)
@@ -159,13 +167,13 @@ def _residuals_jacobian(p, x, y, z, inv_sigma, width_px, has_streak, want_jac):
     nstars = (m - s0) // 3
     r = np.empty(n)
     jac = np.zeros((n if want_jac else 0, m))
-    if has_streak:
+    if has_streak and want_jac:
+        mod, js = model_and_jacobian_kernel(p[:6], x, y)
+        for i in range(n):
+            for a in range(6):
+                jac[i, a] = -js[i, a] * inv_sigma[i]
+    elif has_streak:
         mod = model_kernel(p[:6], x, y)
-        if want_jac:
-            js = jacobian_kernel(p[:6], x, y)
-            for i in range(n):
-                for a in range(6):
-                    jac[i, a] = -js[i, a] * inv_sigma[i]
     else:
         mod = np.zeros(n)
     var = width_px * width_px
