@@ -1,0 +1,127 @@
+"""Data-centre UCT orbits over the shared store (aposos.orbit.uct.store_orbits, `aposos orbits`).
+
+Truth: a LEO object (SGP4 truth TLE, tests/orbit_truth.py) seen by Pakistan and Iran on one
+pass each, two tracklets per station, 1 arcsec noise; plus one tracklet of another LEO object.
+Each station's run commits its tracklets as UCTs: no station alone has the three tracklets an
+orbit needs, the network has four.
+"""
+
+import json
+
+import astropy.units as u
+import numpy as np
+import pytest
+from astropy.table import Table
+from astropy.time import Time
+
+import orbit_truth as ot
+from aposos.cli import main
+from aposos.db import FrameRecord, Store, query, schema
+from aposos.orbit import store_orbits
+
+T0 = Time("2026-11-20T12:00:00", scale="utc")
+
+
+@pytest.fixture(scope="module")
+def truth():
+    sat = ot.satellite(T0, 15.2, 0.001, 97.5, 120, 90, 270, bstar=1e-4)
+    other = ot.satellite(T0, 14.3, 0.002, 70.0, 200, 200, 20, bstar=2e-5, satnum=90005)
+    rng = np.random.default_rng(2)
+    trs = ot.pass_tracklets(sat, "pakistan", T0, rng, hours=14) + ot.pass_tracklets(sat, "iran", T0, rng, hours=14)
+    assert [t["station"][0] for t in trs] == ["pakistan"] * 2 + ["iran"] * 2
+    lone = ot.pass_tracklets(other, "peru", T0, rng, per_pass=1, max_passes=1)
+    assert len(lone) == 1
+    return sat, trs, lone[0]
+
+
+def commit_station_run(db, station, tracklets):
+    """One run of ``station``: a frame per tracklet holding its observations, the tracklets
+    linked and correlated as UCTs (what ``aposos reduce`` commits)."""
+    db.begin_run(station, pipeline_version="0.1.0")
+    members, labels = [], []
+    for k, t in enumerate(tracklets):
+        h = f"{station}-{k}-{t['time'][0].isot}"
+        times = Time(t["time"])
+        rec = FrameRecord(path=f"/data/{station}/{k}.fits", content_hash=h, station=station,
+                          t_start=times[0], t_mid=times[len(t) // 2], t_end=times[-1],
+                          exposure_s=(times[-1] - times[0]).sec)
+        obs = {"time_ns": schema.time_to_ns(times), "ra_deg": np.asarray(t["ra_deg"]),
+               "dec_deg": np.asarray(t["dec_deg"]), "sigma_arcsec": np.asarray(t["sigma_arcsec"]),
+               "kind": ["point"] * len(t), "end": np.full(len(t), -1), "source_index": np.arange(len(t))}
+        db.commit_frame(rec, observations=obs)
+        members += [(f"{station}{k}", h, i) for i in range(len(t))]
+        labels.append(f"{station}{k}")
+    n = len(labels)
+    db.commit_tracklets(Table(rows=members, names=("tracklet", "content_hash", "obs_index")),
+                        correlations=Table({"tracklet": labels, "norad_id": np.zeros(n, int), "status": ["uct"] * n,
+                                            "along_track_arcsec": np.full(n, np.nan),
+                                            "cross_track_arcsec": np.full(n, np.nan), "score": np.full(n, np.nan)}))
+    db.end_run()
+
+
+@pytest.fixture(scope="module")
+def store(truth, tmp_path_factory):
+    _, trs, lone = truth
+    path = tmp_path_factory.mktemp("uct") / "store"
+    with Store.open(path, "a") as db:
+        commit_station_run(db, "pakistan", trs[:2])
+        commit_station_run(db, "iran", trs[2:])
+        commit_station_run(db, "peru", [lone])
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(store):
+    return store_orbits(store)
+
+
+def test_one_orbit_joins_both_stations_and_predicts_the_truth(truth, store, first_run):
+    sat, trs, _ = truth
+    res = first_run
+    print(res)
+    assert len(res) == 5 and res.meta["committed"]
+    assert res.meta["objects"] == 1 and res.meta["orbits"] == 1
+    joined = res[res["orbit_id"] != ""]
+    assert sorted(joined["station"]) == ["iran", "iran", "pakistan", "pakistan"]
+    assert list(res["station"][res["object"] < 0]) == ["peru"]  # the other object's lone tracklet
+    with Store.open(store, "r") as db:
+        orbits = query.orbits(db)
+        corr = query.correlations(db, status="uct")
+        hist = query.correlations(db, status="uct", history=True)
+    assert len(orbits) == 1 and orbits["orbit_id"][0] == joined["orbit_id"][0]
+    assert orbits["n_tracklets"][0] == 4 and orbits["rms_arcsec"][0] < 1.6  # noise: 1 arcsec
+    linked = dict(zip(corr["tracklet_id"].tolist(), corr["orbit_id"]))
+    assert {linked[int(t)] for t in joined["tracklet_id"]} == {orbits["orbit_id"][0]}
+    assert len(hist) == len(corr) + 4  # the unlinked UCT rows are kept as history
+    # the stored TLE predicts the object 12 h after the last observation within 2 km
+    from sgp4.api import Satrec
+
+    later = (Time(trs[-1]["time"][-1]) + 12 * u.h).reshape(1)
+    err_km = ot.separation_km(Satrec.twoline2rv(orbits["tle_line1"][0], orbits["tle_line2"][0]), sat, later)[0]
+    print(f"network orbit of pakistan+iran UCTs: rms {orbits['rms_arcsec'][0]:.2f} arcsec, 12 h error {err_km:.3f} km")
+    assert err_km < 2.0
+
+
+def test_rerun_adds_nothing(store, first_run, capsys):
+    with Store.open(store, "r") as db:
+        before = db.summary()
+    assert main(["orbits", "--db", str(store), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["committed"] is False and out["orbits"] == 1 and out["single"] == 1
+    with Store.open(store, "r") as db:
+        assert db.summary() == before
+
+
+def test_station_and_time_filters(store, first_run, truth):
+    _, trs, _ = truth
+    res = store_orbits(store, stations=["pakistan"])
+    assert len(res) == 2 and res.meta["orbits"] == 0 and not res.meta["committed"]
+    res = store_orbits(store, end=Time(trs[1]["time"][-1]) + 60 * u.s)
+    assert set(res["station"]) <= {"pakistan", "peru"} and res.meta["orbits"] == 0
+
+
+def test_bad_time_is_a_clear_error(store):
+    from aposos.errors import AposError
+
+    with pytest.raises(AposError, match="start"):
+        store_orbits(store, start="yesterday")
