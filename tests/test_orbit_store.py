@@ -18,6 +18,7 @@ import orbit_truth as ot
 from aposos.cli import main
 from aposos.db import FrameRecord, Store, query, schema
 from aposos.orbit import store_orbits
+from aposos.orbit.uct import summary_text
 
 T0 = Time("2026-11-20T12:00:00", scale="utc")
 
@@ -93,6 +94,9 @@ def test_one_orbit_joins_both_stations_and_predicts_the_truth(truth, store, firs
     linked = dict(zip(corr["tracklet_id"].tolist(), corr["orbit_id"]))
     assert {linked[int(t)] for t in joined["tracklet_id"]} == {orbits["orbit_id"][0]}
     assert len(hist) == len(corr) + 4  # the unlinked UCT rows are kept as history
+    text = summary_text(res)
+    assert "UCT tracklets considered: 5" in text and "orbits determined:        1" in text
+    assert "tracklets left single:    1" in text and "4 tracklets from iran, pakistan" in text
     # the stored TLE predicts the object 12 h after the last observation within 2 km
     from sgp4.api import Satrec
 
@@ -112,8 +116,11 @@ def test_rerun_adds_nothing(store, first_run, capsys):
         assert db.summary() == before
 
 
-def test_station_and_time_filters(store, first_run, truth):
+def test_station_and_time_filters(store, first_run, truth, capsys):
     _, trs, _ = truth
+    assert main(["orbits", "--db", str(store), "--station", "pakistan", "iran", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["uct_tracklets"] == 4 and out["orbits"] == 1 and out["single"] == 0 and not out["committed"]
     res = store_orbits(store, stations=["pakistan"])
     assert len(res) == 2 and res.meta["orbits"] == 0 and not res.meta["committed"]
     res = store_orbits(store, end=Time(trs[1]["time"][-1]) + 60 * u.s)

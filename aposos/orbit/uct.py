@@ -223,6 +223,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--db", required=True, metavar="STORE", help="store directory")
     p.add_argument("--start", help="first time (ISO, UTC) of the tracklets considered")
     p.add_argument("--end", help="last time (ISO, UTC) of the tracklets considered")
-    p.add_argument("--station", action="append", help="a station to include (repeatable; default all)")
+    p.add_argument("--station", action="extend", nargs="+", metavar="S",
+                   help="stations to include (default all)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=_cmd_orbits)
