@@ -132,3 +132,14 @@ def test_bad_time_is_a_clear_error(store):
 
     with pytest.raises(AposError, match="start"):
         store_orbits(store, start="yesterday")
+
+
+def test_empty_store_and_missing_store(tmp_path):
+    from aposos.errors import AposError
+
+    Store.open(tmp_path / "empty", "a").close()
+    res = store_orbits(tmp_path / "empty")
+    assert len(res) == 0 and res.meta["orbits"] == 0 and not res.meta["committed"]
+    with pytest.raises(AposError, match="no aposos store"):
+        store_orbits(tmp_path / "absent")
+    assert not (tmp_path / "absent").exists()

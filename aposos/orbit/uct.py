@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 
 import numpy as np
 from astropy.table import Table
@@ -86,15 +87,12 @@ def _uct_tracklets(db, start, end, stations) -> Table:
     from ..db import query
 
     corr = query.correlations(db, status="uct")
-    corr = corr[corr["rank"] == 0] if len(corr) else corr
+    corr = corr[corr["rank"] == 0]
     trk = query.tracklets(db)
-    if len(corr) == 0 or len(trk) == 0:
-        return corr[:0]
     pos = {int(t): i for i, t in enumerate(trk["tracklet_id"])}
-    keep = np.array([int(t) in pos for t in corr["tracklet_id"]], bool)
-    corr = corr[keep]
+    corr = corr[np.array([int(t) in pos for t in corr["tracklet_id"]], bool)]
     k = np.array([pos[int(t)] for t in corr["tracklet_id"]], dtype=int)
-    corr["station"] = np.asarray(trk["station"])[k].astype(str)
+    corr["station"] = np.asarray(trk["station"]).astype(str)[k]
     corr["t_first"], corr["t_last"] = trk["t_first"][k], trk["t_last"][k]
     keep = np.ones(len(corr), bool)
     if start is not None:
@@ -104,7 +102,7 @@ def _uct_tracklets(db, start, end, stations) -> Table:
     if stations:
         keep &= np.isin(corr["station"], list(stations))
     corr = corr[keep]
-    return corr[np.argsort(corr["t_first"].jd)] if len(corr) else corr
+    return corr[np.argsort(corr["t_first"].jd, kind="stable")]
 
 
 def _tracklet_tables(db, tracklet_ids) -> list[Table]:
@@ -151,8 +149,11 @@ def store_orbits(db_path, *, start=None, end=None, stations=None) -> Table:
     anything new went into the store) and ``run_id``.
     """
     from ..db import Store, query
+    from ..db.store import MANIFEST
 
     start, end = _time(start, "start"), _time(end, "end")
+    if not os.path.exists(os.path.join(db_path, MANIFEST)):
+        raise AposError("no aposos store here (no MANIFEST.json)", path=db_path)
     with Store.open(db_path, "a") as db:
         corr = _uct_tracklets(db, start, end, stations)
         tids = [int(t) for t in corr["tracklet_id"]]
@@ -160,7 +161,7 @@ def store_orbits(db_path, *, start=None, end=None, stations=None) -> Table:
         log.info("%d UCT tracklets from %s", len(tids), sorted(set(corr["station"])) if len(corr) else [])
         orbits, object_of, orbit_ids = uct_orbits(tables)
         out = Table({"tracklet_id": np.asarray(tids, np.int64), "station": np.asarray(corr["station"], str),
-                     "t_first": corr["t_first"] if len(corr) else Time([], format="jd", scale="utc"),
+                     "t_first": corr["t_first"],
                      "n_obs": np.array([len(t) for t in tables], int),
                      "object": object_of, "orbit_id": orbit_ids})
         out.meta.update(objects=int(len(set(object_of[object_of >= 0].tolist()))),
