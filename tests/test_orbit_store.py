@@ -11,12 +11,11 @@ import json
 import astropy.units as u
 import numpy as np
 import pytest
-from astropy.table import Table
 from astropy.time import Time
 
 import orbit_truth as ot
 from aposos.cli import main
-from aposos.db import FrameRecord, Store, query, schema
+from aposos.db import Store, query
 from aposos.orbit import store_orbits
 from aposos.orbit.uct import summary_text
 
@@ -35,39 +34,14 @@ def truth():
     return sat, trs, lone[0]
 
 
-def commit_station_run(db, station, tracklets):
-    """One run of ``station``: a frame per tracklet holding its observations, the tracklets
-    linked and correlated as UCTs (what ``aposos reduce`` commits)."""
-    db.begin_run(station, pipeline_version="0.1.0")
-    members, labels = [], []
-    for k, t in enumerate(tracklets):
-        h = f"{station}-{k}-{t['time'][0].isot}"
-        times = Time(t["time"])
-        rec = FrameRecord(path=f"/data/{station}/{k}.fits", content_hash=h, station=station,
-                          t_start=times[0], t_mid=times[len(t) // 2], t_end=times[-1],
-                          exposure_s=(times[-1] - times[0]).sec)
-        obs = {"time_ns": schema.time_to_ns(times), "ra_deg": np.asarray(t["ra_deg"]),
-               "dec_deg": np.asarray(t["dec_deg"]), "sigma_arcsec": np.asarray(t["sigma_arcsec"]),
-               "kind": ["point"] * len(t), "end": np.full(len(t), -1), "source_index": np.arange(len(t))}
-        db.commit_frame(rec, observations=obs)
-        members += [(f"{station}{k}", h, i) for i in range(len(t))]
-        labels.append(f"{station}{k}")
-    n = len(labels)
-    db.commit_tracklets(Table(rows=members, names=("tracklet", "content_hash", "obs_index")),
-                        correlations=Table({"tracklet": labels, "norad_id": np.zeros(n, int), "status": ["uct"] * n,
-                                            "along_track_arcsec": np.full(n, np.nan),
-                                            "cross_track_arcsec": np.full(n, np.nan), "score": np.full(n, np.nan)}))
-    db.end_run()
-
-
 @pytest.fixture(scope="module")
 def store(truth, tmp_path_factory):
     _, trs, lone = truth
     path = tmp_path_factory.mktemp("uct") / "store"
     with Store.open(path, "a") as db:
-        commit_station_run(db, "pakistan", trs[:2])
-        commit_station_run(db, "iran", trs[2:])
-        commit_station_run(db, "peru", [lone])
+        ot.commit_uct_run(db, "pakistan", trs[:2])
+        ot.commit_uct_run(db, "iran", trs[2:])
+        ot.commit_uct_run(db, "peru", [lone])
     return path
 
 
