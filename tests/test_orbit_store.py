@@ -117,3 +117,36 @@ def test_empty_store_and_missing_store(tmp_path):
     with pytest.raises(AposError, match="no aposos store"):
         store_orbits(tmp_path / "absent")
     assert not (tmp_path / "absent").exists()
+
+
+def test_tracklet_recorrelated_while_fitting_is_not_linked(truth, tmp_path, monkeypatch):
+    """A station run identifies one of the UCTs while the data centre fits: its new
+    correlation stands, the other three tracklets are linked to the orbit."""
+    import aposos.orbit.uct as uct
+    from astropy.table import Table
+
+    _, trs, lone = truth
+    path = tmp_path / "store"
+    with Store.open(path, "a") as db:
+        ot.commit_uct_run(db, "pakistan", trs[:2])
+        ot.commit_uct_run(db, "iran", trs[2:])
+    fit = uct.uct_orbits
+
+    def fit_then_recorrelate(tables):
+        out = fit(tables)
+        with Store.open(path, "a") as db:
+            tid = int(query.correlations(db, status="uct")["tracklet_id"][0])
+            db.begin_run("pakistan")
+            db.commit_tracklets(correlations=Table({"tracklet_id": [tid], "norad_id": [44444],
+                                                    "status": ["identified"]}))
+            db.end_run()
+        return out
+
+    monkeypatch.setattr(uct, "uct_orbits", fit_then_recorrelate)
+    res = store_orbits(path)
+    assert res.meta["orbits"] == 1 and res.meta["committed"]
+    with Store.open(path, "r") as db:
+        corr = query.correlations(db)
+    assert sorted(corr["status"]) == ["identified", "uct", "uct", "uct"]
+    assert set(corr["orbit_id"][corr["status"] == "uct"]) == {res["orbit_id"][0]}
+    assert corr["orbit_id"][corr["status"] == "identified"][0] == ""

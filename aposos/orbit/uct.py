@@ -12,7 +12,9 @@ the same object hours apart, and only their tracklets together determine its orb
 orbits and the tracklet -> orbit links are committed back as a run of station ``network``;
 the links are new correlation rows (the UCT row with its ``orbit_id`` set), which supersede
 the old ones with history kept. A rerun on an unchanged store commits nothing (no run).
-Tracklets left single keep whatever orbit link they had.
+Tracklets left single keep whatever orbit link they had. The store is read without the
+writer lock (fitting takes minutes on a large store); at commit, under the lock, a tracklet
+whose correlation changed meanwhile (re-correlated by a newer run) is not linked.
 """
 
 from __future__ import annotations
@@ -119,6 +121,19 @@ def _tracklet_tables(db, tracklet_ids) -> list[Table]:
     return out
 
 
+def _link_rows(corr: Table, orbit_ids) -> Table | None:
+    """The UCT correlation rows ``corr`` (as queried) with their new ``orbit_id``: the
+    correlation rows that link tracklets to orbits (None when there are none)."""
+    if len(corr) == 0:
+        return None
+    keep = [c for c in corr.colnames if c not in ("station", "t_first", "t_last", "run_id", "commit_seq",
+                                                   "tle_epoch", "current")]
+    links = corr[keep]
+    links["orbit_id"] = orbit_ids
+    links["tle_epoch_ns"] = _ns_or_none(corr["tle_epoch"])
+    return links
+
+
 def _ns_or_none(t: Time) -> np.ndarray:
     """Store ns of a Time column whose masked rows (no time) become the store's NO_TIME."""
     from ..db import schema
@@ -154,34 +169,32 @@ def store_orbits(db_path, *, start=None, end=None, stations=None) -> Table:
     start, end = _time(start, "start"), _time(end, "end")
     if not os.path.exists(os.path.join(db_path, MANIFEST)):
         raise AposError("no aposos store here (no MANIFEST.json)", path=db_path)
-    with Store.open(db_path, "a") as db:
+    with Store.open(db_path, "r") as db:  # no writer lock while fitting (minutes on a large store)
         corr = _uct_tracklets(db, start, end, stations)
         tids = [int(t) for t in corr["tracklet_id"]]
         tables = _tracklet_tables(db, tids)
-        log.info("%d UCT tracklets from %s", len(tids), sorted(set(corr["station"])) if len(corr) else [])
-        orbits, object_of, orbit_ids = uct_orbits(tables)
-        out = Table({"tracklet_id": np.asarray(tids, np.int64), "station": np.asarray(corr["station"], str),
-                     "t_first": corr["t_first"],
-                     "n_obs": np.array([len(t) for t in tables], int),
-                     "object": object_of, "orbit_id": orbit_ids})
-        out.meta.update(objects=int(len(set(object_of[object_of >= 0].tolist()))),
-                        orbits=0 if orbits is None else len(orbits), committed=False, run_id="")
-        linked = orbit_ids != ""
-        links = corr[linked]
-        if len(links):
-            links = links[[c for c in links.colnames if c not in ("station", "t_first", "t_last", "run_id",
-                                                                  "commit_seq", "current")]]
-            links["orbit_id"] = orbit_ids[linked]
-            links["tle_epoch_ns"] = _ns_or_none(links["tle_epoch"])
-            del links["tle_epoch"]
-        have = set(query.orbits(db)["orbit_id"]) if orbits is not None else set()
-        new_links = len(links) and np.any(np.asarray(corr["orbit_id"][linked]) != orbit_ids[linked])
-        new_orbits = orbits is not None and not set(orbits["orbit_id"]) <= have
-        if new_links or new_orbits:
+        have = set(query.orbits(db)["orbit_id"])
+    log.info("%d UCT tracklets from %s", len(tids), sorted(set(corr["station"])))
+    orbits, object_of, orbit_ids = uct_orbits(tables)
+    out = Table({"tracklet_id": np.asarray(tids, np.int64), "station": np.asarray(corr["station"], str),
+                 "t_first": corr["t_first"], "n_obs": np.array([len(t) for t in tables], int),
+                 "object": object_of, "orbit_id": orbit_ids})
+    out.meta.update(objects=int(len(set(object_of[object_of >= 0].tolist()))),
+                    orbits=0 if orbits is None else len(orbits), committed=False, run_id="")
+    linked = orbit_ids != ""
+    new_links = bool(np.any(np.asarray(corr["orbit_id"][linked]) != orbit_ids[linked]))
+    new_orbits = orbits is not None and not set(orbits["orbit_id"]) <= have
+    if new_links or new_orbits:
+        with Store.open(db_path, "a") as db:
+            # link only tracklets whose correlation did not change while fitting (still the UCT row read)
+            now = query.correlations(db, status="uct")
+            same = {(int(t), int(q)) for t, q in zip(now["tracklet_id"], now["commit_seq"])}
+            linked &= np.array([(int(t), int(q)) in same for t, q in zip(corr["tracklet_id"], corr["commit_seq"])],
+                               bool)
             out.meta["run_id"] = db.begin_run(NETWORK_STATION, config_hash="uct-orbits")
-            db.commit_tracklets(correlations=links if len(links) else None, orbits=orbits)
+            db.commit_tracklets(correlations=_link_rows(corr[linked], orbit_ids[linked]), orbits=orbits)
             db.end_run()
-            out.meta["committed"] = True
+        out.meta["committed"] = True
     return out
 
 
