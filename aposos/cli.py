@@ -64,7 +64,7 @@ def _extensions():
     """Subcommands contributed by other modules (each has ``register_cli(subparsers)``)."""
     import importlib
 
-    for name in ("aposos.simulate.cli", "aposos.pipeline", "aposos.db.cli", "aposos.formats.cli",
+    for name in ("aposos.simulate.cli", "aposos.pipeline", "aposos.db.cli", "aposos.orbit.uct", "aposos.formats.cli",
                  "aposos.report"):
         try:
             module = importlib.import_module(name)

@@ -448,12 +448,12 @@ MAX_UCT_TRACKLETS = 40
 
 
 def _uct_orbits(linked: Table, results: Table, station):
-    """Associate this run's UCT tracklets into objects and determine their orbits.
+    """Associate this run's UCT tracklets into objects and determine their orbits
+    (:func:`aposos.orbit.uct.uct_orbits`; the data centre runs the same over all stations).
 
-    Returns (orbits Table or None, {tracklet: orbit_id}). Objects need at least three
-    tracklets (see :func:`aposos.orbit.associate`); undetermined fits are not stored.
+    Returns (orbits Table or None, {tracklet: orbit_id}).
     """
-    from .orbit import associate
+    from .orbit.uct import uct_orbits
 
     uct = [int(t) for t in results["tracklet"][results["status"] == "uct"]]
     if len(uct) < 3:
@@ -468,32 +468,8 @@ def _uct_orbits(linked: Table, results: Table, station):
                      "sigma_arcsec": rows["sigma_arcsec"]})
         tab["station"] = station.name
         tables.append(tab)
-    found = associate(tables, determine=True)
-    objects = list(zip(found.objects, found.solutions or []))
-    rest = [k for k in range(len(uct)) if found.object_of[k] < 0]
-    if len(rest) >= 3:
-        # pair fits can miss slow objects (GEO tracklets hours apart); one joint fit of the
-        # rest is safe: determine_orbit refuses mixed objects (rejected tracklets, chi2 test)
-        from .orbit import determine_orbit
-
-        sol = determine_orbit([tables[k] for k in rest])
-        if sol.determined and not sol.rejected_tracklets:
-            objects.append((rest, sol))
-    rows, orbit_of = [], {}
-    for members, sol in objects:
-        if sol is None or not sol.determined:
-            continue
-        orbit_id = f"o{hashlib.sha256(sol.tle[1].encode()).hexdigest()[:12]}"
-        rows.append({"orbit_id": orbit_id, "epoch": sol.epoch, "frame": "GCRS", "state": sol.state,
-                     "covariance": sol.covariance, "tle_line1": sol.tle[0], "tle_line2": sol.tle[1],
-                     "rms_arcsec": sol.rms_arcsec, "n_obs": len(sol.used), "n_tracklets": len(members)})
-        for k in members:
-            orbit_of[uct[k]] = orbit_id
-    if not rows:
-        return None, orbit_of
-    orbits = Table({k: [r[k] for r in rows] for k in rows[0] if k != "epoch"})
-    orbits["epoch"] = Time([r["epoch"] for r in rows])
-    return orbits, orbit_of
+    orbits, _, orbit_ids = uct_orbits(tables)
+    return orbits, {t: o for t, o in zip(uct, orbit_ids) if o}
 
 
 def _members(linked: Table) -> Table:

@@ -10,6 +10,8 @@ noise of 1 arcsec per coordinate.
 * design: formal 24 h position sigma (1 arcsec) vs night span and tracklet length (GEO).
 * leo: LEO seen by Pakistan and Iran in one night, 12 h prediction error over draws and objects.
 * assoc: association of mixed nights (five UCTs as in the tests; twelve UCTs) over noise seeds.
+* store: the mixed night committed per station into a store as UCTs, then the data-centre
+  step (:func:`aposos.orbit.store_orbits`): association and 24 h prediction error per orbit.
 """
 
 import sys
@@ -148,6 +150,39 @@ def assoc(seeds=(5, 6)):
             print(f"{name} seed {seed}: {len(trs)} tracklets of {len(set(truth))} objects from 3 stations: "
                   f"{frac:.1%} to the right object, {wrong} to a wrong one, {len(res.objects)} objects, "
                   f"{res.pairs_fitted} pairs fitted", flush=True)
+
+
+def store(seed=5):
+    import tempfile
+
+    from sgp4.api import Satrec
+
+    from aposos.db import Store
+    from aposos.orbit import store_orbits
+
+    trs, truth, sats = ot.mixed_night(seed)
+    # truth by the first observation (GEO objects share stations and start times: time and RA)
+    key = {(t["station"][0], Time(t["time"][0]).isot, round(float(t["ra_deg"][0]), 6)): k for t, k in zip(trs, truth)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "store"
+        with Store.open(path, "a") as db:
+            for station in ("iran", "pakistan", "peru"):
+                ot.commit_uct_run(db, station, [t for t in trs if t["station"][0] == station])
+        res = store_orbits(path)
+        with Store.open(path, "r") as db:
+            stored = db.orbits()
+            first = [db.observations(tracklet_id=int(tid))[0] for tid in res["tracklet_id"]]
+    truth_of = np.array([key[(f["station"], Time(f["time"]).isot, round(float(f["ra_deg"]), 6))] for f in first])
+    frac, wrong = ot.association_score(np.asarray(res["object"]), truth_of)
+    print(f"store mixed_night seed {seed}: {len(res)} UCT tracklets of {len(set(truth))} objects from 3 stations: "
+          f"{frac:.1%} to the right object, {wrong} to a wrong one, {res.meta['orbits']} orbits", flush=True)
+    later = (max(Time(t["time"][-1]) for t in trs) + 24 * u.h).reshape(1)
+    for o in stored:
+        sel = res["orbit_id"] == o["orbit_id"]
+        k = int(np.bincount(truth_of[sel]).argmax())
+        err = ot.separation_km(Satrec.twoline2rv(o["tle_line1"], o["tle_line2"]), sats[k], later)[0]
+        print(f"  object {k}: {int(sel.sum())} tracklets from {', '.join(sorted(set(res['station'][sel])))}, "
+              f"rms {o['rms_arcsec']:.2f} arcsec, 24 h after the night's end {err:.2f} km", flush=True)
 
 
 if __name__ == "__main__":

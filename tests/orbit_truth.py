@@ -17,6 +17,7 @@ from astropy.time import Time
 from sgp4.api import WGS72, Satrec
 
 from aposos import directions as d
+from aposos.db import rows as db_rows, schema as db_schema
 from aposos.config import load_station
 
 EPOCH_1949 = 2433281.5  # JD of 1949-12-31 00:00 UTC, sgp4init's epoch origin
@@ -178,3 +179,29 @@ def association_score(object_of, truth):
         right += int(np.sum(members == major))
         wrong += int(np.sum(members != major))
     return right / len(truth), wrong
+
+
+def commit_uct_run(db, station, tracklets):
+    """Commit ``tracklets`` (Tables of :func:`tracklet`) of ``station`` to the store ``db`` as
+    one run: a frame per tracklet holding its observations, the tracklets linked and
+    correlated as UCTs (what ``aposos reduce`` commits for tracklets no TLE explains)."""
+    db.begin_run(station, pipeline_version="0.1.0")
+    members, labels = [], []
+    for k, t in enumerate(tracklets):
+        h = f"{station}-{k}-{t['time'][0].isot}"
+        times = Time(t["time"])
+        rec = db_rows.FrameRecord(path=f"/data/{station}/{k}.fits", content_hash=h, station=station,
+                                  t_start=times[0], t_mid=times[len(t) // 2], t_end=times[-1],
+                                  exposure_s=(times[-1] - times[0]).sec)
+        obs = {"time_ns": db_schema.time_to_ns(times), "ra_deg": np.asarray(t["ra_deg"]),
+               "dec_deg": np.asarray(t["dec_deg"]), "sigma_arcsec": np.asarray(t["sigma_arcsec"]),
+               "kind": ["point"] * len(t), "end": np.full(len(t), -1), "source_index": np.arange(len(t))}
+        db.commit_frame(rec, observations=obs)
+        members += [(f"{station}{k}", h, i) for i in range(len(t))]
+        labels.append(f"{station}{k}")
+    n = len(labels)
+    db.commit_tracklets(Table(rows=members, names=("tracklet", "content_hash", "obs_index")),
+                        correlations=Table({"tracklet": labels, "norad_id": np.zeros(n, int), "status": ["uct"] * n,
+                                            "along_track_arcsec": np.full(n, np.nan),
+                                            "cross_track_arcsec": np.full(n, np.nan), "score": np.full(n, np.nan)}))
+    db.end_run()

@@ -37,7 +37,8 @@ stays at its prior; it does not limit the GEO prediction.
 Modules: :mod:`.observations` (input, observation model), :mod:`.iod` (Gauss),
 :mod:`.propagate` (two-body, J2, elements), :mod:`.lsq` (LM least squares),
 :mod:`.tlefit` (SGP4 elements, TLE), :mod:`.solve` (seeds and growth),
-:mod:`.associate` (grouping UCT tracklets).
+:mod:`.associate` (grouping UCT tracklets), :mod:`.uct` (UCT orbits of a run or of the
+whole store: ``store_orbits``, ``aposos orbits``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from .observations import Observations, prepare, problems
 from .propagate import MU_KM3_S2, R_EARTH_KM
 from .solve import MAX_CHI2_RED, fit_orbit
 
-__all__ = ["Association", "OrbitSolution", "associate", "determine_orbit"]
+__all__ = ["Association", "OrbitSolution", "associate", "determine_orbit", "store_orbits", "uct_orbits"]
 
 MAX_RELATIVE_POSITION_SIGMA = 0.01  # undetermined if sigma(position) > 1 % of the geocentric distance
 MIN_PERIGEE_HEIGHT_KM = 100.0  # an orbit with a lower perigee is reported as not physical
@@ -241,3 +242,6 @@ def _tracklet_names(obs: Observations) -> dict[int, int]:
         row = int(obs.row[np.flatnonzero(obs.tracklet == k)[0]])
         out[k] = int(table_ids[row]) if table_ids is not None else k
     return out
+
+
+from .uct import store_orbits, uct_orbits  # noqa: E402  (uses determine_orbit above)
