@@ -492,13 +492,12 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         return None
     # final sigma clip on the residual norm in units of each star's centroid error
     for _ in range(5):
-        r_px = _resid_px(fit)
+        # leave-one-out residuals: a star is judged by the plate fitted without it (a flexible
+        # plate bends to an outlier, most at the frame edge); residuals under CLIP_FLOOR_PX are
+        # never outliers (catalog and centroid systematics reach that)
+        r_px = _loo_px(fit)
         z = r_px * np.sqrt(fld.weights[j])
-        # robust sigma, corrected for the degrees of freedom the plate took (a 12-term plate on
-        # 9 stars leaves residuals far below the centroid errors); residuals under
-        # CLIP_FLOOR_PX are never outliers (catalog and centroid systematics reach that)
-        dof_factor = 2.0 * len(j) / max(2.0 * len(j) - fit.n_params, 1.0)
-        sig = np.sqrt(np.median(z ** 2) / 1.386 * dof_factor)
+        sig = np.sqrt(np.median(z ** 2) / 1.386)
         keep = (z <= max(cfg.clip_sigma * sig, 1e-6)) | (r_px <= CLIP_FLOOR_PX)
         if keep.all() or keep.sum() < 4:
             break
@@ -516,24 +515,45 @@ def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, 
     1..top and, if ``radial`` (final stage), orders 1 and 2 plus a radial cubic (one parameter:
     refractor distortion, which sparse fields cannot afford as a full order-3 polynomial) and a
     linear plate on a known distortion (``SolveConfig.distortion``)."""
-    best = None
+    fits = []
     for order in range(1, max(top, 1) + 1):
         for rad in ((False, True) if radial and order <= 2 else (False,)):
             if len(xy) < n_terms(order) + 3 + rad:
                 continue
-            f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w)
-            if best is None or f.press() < best.press():
-                best = f
+            fits.append(fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w))
     if radial and fld.prior_sip is not None and len(xy) >= n_terms(1) + 3:  # known distortion + linear plate
-        f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, 1, fld.centre_px, crval, weights=w, prior_sip=fld.prior_sip)
-        if best is None or f.press() < best.press():
-            best = f
+        fits.append(fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, 1, fld.centre_px, crval, weights=w,
+                                prior_sip=fld.prior_sip))
+    return _parsimonious(fits)
+
+
+def _parsimonious(fits: list) -> PlateFit | None:
+    """The plate with the fewest parameters whose held-out error (PRESS) is not significantly
+    above the smallest one: the one-standard-error rule of cross-validation, on the per-star
+    differences of the leave-one-out squared residuals (paired: same stars). Plain "smallest
+    PRESS" picks a 12- or 30-term polynomial on the noise of a few stars, which then
+    extrapolates badly into the corners."""
+    if not fits:
+        return None
+    best = min(fits, key=lambda f: f.press())
+    n = best.n
+    for f in sorted(fits, key=lambda f: f.n_params):
+        if f is best:
+            return f
+        d = f.loo_w_deg2 - best.loo_w_deg2
+        if np.mean(d) <= np.std(d, ddof=1) / np.sqrt(n):
+            return f
     return best
 
 
 def _resid_px(fit: PlateFit) -> np.ndarray:
     """Residual norm (px) of the fitted stars, through the inverse of CD (local pixel units)."""
     return np.hypot(*np.linalg.solve(fit.cd, np.stack([fit.resid_xi_deg, fit.resid_eta_deg])))
+
+
+def _loo_px(fit: PlateFit) -> np.ndarray:
+    """Leave-one-out residual norm (px) of the fitted stars (each against the plate without it)."""
+    return np.hypot(*np.linalg.solve(fit.cd, np.stack([fit.loo_xi_deg, fit.loo_eta_deg])))
 
 
 class _Attempt:
