@@ -60,6 +60,8 @@ from .tangent import deproject, project, separation_deg
 
 #: star residuals (px) below this are never clipped as outliers
 CLIP_FLOOR_PX = 0.3
+#: frames with this many matched stars fit their own distortion, never a lent one (``distortion=``)
+PRIOR_MAX_STARS = 25
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ class SolveConfig:
         :class:`.distortion.DistortionCache`, which supplies the best one seen so far for the
         frame's camera setup and keeps this frame's if it is better. Adds the
         candidate model "that distortion + a linear plate" (6 parameters), which sparse fields
-        (10-20 stars) can afford; the held-out residuals still choose.
+        (10-20 stars) can afford; the held-out residuals still choose. Frames with
+        ``PRIOR_MAX_STARS`` (25) matched stars or more always fit their own distortion.
     fallback : 'astrometry.net' to try its blind solver (if installed, see :mod:`.anet`) when
         everything else failed; its WCS is re-verified and refitted here.
     """
@@ -521,10 +524,15 @@ def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, 
             if len(xy) < n_terms(order) + 3 + rad:
                 continue
             fits.append(fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w))
-    if radial and fld.prior_sip is not None and len(xy) >= n_terms(1) + 3:  # known distortion + linear plate
-        fits.append(fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, 1, fld.centre_px, crval, weights=w,
-                                prior_sip=fld.prior_sip))
-    return _parsimonious(fits)
+    best = _parsimonious(fits)
+    if radial and fld.prior_sip is not None and n_terms(1) + 3 <= len(xy) < PRIOR_MAX_STARS:
+        # known distortion + linear plate, for sparse frames only, and it must beat every model
+        # of the frame's own: which frame lent the distortion depends on the processing order
+        # (serial or parallel), a frame's own plate does not
+        f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, 1, fld.centre_px, crval, weights=w, prior_sip=fld.prior_sip)
+        if best is None or f.press() < min(g.press() for g in fits):
+            best = f
+    return best
 
 
 def _parsimonious(fits: list) -> PlateFit | None:
@@ -541,7 +549,9 @@ def _parsimonious(fits: list) -> PlateFit | None:
         if f is best:
             return f
         d = f.loo_w_deg2 - best.loo_w_deg2
-        if np.mean(d) <= np.std(d, ddof=1) / np.sqrt(n):
+        # the tolerance settles near-identical plates (rounding differs between BLAS builds and
+        # thread counts) always the same way: the simpler one
+        if np.mean(d) <= np.std(d, ddof=1) / np.sqrt(n) + 1e-9 * best.press():
             return f
     return best
 
