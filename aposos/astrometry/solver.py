@@ -16,8 +16,10 @@ Algorithm (all steps vectorised numpy/scipy; a few hundred ms per field with a g
    false-alarm probability, multiplied by the number of hypotheses tried (Bonferroni), must be
    below ``10**log10_false_alarm`` (default 1e-9), with at least ``min_matches`` stars.
 4. **Fit**: iterative TAN + SIP least squares (:mod:`.fit`), weighted by the centroid errors,
-   with re-matching at a radius that shrinks with the residuals, sigma clipping
-   (``clip_sigma``) and the plate model chosen by the leave-one-out (held-out) residual among
+   with re-matching at a radius that shrinks with the residuals, sigma clipping on the
+   leave-one-out residuals (``clip_sigma``; a flexible plate would hide an outlier by bending to
+   it) and the plate model with the fewest parameters whose leave-one-out (held-out) error is
+   within one standard error of the smallest (one-standard-error rule), among
    polynomial orders 1..``max_order`` and orders 1-2 plus a radial cubic (a refractor's
    distortion, affordable with 10-20 stars), capped by the star count and by how much of the
    frame the stars cover. The final fit uses a catalog cone centred on the solved field and
@@ -514,8 +516,8 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
 
 
 def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, w=None) -> PlateFit:
-    """The plate model with the smallest leave-one-out error (PRESS) among polynomial orders
-    1..top and, if ``radial`` (final stage), orders 1 and 2 plus a radial cubic (one parameter:
+    """The plate model chosen on the leave-one-out error (:func:`_parsimonious`) among polynomial
+    orders 1..top and, if ``radial`` (final stage), orders 1 and 2 plus a radial cubic (one parameter:
     refractor distortion, which sparse fields cannot afford as a full order-3 polynomial) and a
     linear plate on a known distortion (``SolveConfig.distortion``)."""
     fits = []
