@@ -65,9 +65,7 @@ def _errors_px(frame, truth, sol, n=300):
     return np.hypot(xt - x, yt - y)
 
 
-@pytest.mark.parametrize("station", ["iran", "pakistan", pytest.param("peru", marks=pytest.mark.xfail(
-    reason="plate RMS 0.163 px vs the 0.1 px bar with the crowded-field detector merged last: issue 4 open",
-    strict=False))])
+@pytest.mark.parametrize("station", ["iran", "pakistan", "peru"])
 def test_sidereal_frame_solves_against_simulator_truth(station):
     st = load_station(station)
     geo = tles.designed_geo(90001, T0, st.lon_deg + 5.0)

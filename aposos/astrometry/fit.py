@@ -60,7 +60,14 @@ class PlateFit:
         Pixel offsets are divided by this before the polynomial (conditioning).
     cov_unit : ndarray (p, p)
         ``(A^T W A)^-1`` of the stacked (xi rows, eta rows) normalised design matrix ``A`` with
-        parameters ``[c_xi, c_eta, k]``; times ``sigma2_deg2`` it is their covariance.
+        parameters ``[c_xi, c_eta, k]``; times ``sigma2_deg2`` it is their covariance if the
+        weights are right.
+    cov_deg2 : ndarray (p, p)
+        Their covariance (deg^2) that does not trust the weights: the sandwich
+        ``B (A^T W diag(e^2) W A) B``, ``B = (A^T W A)^-1``, with the leave-one-out residuals
+        ``e`` (HC3, MacKinnon & White 1985). Detected centroids of trails and blends are often
+        several times worse than their quoted errors; the plate's quoted error then follows the
+        real scatter of the stars, not the claimed one.
     sigma2_deg2 : float
         Residual variance per axis (deg^2), from the fit residuals and degrees of freedom.
     resid_xi_deg, resid_eta_deg : ndarray
@@ -73,6 +80,12 @@ class PlateFit:
         Radial coefficient in normalised pixels (0 if not radial).
     press_deg2 : float
         Leave-one-out mean squared residual per axis (deg^2).
+    loo_xi_deg, loo_eta_deg : ndarray
+        Leave-one-out (deleted) residuals of each star: catalog minus the model fitted without
+        it. Unlike the fit residuals they expose an outlier that a flexible model absorbs.
+    loo_w_deg2 : ndarray
+        Each star's weighted squared leave-one-out residual per axis (deg^2); their mean is
+        ``press_deg2``.
     """
 
     wcs: WCS
@@ -90,6 +103,10 @@ class PlateFit:
     k_radial: float = 0.0
     press_deg2: float = np.nan
     prior_sip: tuple | None = None
+    loo_xi_deg: np.ndarray | None = None
+    loo_eta_deg: np.ndarray | None = None
+    loo_w_deg2: np.ndarray | None = None
+    cov_deg2: np.ndarray | None = None
 
     def with_inverse(self) -> "PlateFit":
         """The same fit with the inverse SIP polynomials (AP, BP) in its WCS (for FITS export)."""
@@ -139,8 +156,9 @@ class PlateFit:
         u, v = u / self.norm_px, v / self.norm_px
         a_xi, a_eta = _stacked_rows(design_matrix(u, v, self.order), u, v, self.cd * self.norm_px
                                     if self.radial else None)
-        var = sum(np.einsum("...i,ij,...j->...", a, self.cov_unit, a) for a in (a_xi, a_eta)) / 2.0
-        return np.sqrt(np.maximum(var * self.sigma2_deg2, 0.0))
+        cov = self.cov_unit * self.sigma2_deg2 if self.cov_deg2 is None else self.cov_deg2
+        var = sum(np.einsum("...i,ij,...j->...", a, cov, a) for a in (a_xi, a_eta)) / 2.0
+        return np.sqrt(np.maximum(var, 0.0))
 
 
 def _stacked_rows(phi, u, v, cd_n):
@@ -224,17 +242,22 @@ def fit_tan_sip(x, y, ra_deg, dec_deg, order: int, crpix0, crval, *, radial: boo
     cov1 = np.linalg.pinv(a.T @ a)
     h_xi = np.einsum("ij,jk,ik->i", a_xi, cov1, a_xi) * w
     h_eta = np.einsum("ij,jk,ik->i", a_eta, cov1, a_eta) * w
-    loo = rx ** 2 / np.maximum(1 - h_xi, 1e-6) ** 2 + ry ** 2 / np.maximum(1 - h_eta, 1e-6) ** 2
-    press = float(np.mean(w * loo) / 2.0)
+    loo_xi, loo_eta = rx / np.maximum(1 - h_xi, 1e-6), ry / np.maximum(1 - h_eta, 1e-6)
+    loo_w = w * (loo_xi ** 2 + loo_eta ** 2) / 2.0
+    press = float(np.mean(loo_w))
     # covariance including the constant terms (the tangent point's own uncertainty)
     f_xi, f_eta = _stacked_rows(phi, u, v, cd_n)
     full = np.concatenate([f_xi * sw[:, None], f_eta * sw[:, None]])
     cov_unit = np.linalg.pinv(full.T @ full)
+    e_loo = np.concatenate([sw * loo_xi, sw * loo_eta])  # whitened, one per row of ``full``
+    meat = (full * e_loo[:, None] ** 2).T @ full
+    cov_hc = cov_unit @ meat @ cov_unit
     wcs, cd = _wcs_from_coefficients(coef, order, norm, crpix0, (ra0, dec0), k_radial=k, inverse=inverse,
                                      prior_sip=prior_sip)
     return PlateFit(prior_sip=prior_sip, wcs=wcs, order=order, crpix0=tuple(crpix0), crval=(ra0, dec0), norm_px=norm,
                     cov_unit=cov_unit, sigma2_deg2=sigma2, resid_xi_deg=rx, resid_eta_deg=ry, cd=cd, coef=coef,
-                    radial=cd_n is not None, k_radial=float(k), press_deg2=press)
+                    radial=cd_n is not None, k_radial=float(k), press_deg2=press, loo_xi_deg=loo_xi,
+                    loo_eta_deg=loo_eta, loo_w_deg2=loo_w, cov_deg2=cov_hc)
 
 
 def _wcs_from_coefficients(coef, order, norm, crpix0, crval, k_radial=0.0, inverse=True, prior_sip=None):

@@ -149,7 +149,8 @@ def _star_trails(sources, solution, kind, meta=None, data=None) -> np.ndarray:
         # a trail if most of the light fits the trail templates, or if the moments already say
         # so and the pixels do not clearly say point (or the source is too faint to tell)
         test = np.flatnonzero(~is_streak | (~like & (length <= 3.0 * model.length_px + 3.0)))
-        frac = trails.trail_fraction(data, _col(sources, "x")[test], _col(sources, "y")[test], model)
+        frac = trails.trail_fraction(data, _col(sources, "x")[test], _col(sources, "y")[test], model,
+                                     saturation_adu=getattr(meta, "saturation_adu", None))
         faint = _col(sources, "snr")[test] < 10.0  # too faint for the pixel test to overrule the moments
         like[test] = np.where(np.isfinite(frac), (frac > 0.5) | (like[test] & ((frac > 0.25) | faint)), like[test])
     return like

@@ -16,8 +16,10 @@ Algorithm (all steps vectorised numpy/scipy; a few hundred ms per field with a g
    false-alarm probability, multiplied by the number of hypotheses tried (Bonferroni), must be
    below ``10**log10_false_alarm`` (default 1e-9), with at least ``min_matches`` stars.
 4. **Fit**: iterative TAN + SIP least squares (:mod:`.fit`), weighted by the centroid errors,
-   with re-matching at a radius that shrinks with the residuals, sigma clipping
-   (``clip_sigma``) and the plate model chosen by the leave-one-out (held-out) residual among
+   with re-matching at a radius that shrinks with the residuals, sigma clipping on the
+   leave-one-out residuals (``clip_sigma``; a flexible plate would hide an outlier by bending to
+   it) and the plate model with the fewest parameters whose leave-one-out (held-out) error is
+   within one standard error of the smallest (one-standard-error rule), among
    polynomial orders 1..``max_order`` and orders 1-2 plus a radial cubic (a refractor's
    distortion, affordable with 10-20 stars), capped by the star count and by how much of the
    frame the stars cover. The final fit uses a catalog cone centred on the solved field and
@@ -60,6 +62,8 @@ from .tangent import deproject, project, separation_deg
 
 #: star residuals (px) below this are never clipped as outliers
 CLIP_FLOOR_PX = 0.3
+#: frames with this many matched stars fit their own distortion, never a lent one (``distortion=``)
+PRIOR_MAX_STARS = 25
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,8 @@ class SolveConfig:
         :class:`.distortion.DistortionCache`, which supplies the best one seen so far for the
         frame's camera setup and keeps this frame's if it is better. Adds the
         candidate model "that distortion + a linear plate" (6 parameters), which sparse fields
-        (10-20 stars) can afford; the held-out residuals still choose.
+        (10-20 stars) can afford; the held-out residuals still choose. Frames with
+        ``PRIOR_MAX_STARS`` (25) matched stars or more always fit their own distortion.
     fallback : 'astrometry.net' to try its blind solver (if installed, see :mod:`.anet`) when
         everything else failed; its WCS is re-verified and refitted here.
     """
@@ -495,13 +500,12 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
         return None
     # final sigma clip on the residual norm in units of each star's centroid error
     for _ in range(5):
-        r_px = _resid_px(fit)
+        # leave-one-out residuals: a star is judged by the plate fitted without it (a flexible
+        # plate bends to an outlier, most at the frame edge); residuals under CLIP_FLOOR_PX are
+        # never outliers (catalog and centroid systematics reach that)
+        r_px = _loo_px(fit)
         z = r_px * np.sqrt(fld.weights[j])
-        # robust sigma, corrected for the degrees of freedom the plate took (a 12-term plate on
-        # 9 stars leaves residuals far below the centroid errors); residuals under
-        # CLIP_FLOOR_PX are never outliers (catalog and centroid systematics reach that)
-        dof_factor = 2.0 * len(j) / max(2.0 * len(j) - fit.n_params, 1.0)
-        sig = np.sqrt(np.median(z ** 2) / 1.386 * dof_factor)
+        sig = np.sqrt(np.median(z ** 2) / 1.386)
         keep = (z <= max(cfg.clip_sigma * sig, 1e-6)) | (r_px <= CLIP_FLOOR_PX)
         if keep.all() or keep.sum() < 4:
             break
@@ -515,28 +519,56 @@ def _refine(ref, fld: _Field, crval, pairs, cfg: SolveConfig, final: bool):
 
 
 def _best_order(xy, ra, dec, fld: _Field, crval, top: int, radial: bool = True, w=None) -> PlateFit:
-    """The plate model with the smallest leave-one-out error (PRESS) among polynomial orders
-    1..top and, if ``radial`` (final stage), orders 1 and 2 plus a radial cubic (one parameter:
+    """The plate model chosen on the leave-one-out error (:func:`_parsimonious`) among polynomial
+    orders 1..top and, if ``radial`` (final stage), orders 1 and 2 plus a radial cubic (one parameter:
     refractor distortion, which sparse fields cannot afford as a full order-3 polynomial) and a
     linear plate on a known distortion (``SolveConfig.distortion``)."""
-    best = None
+    fits = []
     for order in range(1, max(top, 1) + 1):
         for rad in ((False, True) if radial and order <= 2 else (False,)):
             if len(xy) < n_terms(order) + 3 + rad:
                 continue
-            f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w)
-            if best is None or f.press() < best.press():
-                best = f
-    if radial and fld.prior_sip is not None and len(xy) >= n_terms(1) + 3:  # known distortion + linear plate
+            fits.append(fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, order, fld.centre_px, crval, radial=rad, weights=w))
+    best = _parsimonious(fits)
+    if radial and fld.prior_sip is not None and n_terms(1) + 3 <= len(xy) < PRIOR_MAX_STARS:
+        # known distortion + linear plate, for sparse frames only, and it must beat every model
+        # of the frame's own: which frame lent the distortion depends on the processing order
+        # (serial or parallel), a frame's own plate does not
         f = fit_tan_sip(xy[:, 0], xy[:, 1], ra, dec, 1, fld.centre_px, crval, weights=w, prior_sip=fld.prior_sip)
-        if best is None or f.press() < best.press():
+        if best is None or f.press() < min(g.press() for g in fits):
             best = f
+    return best
+
+
+def _parsimonious(fits: list) -> PlateFit | None:
+    """The plate with the fewest parameters whose held-out error (PRESS) is not significantly
+    above the smallest one: the one-standard-error rule of cross-validation, on the per-star
+    differences of the leave-one-out squared residuals (paired: same stars). Plain "smallest
+    PRESS" picks a 12- or 30-term polynomial on the noise of a few stars, which then
+    extrapolates badly into the corners."""
+    if not fits:
+        return None
+    best = min(fits, key=lambda f: f.press())
+    n = best.n
+    for f in sorted(fits, key=lambda f: f.n_params):
+        if f is best:
+            return f
+        d = f.loo_w_deg2 - best.loo_w_deg2
+        # the tolerance settles near-identical plates (rounding differs between BLAS builds and
+        # thread counts) always the same way: the simpler one
+        if np.mean(d) <= np.std(d, ddof=1) / np.sqrt(n) + 1e-9 * best.press():
+            return f
     return best
 
 
 def _resid_px(fit: PlateFit) -> np.ndarray:
     """Residual norm (px) of the fitted stars, through the inverse of CD (local pixel units)."""
     return np.hypot(*np.linalg.solve(fit.cd, np.stack([fit.resid_xi_deg, fit.resid_eta_deg])))
+
+
+def _loo_px(fit: PlateFit) -> np.ndarray:
+    """Leave-one-out residual norm (px) of the fitted stars (each against the plate without it)."""
+    return np.hypot(*np.linalg.solve(fit.cd, np.stack([fit.loo_xi_deg, fit.loo_eta_deg])))
 
 
 class _Attempt:

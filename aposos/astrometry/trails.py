@@ -32,6 +32,8 @@ from . import flags as flagbits
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 #: error (px, per axis) given to a star position recovered from the inner end of a cut trail
 RECOVERED_SIGMA_PX = 0.5
+#: :func:`trail_fraction` fits the pixels where a template exceeds this fraction of its peak
+SUPPORT_FRACTION = 0.02
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ def star_view(sources: Table, model: TrailModel | None, shape) -> Table:
     return out
 
 
-def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: float | None = None) -> np.ndarray:
+def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: float | None = None,
+                   saturation_adu: float | None = None) -> np.ndarray:
     """Pixel test, per source at (x, y): share of its light taken by a star trail rather than a point.
 
     A stamp around each source is fitted by least squares with pixel-integrated templates
@@ -237,7 +240,10 @@ def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: fl
     0 for a point; NaN where not computed. Unlike second moments this holds
     in crowded fields, where blends and saturation bend the moments of most sources. False for
     all when ``model`` is None or the trail is shorter than one FWHM (then stars and targets
-    look alike). ``fwhm_px`` defaults to ``2.355 * model.sigma_px``.
+    look alike). ``fwhm_px`` defaults to ``2.355 * model.sigma_px``. Only pixels where a template
+    has light enter the fit (a bright neighbour elsewhere in the stamp would pull the
+    amplitudes), and pixels at or above ``saturation_adu`` are left out (a clipped core is no
+    PSF).
     """
     from ..simulate.render import add_points, add_streaks
 
@@ -258,6 +264,8 @@ def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: fl
             continue
         stamp = np.asarray(data[ya:yb, xa:xb], float)
         good = np.isfinite(stamp)
+        if saturation_adu:
+            good &= stamp < saturation_adu
         if good.sum() < 9:
             continue
         cx, cy = x[k] - xa, y[k] - ya
@@ -266,15 +274,21 @@ def trail_fraction(data: np.ndarray, x, y, model: TrailModel | None, fwhm_px: fl
         halves = [np.zeros(stamp.shape), np.zeros(stamp.shape)]
         for sgn, half in zip((1.0, -1.0), halves):
             add_streaks(half, [cx], [cy], [cx + sgn * u[0]], [cy + sgn * u[1]], [0.5], fwhm)
-        f = np.clip(_joint_fluxes(stamp[good], point[good], halves[0][good], halves[1][good]), 0.0, None)
+        good &= np.any([t > SUPPORT_FRACTION * t.max() for t in (point, *halves)], axis=0)
+        if good.sum() < 9:
+            continue
+        f = _joint_fluxes(stamp[good], point[good], halves[0][good], halves[1][good])
         total = f.sum()
         out[k] = (f[1] + f[2]) / total if total > 0 else np.nan
     return out
 
 
 def _joint_fluxes(d: np.ndarray, *templates: np.ndarray) -> np.ndarray:
-    """Least-squares amplitudes of d ~ sum_i f_i * template_i + constant: light off the
-    templates (a neighbour beside the trail line) goes to none of them."""
-    a = np.stack([*templates, np.ones_like(d)], -1)
-    coef, *_ = np.linalg.lstsq(a, d, rcond=None)
-    return coef[:-1]
+    """Non-negative least-squares amplitudes of d ~ sum_i f_i * template_i + constant (the
+    constant of either sign): light off the templates (a neighbour beside the trail line) goes
+    to none of them, and no template takes a negative flux to cancel another."""
+    from scipy.optimize import nnls
+
+    one = np.ones_like(d)
+    coef, _ = nnls(np.stack([*templates, one, -one], -1), d)
+    return coef[:-2]
