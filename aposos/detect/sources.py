@@ -315,7 +315,8 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
              for i in np.flatnonzero(cand)]
     # a blended component that dips between its peaks is a star pair or chain, not a streak
     # (a streak merged with stars is still seeded from its ridge, below)
-    lines = [ln for ln in lines if col("npeaks")[ln.members[0]] <= 1
+    # (sidereal frames: in rate-tracked ones blended components are mostly crossing star trails)
+    lines = [ln for ln in lines if mode != "sidereal" or col("npeaks")[ln.members[0]] <= 1
              or _flat_profile(p.sig, ln.xc, ln.yc, ln.phi, ln.length, max_length_px=np.inf)]
     if mode == "sidereal":  # streaks merged with stars (crowded fields): seeds on ridges of S
         blended = np.flatnonzero(keep & (col("npeaks") > 1))
@@ -396,7 +397,9 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     pts, x, y, xe, ye, f, fe = points_of(pts)
     # 3. refit streaks with the bright stars on them masked, then join collinear streaks
     streaks = _refit_masked(streaks, x, y, f, p, bkg.global_rms, fit_and_accept)
-    streaks = _join_fitted(streaks, cfg, p, bkg.global_rms, fit_and_accept, x, y, f)
+    trail = _star_trail_shape([row for _, row, _ in streaks], cfg, mode)
+    streaks = _join_fitted(streaks, cfg, p, bkg.global_rms, fit_and_accept, x, y, f,
+                           lambda row: trail is not None and _is_star_trail(row, *trail))
     streaks = _without_pieces(streaks, p.sigma)
     rows = [row for _, row, _ in streaks]
     _flag_star_trails(rows, cfg, mode)
@@ -661,12 +664,20 @@ def _refit_masked(streaks, x, y, f, p, rms, fit_and_accept):
     return out
 
 
-def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f):
-    """Join fitted streaks that are collinear pieces of one (gap up to merge_gap + half length)."""
+def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f, complete=lambda row: False):
+    """Join fitted streaks that are collinear pieces of one (gap up to merge_gap + half length).
+
+    Two streaks that are each ``complete`` (rate mode: whole star trails) are not joined, and a
+    pair whose joint fit was refused is not tried again.
+    """
     sigma = p.sigma
+    refused = set()
     i = 0
     while i < len(streaks):
         for j in range(i + 1, len(streaks)):
+            pair = (id(streaks[i]), id(streaks[j]))
+            if pair in refused or (complete(streaks[i][1]) and complete(streaks[j][1])):
+                continue
             gi, gj = (_line_of(s) for s in (streaks[i], streaks[j]))
             gap = cfg["merge_gap_px"] + 0.5 * min(gi.length, gj.length)
             groups = join_pieces([gi, gj], max_gap_px=gap, max_offset_px=2 * sigma + 1.5,
@@ -675,6 +686,7 @@ def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f):
                 continue
             res = fit_and_accept(groups[0], None)
             if res is None:
+                refused.add(pair)
                 continue
             avoid = _bright_on(res[0], x, y, f, sigma)
             if len(avoid):
@@ -864,22 +876,34 @@ def _on_streaks(x, y, flux, bands, sigma):
     return out
 
 
-def _flag_star_trails(rows, cfg, mode):
-    """Rate mode: flag streaks with the expected (or, if not given, the typical) star trail."""
+def _star_trail_shape(rows, cfg, mode):
+    """Rate mode: (angle deg, length px) of star trails, as configured or else the typical
+    (median) streak's; None in sidereal mode or with fewer than three streaks to go by."""
     if mode != "rate" or not rows:
-        return
+        return None
     ang, length = cfg["star_angle_deg"], cfg["star_length_px"]
     if ang is None or length is None:
         if len(rows) < 3:
-            return
+            return None
         angles = np.radians([r["angle_deg"] for r in rows])
         ang = math.degrees(0.5 * math.atan2(np.median(np.sin(2 * angles)), np.median(np.cos(2 * angles))))
         length = float(np.median([r["length_px"] for r in rows]))
-    for r in rows:
-        d = (r["angle_deg"] - ang) % 180.0
-        d = min(d, 180.0 - d)
-        tol = max(3.0, math.degrees(math.atan2(2.0, max(length, 1.0))))
-        if d <= tol and (abs(r["length_px"] - length) <= 0.2 * length + 3.0 or r["flags"] & EDGE):
+    return ang, length
+
+
+def _is_star_trail(row, ang, length) -> bool:
+    """True if a streak row has the star trails' angle and length (or is cut by the edge)."""
+    d = (row["angle_deg"] - ang) % 180.0
+    d = min(d, 180.0 - d)
+    tol = max(3.0, math.degrees(math.atan2(2.0, max(length, 1.0))))
+    return d <= tol and (abs(row["length_px"] - length) <= 0.2 * length + 3.0 or bool(row["flags"] & EDGE))
+
+
+def _flag_star_trails(rows, cfg, mode):
+    """Rate mode: flag streaks with the expected (or, if not given, the typical) star trail."""
+    trail = _star_trail_shape(rows, cfg, mode)
+    for r in rows if trail is not None else ():
+        if _is_star_trail(r, *trail):
             r["flags"] |= STAR_TRAIL
 
 
