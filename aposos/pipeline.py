@@ -251,7 +251,8 @@ def night_calibration(scan: Table, station) -> Calibration:
     from .ingest import master_bias, master_dark, master_flat
 
     ok = scan[scan["status"] == "ok"]
-    paths = {kind: list(ok["path"][ok["image_type"] == kind]) for kind in ("bias", "dark", "flat")}
+    paths = {kind: [p for p in ok["path"][ok["image_type"] == kind] if _pixels_readable(p, station)]
+             for kind in ("bias", "dark", "flat")}
     cal = Calibration()
     if len(paths["bias"]) >= 3:
         cal.bias = master_bias(paths["bias"], station=station)
@@ -260,6 +261,18 @@ def night_calibration(scan: Table, station) -> Calibration:
     if len(paths["flat"]) >= 3:
         cal.flat = master_flat(paths["flat"], bias=cal.bias, dark=cal.dark, station=station)
     return cal
+
+
+def _pixels_readable(path, station) -> bool:
+    """True if a calibration frame's pixels read (the night scan reads headers only)."""
+    from .ingest import read_meta
+
+    try:
+        read_meta(path, station)
+    except AposError as exc:
+        log.warning("calibration frame left out: %s", exc)
+        return False
+    return True
 
 
 def config_hash(**settings) -> str:
@@ -279,7 +292,7 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
 
     t_run = time.perf_counter()
     st = load_station(station)
-    scan = scan_night(night_dir, st.name)
+    scan = scan_night(night_dir, st.name, pixels=False)  # workers read and check the pixels
     summary = NightSummary(station=st.name)
     science = [r for r in scan if r["status"] != "ok" or r["image_type"] == "science"]
     summary.frames_total = len(science)

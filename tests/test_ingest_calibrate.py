@@ -8,7 +8,7 @@ import pytest
 from astropy.time import Time, TimeDelta
 
 from aposos import AposError
-from aposos.ingest import calibrate, master_bias, master_dark, master_flat, scan_night, write_frame
+from aposos.ingest import calibrate, master_bias, master_dark, master_flat, read_meta, scan_night, write_frame
 from aposos.model import Frame, FrameMeta
 
 SHAPE = (30, 40)
@@ -211,6 +211,14 @@ def test_scan_night_lists_good_bad_and_skips_other_files(tmp_path, truth):
     assert table["reason"][3].startswith(str(not_fits)) and "not a FITS file" in table["reason"][3]
     assert table["reason"][4].startswith(str(truncated)) and "truncated" in table["reason"][4]
     assert list(table["reason"][:3]) == ["", "", ""]
+    # headers only (the batch's scan): the same metadata (astropy sees the truncation already)
+    quick = scan_night(night, pixels=False)
+    assert list(quick["status"]) == list(table["status"])
+    for col in ("station", "image_type", "exposure_s"):
+        assert list(quick[col][:3]) == list(table[col][:3])
+    assert (quick["t_start"][:3] - table["t_start"][:3]).to_value("s").tolist() == [0.0, 0.0, 0.0]
+    for path in (good_iran, good_peru, good_generic):
+        assert read_meta(path, pixels=False) == read_meta(path)
 
 
 def test_scan_night_with_a_station_forces_it(tmp_path, truth):

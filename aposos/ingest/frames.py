@@ -62,8 +62,11 @@ def dialect_of(station: Station):
 
 
 # --- FITS file ---------------------------------------------------------------------------
-def _open_image(path: Path) -> tuple[fits.Header, np.ndarray, int]:
-    """(merged header, raw data array, HDU index) of the first image HDU with data."""
+def _open_image(path: Path, pixels: bool = True) -> tuple[fits.Header, np.ndarray, int]:
+    """(merged header, raw data array, HDU index) of the first image HDU with data.
+
+    ``pixels=False``: the headers only (no decompression); the array is then empty, of the
+    dtype the pixels would have."""
     if not path.exists():
         raise AposError("file not found", path=path)
     if path.is_dir():
@@ -80,7 +83,7 @@ def _open_image(path: Path) -> tuple[fits.Header, np.ndarray, int]:
         try:
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
                 index = _first_image(hdul, path)
-                data = np.asarray(hdul[index].data)
+                data = np.asarray(hdul[index].data) if pixels else np.empty(0, _pixel_dtype(hdul[index].header))
                 header = _merged_header(hdul[0].header, hdul[index].header if index else None)
         except AposError:
             raise
@@ -96,6 +99,20 @@ def _open_image(path: Path) -> tuple[fits.Header, np.ndarray, int]:
     if truncated:
         raise AposError(f"truncated FITS file: {truncated}", path=path)
     return header, data, index
+
+
+def _pixel_dtype(header) -> np.dtype:
+    """dtype astropy gives the pixels of an image HDU (BITPIX, with BZERO for unsigned and
+    BSCALE for scaled integers)."""
+    bitpix = header["BITPIX"]
+    if bitpix < 0:
+        return np.dtype(np.float32 if bitpix == -32 else np.float64)
+    if header.get("BSCALE", 1) != 1:
+        return np.dtype(np.float32)
+    signed = np.dtype(f"int{bitpix}") if bitpix > 8 else np.dtype(np.uint8)
+    if bitpix > 8 and header.get("BZERO", 0) == 2 ** (bitpix - 1):
+        return np.dtype(f"uint{bitpix}")
+    return signed
 
 
 def _block_note(path: Path) -> str:
@@ -163,8 +180,8 @@ def _pixels(raw: np.ndarray, path, index: int) -> tuple[np.ndarray, np.ndarray |
     return data, mask
 
 
-def _saturation_of(raw: np.ndarray) -> float:
-    return float(np.iinfo(raw.dtype).max) if np.issubdtype(raw.dtype, np.integer) else float("nan")
+def _saturation_of(dtype) -> float:
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else float("nan")
 
 
 def read_frame(path, station=None) -> Frame:
@@ -186,6 +203,12 @@ def read_frame(path, station=None) -> Frame:
     """
     path = Path(path)
     header, raw, index = _open_image(path)
+    data, mask = _pixels(raw, path, index)
+    return Frame(data=data, meta=_meta(path, header, raw.dtype, station), mask=mask, header=header)
+
+
+def _meta(path: Path, header, dtype, station) -> FrameMeta:
+    """The normalised metadata of a frame from its (merged) header and the pixels' dtype."""
     cards = Cards(header, path)
     if station is not None:
         config = _station(station, path)
@@ -196,17 +219,16 @@ def read_frame(path, station=None) -> Frame:
             raise cards.error("TELESCOP", f"{written!r} is not station {config.name!r} (expects {config.header['telescop']!r})")
     else:
         config = recognise_station(header)
-    data, mask = _pixels(raw, path, index)
     if config is None:
-        fields = _read_generic(cards, raw)
+        fields = _read_generic(cards, dtype)
     else:
         fields = dialect_of(config).read(cards, config)
-    return Frame(data=data, meta=FrameMeta(path=os.fspath(path), **fields), mask=mask, header=header)
+    return FrameMeta(path=os.fspath(path), **fields)
 
 
-def _read_generic(cards: Cards, raw: np.ndarray) -> dict:
+def _read_generic(cards: Cards, dtype) -> dict:
     try:
-        return generic.read(cards, saturation_default=_saturation_of(raw))
+        return generic.read(cards, saturation_default=_saturation_of(dtype))
     except AposError as exc:
         telescop = cards.text("TELESCOP")
         if telescop is None:
@@ -215,9 +237,14 @@ def _read_generic(cards: Cards, raw: np.ndarray) -> dict:
         raise AposError(exc.problem + note, path=exc.path, key=exc.key) from None
 
 
-def read_meta(path, station=None) -> FrameMeta:
-    """Only the metadata of a frame (still checks the pixels)."""
-    return read_frame(path, station).meta
+def read_meta(path, station=None, *, pixels: bool = True) -> FrameMeta:
+    """Only the metadata of a frame; ``pixels=False`` reads the headers alone (no pixel
+    checks: a truncated file then fails only when its pixels are read)."""
+    if pixels:
+        return read_frame(path, station).meta
+    path = Path(path)
+    header, raw, _ = _open_image(path, pixels=False)
+    return _meta(path, header, raw.dtype, station)
 
 
 # --- writing -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from astropy.table import Table
 from astropy.time import Time
 
 from ..errors import AposError
-from .frames import read_frame
+from .frames import read_meta
 
 #: file name endings taken as FITS (case-insensitive)
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fit.fz", ".fz", ".fits.gz", ".fit.gz")
@@ -24,8 +24,11 @@ def fits_files(folder) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES))
 
 
-def scan_night(folder, station=None) -> Table:
+def scan_night(folder, station=None, *, pixels: bool = True) -> Table:
     """Read every FITS file of ``folder``; one row per file, failures recorded with their reason.
+
+    ``pixels=False`` reads the headers only (the batch: its workers read and check the pixels
+    of each science frame anyway, so a truncated file fails there, with its reason).
 
     Columns: ``path`` (str), ``station`` (str, '' if generic or failed), ``image_type`` (str,
     '' if failed), ``t_start`` (UTC Time, masked if failed), ``exposure_s`` (float, NaN if
@@ -35,7 +38,7 @@ def scan_night(folder, station=None) -> Table:
     rows = []
     for path in fits_files(folder):
         try:
-            meta = read_frame(path, station).meta
+            meta = read_meta(path, station, pixels=pixels)
         except AposError as exc:
             rows.append((os.fspath(path), "", "", None, np.nan, "failed", str(exc)))
         except MemoryError:
