@@ -485,8 +485,11 @@ def _static(anchors, cfg) -> np.ndarray:
         return np.zeros(0, bool)
     unit = np.array([a.unit for a in anchors])
     frame = np.array([a.frame for a in anchors])
-    near = cKDTree(unit).query_ball_point(unit, cfg.static_radius_arcsec / ARCSEC_PER_RAD)
-    return np.array([len(set(frame[n]) - {frame[i]}) >= cfg.static_min_frames for i, n in enumerate(near)])
+    pairs = cKDTree(unit).query_pairs(cfg.static_radius_arcsec / ARCSEC_PER_RAD, output_type="ndarray")
+    i, j = np.concatenate([pairs, pairs[:, ::-1]]).T  # both directions
+    other = frame[i] != frame[j]
+    seen = np.unique(np.stack([i[other], frame[j[other]]]), axis=1)  # (anchor, other frame) once
+    return np.bincount(seen[0], minlength=len(anchors)) >= cfg.static_min_frames
 
 
 def _rates_agree(streak_velocity, velocity, tol):
@@ -591,8 +594,7 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
     t0 = Time(obs["time"]).min()
     anchors, n_frames, unit_all, t_all, frame_index = _anchors(obs, t0, cfg)
     static = _static(anchors, cfg)
-    for a, s in zip(anchors, static):
-        out["static"][a.index] = s
+    out["static"][np.array([a.index for a in anchors], dtype=np.int64)] = static
     moving: dict[int, list[_Anchor]] = {}
     for a, s in zip(anchors, static):
         if not s:

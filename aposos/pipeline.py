@@ -18,6 +18,7 @@ code of ``aposos reduce`` says whether anything failed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -153,23 +154,39 @@ def _map_local(fn, items):
         yield fn(item)
 
 
-def _one_numba_thread():
-    """Worker initialiser: frames in parallel, each kernel on one thread (no oversubscription)."""
+def _warm_worker():
+    """Worker initialiser: numba kernels on one thread (frames are the parallel unit: no
+    oversubscription), and the imports and compiled kernels loaded before the first frame."""
     import numba
 
     numba.set_num_threads(1)
+    from .astrometry import solve  # noqa: F401
+    from .detect import detect
+
+    detect(np.random.default_rng(0).normal(100.0, 5.0, (64, 64)).astype(np.float32))
 
 
-def _map_processes(fn, items, workers):
-    """Worker processes started with 'spawn': numba's OpenMP threading layer forbids fork()."""
+def _worker_pool(workers):
+    """A process pool whose workers start (and warm up) at once, while the caller goes on.
+
+    Processes are started with 'spawn': numba's OpenMP threading layer forbids fork().
+    """
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_one_numba_thread) as pool:
-        futures = [pool.submit(fn, item) for item in items]
-        for fut in as_completed(futures):
-            yield fut.result()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_warm_worker)
+    pool.submit(int)  # starts every worker now
+    return pool
+
+
+def _map_processes(fn, items, pool):
+    """Results of ``fn`` over ``items`` in the pool's worker processes, as they complete."""
+    from concurrent.futures import as_completed
+
+    futures = [pool.submit(fn, item) for item in items]
+    for fut in as_completed(futures):
+        yield fut.result()
 
 
 def _map_dask(fn, items, scheduler):
@@ -287,11 +304,21 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
     ``progress``: optional callable ``progress(done, total, result)`` after each frame.
     """
     from .config import load_station
-    from .db import FrameRecord, Store
-    from .ingest import scan_night
 
     t_run = time.perf_counter()
     st = load_station(station)
+    # worker processes start and warm up while the night is scanned
+    pool = _worker_pool(workers) if dask_scheduler is None and workers > 1 else None
+    with pool or contextlib.nullcontext():
+        return _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, dask_scheduler,
+                             progress, detect_config, solve_config)
+
+
+def _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, dask_scheduler, progress,
+                  detect_config, solve_config) -> NightSummary:
+    from .db import FrameRecord, Store
+    from .ingest import scan_night
+
     scan = scan_night(night_dir, st.name, pixels=False)  # workers read and check the pixels
     summary = NightSummary(station=st.name)
     science = [r for r in scan if r["status"] != "ok" or r["image_type"] == "science"]
@@ -309,8 +336,8 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
         task = _FrameTask(st.name, cal, detect_config, solve_config)
         if dask_scheduler is not None:
             results = _map_dask(task, todo, dask_scheduler)
-        elif workers > 1:
-            results = _map_processes(task, todo, workers)
+        elif pool is not None:
+            results = _map_processes(task, todo, pool)
         else:
             results = _map_local(task, todo)
         fields = []

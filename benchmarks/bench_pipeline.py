@@ -4,8 +4,10 @@ Usage: ``python benchmarks/bench_pipeline.py [--frames N] [--workers W ...]``
 
 Simulates N full-chip frames of the Pakistan camera (2048 x 2048, 3.7 arcsec/px, sidereal,
 a GEO object in a star-rich field), then reduces the same folder into fresh stores with each
-worker count, and prints frames/s and seconds per stage (summed over workers). The issue's
-target is >= 2 frames/s on the 2-core machine.
+worker count, and prints frames/s end to end, the start-up (first frame done), the steady rate
+between the first and the last frame, the night stage (linking, correlation, orbits) and
+seconds per stage (summed over workers). The issue's target is >= 2 frames/s on the 2-core
+machine; start-up and the night stage are paid once a night, so use a night-sized --frames.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def main() -> None:
     from aposos.pipeline import reduce_night
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,12 +48,17 @@ def main() -> None:
         make_night(night, args.frames)
         print(f"simulated {args.frames} frames of 2048x2048 in {time.perf_counter() - t:.1f} s")
         for w in args.workers:
+            stamps = []
             t = time.perf_counter()
-            s = reduce_night(night, "pakistan", Path(tmp) / f"store{w}", workers=w)
+            s = reduce_night(night, "pakistan", Path(tmp) / f"store{w}", workers=w,
+                             progress=lambda done, total, res: stamps.append(time.perf_counter() - t))
             wall = time.perf_counter() - t
             stages = ", ".join(f"{k} {v / max(s.frames_ok + s.frames_failed, 1):.2f}" for k, v in s.stage_s.items())
+            steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else float("nan")
             print(f"workers={w}: {s.frames_ok} ok / {s.frames_failed} failed, {wall:.1f} s wall, "
-                  f"{args.frames / wall:.2f} frames/s; s per frame by stage: {stages}")
+                  f"{args.frames / wall:.2f} frames/s end to end (first frame done after {stamps[0]:.1f} s, "
+                  f"then {steady:.2f} frames/s; night stage {wall - stamps[-1]:.1f} s); "
+                  f"s per frame by stage: {stages}")
 
 
 if __name__ == "__main__":

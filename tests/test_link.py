@@ -324,3 +324,24 @@ def test_leo_points_of_rate_tracked_frames_link_into_one_tracklet_each():
             assert len(tracklets) == 1 and np.all(linked["tracklet"] == tracklets["tracklet"][0])
             n += 1
     assert n >= 8
+
+
+def test_static_flags_equal_a_plain_set_count():
+    """_static (k-d tree pairs, vectorised) against the plain per-anchor count of other frames."""
+    from types import SimpleNamespace
+
+    from scipy.spatial import cKDTree
+
+    from aposos.link import ARCSEC_PER_RAD, LinkConfig, _static
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    ra, dec = rng.uniform(0, 0.05, n), rng.uniform(0, 0.05, n)  # rad: dense enough for neighbours
+    unit = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+    frame = rng.integers(0, 8, n)
+    anchors = [SimpleNamespace(unit=u, frame=int(f)) for u, f in zip(unit, frame)]
+    cfg = LinkConfig(static_radius_arcsec=200.0)
+    near = cKDTree(unit).query_ball_point(unit, cfg.static_radius_arcsec / ARCSEC_PER_RAD)
+    ref = np.array([len(set(frame[k]) - {frame[i]}) >= cfg.static_min_frames for i, k in enumerate(near)])
+    assert 0 < ref.sum() < n  # both kinds present
+    assert np.array_equal(_static(anchors, cfg), ref)
