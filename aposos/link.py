@@ -488,8 +488,9 @@ def _static(anchors, cfg) -> np.ndarray:
     pairs = cKDTree(unit).query_pairs(cfg.static_radius_arcsec / ARCSEC_PER_RAD, output_type="ndarray")
     i, j = np.concatenate([pairs, pairs[:, ::-1]]).T  # both directions
     other = frame[i] != frame[j]
-    seen = np.unique(np.stack([i[other], frame[j[other]]]), axis=1)  # (anchor, other frame) once
-    return np.bincount(seen[0], minlength=len(anchors)) >= cfg.static_min_frames
+    n_frames = int(frame.max()) + 1
+    seen = np.unique(i[other] * n_frames + frame[j[other]])  # each (anchor, other frame) once
+    return np.bincount(seen // n_frames, minlength=len(anchors)) >= cfg.static_min_frames
 
 
 def _rates_agree(streak_velocity, velocity, tol):
