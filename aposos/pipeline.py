@@ -264,32 +264,36 @@ class NightSummary:
 
 
 def night_calibration(scan: Table, station) -> Calibration:
-    """Master bias/dark/flat from the calibration frames listed in a night scan (when present)."""
+    """Master bias/dark/flat from the calibration frames listed in a night scan (when present).
+
+    The scan reads headers only: each calibration frame is read here once, and one whose
+    pixels do not read is left out with a warning."""
     from .ingest import master_bias, master_dark, master_flat
 
     ok = scan[scan["status"] == "ok"]
-    paths = {kind: [p for p in ok["path"][ok["image_type"] == kind] if _pixels_readable(p, station)]
-             for kind in ("bias", "dark", "flat")}
+    frames = {kind: _readable_frames(ok["path"][ok["image_type"] == kind], station)
+              for kind in ("bias", "dark", "flat")}
     cal = Calibration()
-    if len(paths["bias"]) >= 3:
-        cal.bias = master_bias(paths["bias"], station=station)
-    if len(paths["dark"]) >= 3:
-        cal.dark = master_dark(paths["dark"], bias=cal.bias, station=station)
-    if len(paths["flat"]) >= 3:
-        cal.flat = master_flat(paths["flat"], bias=cal.bias, dark=cal.dark, station=station)
+    if len(frames["bias"]) >= 3:
+        cal.bias = master_bias(frames["bias"], station=station)
+    if len(frames["dark"]) >= 3:
+        cal.dark = master_dark(frames["dark"], bias=cal.bias, station=station)
+    if len(frames["flat"]) >= 3:
+        cal.flat = master_flat(frames["flat"], bias=cal.bias, dark=cal.dark, station=station)
     return cal
 
 
-def _pixels_readable(path, station) -> bool:
-    """True if a calibration frame's pixels read (the night scan reads headers only)."""
-    from .ingest import read_meta
+def _readable_frames(paths, station) -> list:
+    """The frames of ``paths`` whose pixels read; the others logged and left out."""
+    from .ingest import read_frame
 
-    try:
-        read_meta(path, station)
-    except AposError as exc:
-        log.warning("calibration frame left out: %s", exc)
-        return False
-    return True
+    frames = []
+    for path in paths:
+        try:
+            frames.append(read_frame(path, station))
+        except AposError as exc:
+            log.warning("calibration frame left out: %s", exc)
+    return frames
 
 
 def config_hash(**settings) -> str:

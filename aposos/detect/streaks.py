@@ -121,12 +121,6 @@ def model_kernel(p, x, y):
 
 
 @njit(cache=True)
-def jacobian_kernel(p, x, y):
-    """Kernel: :func:`streak_jacobian` in one fused loop, (n, 6) float64."""
-    return model_and_jacobian_kernel(p, x, y)[1]
-
-
-@njit(cache=True)
 def model_and_jacobian_kernel(p, x, y):
     """Kernel: :func:`streak_model` and :func:`streak_jacobian` in one fused loop."""
     xc, yc, phi, length, w, flux = p[0], p[1], p[2], p[3], p[4], p[5]
