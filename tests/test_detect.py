@@ -212,6 +212,21 @@ def test_broken_and_edge_crossing_streaks():
     assert np.min(np.hypot(s["x"] - 170, s["y"] - 90)) < 0.5  # the star is still a point
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_streak_through_a_saturated_star(seed):
+    """A streak (SNR 70, 111 px) crossing a saturated star: one component whose S moments are
+    the star's and with a single peak; the streak must still be found, its ends within 1.5 px."""
+    rng = np.random.default_rng(seed)
+    img = render.sky((300, 300), SKY_E)
+    render.add_streaks(img, [60.0], [150.0], [170.0], [134.0], [streak_flux_for_snr(70.0, 111.0)],
+                       FWHM)
+    render.add_points(img, [80.0], [143.0], [3e6], FWHM)
+    s = detect(expose(img, rng))
+    st = s[s["kind"] == "streak"]
+    assert len(st) == 1
+    assert _end_errors(st[0], np.array([60.0, 150.0, 170.0, 134.0])).max() < 1.5
+
+
 def test_rate_mode_star_trails_and_point_target():
     rng = np.random.default_rng(8)
     shape = (512, 512)

@@ -36,6 +36,7 @@ from astropy import units as u
 from astropy.table import Table
 from numba import njit
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from ..errors import AposError
 from .measure import (COL, component_peaks, component_stats, group_runs, shape_from_moments,
@@ -62,6 +63,8 @@ FLAG_NAMES = {SATURATED: "saturated", EDGE: "edge", BLENDED: "blended", SHARP: "
 PSF_PERCENTILE = 90.0   # stars' S moments that a streak candidate must exceed (sidereal)
 PAIR_TEST_MAX_PX = 24.0  # streaks shorter than this must beat a two-star model ...
 PAIR_MARGIN_CHI2 = 25.0  # ... by this much chi^2 (5 sigma)
+PRE_FIT_SNR_FRACTION = 0.6  # short candidates whose S along the line implies an SNR below this
+                            # fraction of streak_min_snr are not fitted (noise, faint pairs)
 
 DEFAULTS = dict(
     thresh=5.0,                 # detection threshold: peak of S (matched-filter sigma)
@@ -149,23 +152,24 @@ def as_image(image) -> np.ndarray:
 
 @njit(cache=True)
 def _max_and_count(image):
-    """Kernel: (finite maximum, number of pixels equal to it)."""
+    """Kernel: (finite maximum, number of pixels equal to it); NaN pixels are skipped.
+
+    Row maxima first (a branch-free loop the compiler vectorises), then the count over the
+    rows that reach the maximum only.
+    """
     ny = image.shape[0]
-    rmax = np.full(ny, -np.inf)
-    rcount = np.zeros(ny, np.int64)
+    rmax = np.empty(ny)
     for y in range(ny):
-        m, c = -np.inf, 0
+        m = -np.inf
         for v in image[y]:
-            if v > m:
-                m, c = v, 1
-            elif v == m:
-                c += 1
-        rmax[y], rcount[y] = m, c
+            m = v if v > m else m
+        rmax[y] = m
     m = rmax.max()
     c = 0
     for y in range(ny):
         if rmax[y] == m:
-            c += rcount[y]
+            for v in image[y]:
+                c += v == m
     return m, c
 
 
@@ -241,7 +245,7 @@ def detect(image, mode: str = "sidereal", **config) -> Table:
     if not bkg.global_rms > 0:
         meta.update(fwhm_px=cfg["fwhm_px"], saturation_adu=None, n_nonfinite=0,
                     note="constant image: no noise, no sources")
-        return _table([], meta)
+        return _table([], {}, meta)
     saturation = saturation_level(img, bkg, cfg["saturation_adu"])
     fwhm = cfg["fwhm_px"] if cfg["fwhm_px"] is not None else cfg["fwhm_guess_px"]
     sig_buffer = np.empty(img.shape, np.float32)
@@ -254,8 +258,8 @@ def detect(image, mode: str = "sidereal", **config) -> Table:
             p.fwhm, p.sigma = est, est / FWHM_PER_SIGMA
     meta.update(fwhm_px=p.fwhm, saturation_adu=None if math.isinf(saturation) else saturation,
                 n_nonfinite=p.n_nonfinite)
-    rows = _objects(img, bkg, p, cfg, mode, saturation)
-    return _table(rows, meta)
+    streaks, points = _objects(img, bkg, p, cfg, mode, saturation)
+    return _table(streaks, points, meta)
 
 
 def _estimate_fwhm(img, bkg, p: _Pass, cfg, mode):
@@ -284,7 +288,7 @@ def _psf_sharpness(sigma: float) -> float:
 
 
 def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
-    """Rows (dicts) of all objects of a pass: streaks first fitted, then points."""
+    """Objects of a pass: (streak rows as dicts, point sources as a dict of column arrays)."""
     stats, col = p.stats, p.col
     ky, wy, kx, wx = bkg.weights()
     bgrid, rgrid = padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid)
@@ -319,7 +323,8 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     lines = [ln for ln in lines if mode != "sidereal" or col("npeaks")[ln.members[0]] <= 1
              or _flat_profile(p.sig, ln.xc, ln.yc, ln.phi, ln.length, max_length_px=np.inf)]
     if mode == "sidereal":  # streaks merged with stars (crowded fields): seeds on ridges of S
-        blended = np.flatnonzero(keep & (col("npeaks") > 1))
+        blended = np.flatnonzero(keep & ((col("npeaks") > 1)
+                                         | (col("npix") > 4 * _star_area(col("smax"), p.sigma, cfg))))
         seeds = _ridge_seeds(p.sig, stats, blended, p.sigma, cfg["streak_min_snr"], img,
                              saturation)
     else:
@@ -365,6 +370,9 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         g = _extended(p.sig, g)  # first: a piece of a long streak is not a short candidate
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
             return None
+        if (g.length < PAIR_TEST_MAX_PX and _snr_along(p.sig, g, p.sigma)
+                < PRE_FIT_SNR_FRACTION * cfg["streak_min_snr"]):
+            return None  # too faint to be a reportable streak: not worth a fit
         members = list(g.members)
         if g.length < 40 and _saturated_on(img, saturation, g.xc, g.yc, g.phi, g.length, p.sigma):
             return None  # a short saturated object is a star (pair), not a streak
@@ -404,15 +412,22 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     rows = [row for _, row, _ in streaks]
     _flag_star_trails(rows, cfg, mode)
     on_streak = _on_streaks(x, y, f, [(fit, row) for fit, row, _ in streaks], p.sigma)
-    for k, i in enumerate(pts):
-        if on_streak[k]:
-            continue
-        rows.append(dict(
+    k, i = np.flatnonzero(~on_streak), pts[~on_streak]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        points = dict(
             x=x[k], y=y[k], x_err=xe[k], y_err=ye[k], flux=f[k], flux_err=fe[k],
-            snr=f[k] / fe[k] if fe[k] > 0 else np.nan, sig=col("smax")[i],
+            snr=np.where(fe[k] > 0, f[k] / fe[k], np.nan), sig=col("smax")[i],
             peak=col("peak")[i], area=col("npix")[i], a=a[i], b=b[i], theta_deg=theta[i],
-            elongation=a[i] / b[i] if b[i] > 0 else np.inf, kind="point", flags=flags[i]))
-    return rows
+            elongation=np.where(b[i] > 0, a[i] / b[i], np.inf), flags=flags[i])
+    return rows, points
+
+
+def _star_area(smax, sigma, cfg):
+    """Pixels (px^2) above ``analysis_thresh`` of a lone star whose S peaks at ``smax``: S of a
+    Gaussian PSF of ``sigma`` px is a Gaussian of ``sqrt(2) sigma``. A component much larger
+    holds more than the star (a streak through a bright star does not make a second peak)."""
+    ratio = np.maximum(smax / cfg["analysis_thresh"], 1.0)
+    return 4 * math.pi * sigma**2 * np.log(ratio) + 9.0
 
 
 def _psf_variance_along(col, keep, is_sharp, theta_deg, sigma, mode):
@@ -561,17 +576,13 @@ def _distinct(x, y, comp, min_sep=1.0):
     keep = np.ones(len(x), bool)
     if len(x) < 2:
         return keep
-    order = np.argsort(comp, kind="stable")
-    cs = comp[order]
-    for start in np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]]):
-        stop = start + np.searchsorted(cs[start:], cs[start], side="right")
-        if stop - start < 2:
-            continue
-        members = order[start:stop]
-        for a_i, a in enumerate(members):
-            if keep[a]:
-                close = np.hypot(x[members[a_i + 1:]] - x[a], y[members[a_i + 1:]] - y[a]) < min_sep
-                keep[members[a_i + 1:][close]] = False
+    xy = np.column_stack([x, y])
+    pairs = cKDTree(xy).query_pairs(min_sep, output_type="ndarray")  # i < j
+    dist = np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T)
+    pairs = pairs[(comp[pairs[:, 0]] == comp[pairs[:, 1]]) & (dist < min_sep)]
+    for i, j in pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]:  # earlier points decide first
+        if keep[i]:
+            keep[j] = False
     return keep
 
 
@@ -810,27 +821,39 @@ def _extended(sig, g: Line, *, window=12.0, level=2.0, step=2.0) -> Line:
     is tested against ``level`` sigma, in steps of ``step`` px.
     """
     c, s = math.cos(g.phi), math.sin(g.phi)
-    ny, nx = sig.shape
-    ends = []
-    for sign in (-1.0, 1.0):
-        t = 0.25 * g.length  # from the central half: the ends of a component may be a star's
-        while True:
-            tt = t + np.arange(0.0, window, 1.0)
-            best = -np.inf
-            for off in (-1.0, 0.0, 1.0):
-                xs = np.rint(g.xc + sign * tt * c - off * s).astype(int)
-                ys = np.rint(g.yc + sign * tt * s + off * c).astype(int)
-                ok = (xs >= 0) & (ys >= 0) & (xs < nx) & (ys < ny)
-                if ok.sum() < window / 2:
-                    continue
-                best = max(best, float(np.median(sig[ys[ok], xs[ok]])))
-            if best < level:
-                break
-            t += step
-        ends.append(max(t, 0.4 * g.length))  # never much shorter than the component itself
+    # from the central half: the ends of a component may be a star's; never much shorter than
+    # the component itself
+    ends = [max(_walk_end(sig, g.xc, g.yc, sign * c, sign * s, 0.25 * g.length, window, level,
+                          step), 0.4 * g.length) for sign in (-1.0, 1.0)]
     lo, hi = -ends[0], ends[1]
     mid = 0.5 * (lo + hi)
     return Line(g.xc + mid * c, g.yc + mid * s, g.phi, hi - lo, g.members, g.npieces)
+
+
+def _walk_end(sig, xc, yc, c, s, t, window, level, step, chunk=16):
+    """Distance (px) from (xc, yc) along the unit direction (c, s), starting at ``t`` and in
+    steps of ``step``, of the first window whose median S (best of three parallels 1 px apart,
+    nearest pixels, at least half the window inside the frame) falls below ``level``.
+    ``chunk`` steps are sampled at once."""
+    ny, nx = sig.shape
+    along = np.arange(0.0, window, 1.0)
+    offsets = np.array([-1.0, 0.0, 1.0])[:, None, None]
+    while True:
+        starts = t + step * np.arange(chunk)
+        tt = (starts[:, None] + along[None, :])[None]  # (1, chunk, window)
+        xs = np.rint(xc + tt * c - offsets * s).astype(np.int64)  # (3, chunk, window)
+        ys = np.rint(yc + tt * s + offsets * c).astype(np.int64)
+        inside = (xs >= 0) & (ys >= 0) & (xs < nx) & (ys < ny)
+        vals = np.where(inside, sig[np.clip(ys, 0, ny - 1), np.clip(xs, 0, nx - 1)], np.nan)
+        vals.sort(axis=2)  # NaN (outside) last
+        n = inside.sum(axis=2, keepdims=True)
+        lo = np.take_along_axis(vals, np.maximum(n - 1, 0) // 2, axis=2)[..., 0]
+        hi = np.take_along_axis(vals, np.minimum(n[..., 0] // 2, len(along) - 1)[..., None], axis=2)[..., 0]
+        median = np.where(n[..., 0] >= window / 2, 0.5 * (lo.astype(float) + hi), -np.inf)
+        stop = np.flatnonzero(~(median.max(axis=0) >= level))
+        if len(stop):
+            return float(starts[stop[0]])
+        t = float(starts[-1]) + step
 
 
 def _flat_profile(sig, xc, yc, phi, length, max_length_px=40.0) -> bool:
@@ -847,6 +870,19 @@ def _flat_profile(sig, xc, yc, phi, length, max_length_px=40.0) -> bool:
         return True
     lo, hi = np.percentile(prof, [10, 90])
     return lo >= 0.6 * hi - 2.0  # a streak's S varies by the noise (1 sigma), a pair's dips
+
+
+def _snr_along(sig, g: Line, sigma) -> float:
+    """SNR of a candidate segment estimated from S along it, before any fit.
+
+    On the centre line of a streak of ``lambda`` ADU per px (Gaussian PSF of ``sigma`` px), S is
+    ``lambda / rms``; the streak's optimal SNR is ``(lambda / rms) sqrt(L / (2 sqrt(pi) sigma))``.
+    The median of S over the central 80 % stands for ``lambda / rms`` (robust to a star on it).
+    """
+    prof = _profile_along(sig, g.xc, g.yc, g.phi, g.length, 0.8)
+    if len(prof) == 0:
+        return 0.0
+    return float(np.median(prof)) * math.sqrt(max(g.length, 1.0) / (2 * math.sqrt(math.pi) * sigma))
 
 
 def _uniform_along(sig, fit: StreakFit, rms: float) -> bool:
@@ -907,16 +943,20 @@ def _flag_star_trails(rows, cfg, mode):
             r["flags"] |= STAR_TRAIL
 
 
-def _table(rows, meta) -> Table:
-    names = list(COLUMNS)
+def _table(streaks, points, meta) -> Table:
+    """Table of streak rows (dicts) and point columns (arrays), columns as in ``COLUMNS``;
+    what an object does not have is NaN (0 for ``npieces``)."""
+    n_pts = len(points.get("x", ()))
     data = {}
-    for name in names:
+    for name in COLUMNS:
         if name == "kind":
-            data[name] = np.array([r.get(name, "point") for r in rows], dtype="U6")
-        elif name in ("flags", "npieces"):
-            data[name] = np.array([int(r.get(name, 0)) for r in rows], dtype=np.int64)
-        else:
-            data[name] = np.array([float(r.get(name, np.nan)) for r in rows], dtype=np.float64)
+            data[name] = np.array(["streak"] * len(streaks) + ["point"] * n_pts, dtype="U6")
+            continue
+        dtype = np.int64 if name in ("flags", "npieces") else np.float64
+        fill = 0 if dtype is np.int64 else np.nan
+        head = np.array([r.get(name, fill) for r in streaks], dtype=dtype)
+        tail = np.asarray(points.get(name, np.full(n_pts, fill)), dtype=dtype)
+        data[name] = np.concatenate([head, tail])
     t = Table(data, meta=meta)
     for name, (unit, desc) in COLUMNS.items():
         t[name].unit = unit
