@@ -36,6 +36,9 @@ STATION_SCHEMA = {
         "aperture_mm": (float, _REQUIRED, lambda v: v > 0),
         "focal_length_mm": (float, _REQUIRED, lambda v: v > 0),
         "parity": (int, 1, lambda v: v in (1, -1)),
+        # typical image FWHM (optics + seeing), arcsec: the detector's first guess, from which
+        # it measures each frame's own (None: the detector's generic guess)
+        "fwhm_arcsec": (float, None, lambda v: v > 0),
     },
     "camera": {
         "model": (str, "", None),

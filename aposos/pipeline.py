@@ -102,7 +102,7 @@ def reduce_frame(path, station, calibration: Calibration | None = None, *, catal
             data = np.where(frame.mask, np.float32(np.nan), data)
         offset = float(np.median(cal.bias.data)) if cal.bias is not None else 0.0
         sources = detect(data, mode=mode, **{"saturation_adu": frame.meta.saturation_adu - offset,
-                                             **(detect_config or {})})
+                                             **_fwhm_guess(frame), **(detect_config or {})})
         result.n_sources = len(sources)
         result.timings_s["detect"] = clock() - t
         t = clock()
@@ -128,6 +128,22 @@ def reduce_frame(path, station, calibration: Calibration | None = None, *, catal
         log.exception("unexpected error reducing %s", path)
         result.status, result.reason = "failed", f"{os.fspath(path)}: unexpected {type(exc).__name__}: {exc}"
     return result
+
+
+def _fwhm_guess(frame) -> dict:
+    """``{'fwhm_guess_px': ...}``: the station's typical FWHM (arcsec, ``telescope.fwhm_arcsec``)
+    in pixels of the frame's binning, or {} if not configured. A good guess spares the
+    detector its second pass (it re-runs when its measured FWHM differs by more than 15 %)."""
+    from .config import load_station
+
+    if not frame.meta.station:
+        return {}
+    st = load_station(frame.meta.station)
+    fwhm = st.telescope.get("fwhm_arcsec")
+    if fwhm is None:
+        return {}
+    scale = st.pixel_scale_arcsec * (frame.meta.binning or 1) / st.camera["binning"]
+    return {"fwhm_guess_px": fwhm / scale}
 
 
 def _health(solution) -> dict:

@@ -3,6 +3,7 @@
 Runs on copies of two frames of the sample night (data_samples/pakistan) plus broken files.
 """
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -188,3 +189,17 @@ def test_catalog_objects_in_the_field_are_identified_or_listed_unseen(reference)
     listed = set(unseen["norad_id"])
     assert 70003 in identified | listed
     assert 70004 not in listed  # absent from the TLE catalog: it cannot be predicted
+
+
+@pytest.mark.parametrize("station, binning", [("pakistan", 1), ("iran", 2)])
+def test_station_fwhm_guess_matches_the_frames_psf(station, binning):
+    """The station's typical FWHM, in the frame's binned pixels, is the detector's first guess:
+    within 15 % of the simulated PSF, so the detector needs one pass."""
+    from aposos.pipeline import _fwhm_guess
+    from aposos.simulate import frames
+
+    frame, truth = frames.simulate_frame(station, "2026-11-20T15:00:00", 4.0, 40.0, 10.0, seed=1,
+                                         binning=binning, shape=(256, 256))
+    guess = _fwhm_guess(frame)["fwhm_guess_px"]
+    assert guess == pytest.approx(truth.meta["fwhm_px"], rel=0.15)
+    assert _fwhm_guess(dataclasses.replace(frame, meta=dataclasses.replace(frame.meta, station=""))) == {}
