@@ -320,8 +320,10 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     # a blended component that dips between its peaks is a star pair or chain, not a streak
     # (a streak merged with stars is still seeded from its ridge, below)
     # (sidereal frames: in rate-tracked ones blended components are mostly crossing star trails)
+    # and one whose major peaks are all round is a pair or group of stars
     lines = [ln for ln in lines if mode != "sidereal" or col("npeaks")[ln.members[0]] <= 1
-             or _flat_profile(p.sig, ln.xc, ln.yc, ln.phi, ln.length, max_length_px=np.inf)]
+             or (_flat_profile(p.sig, ln.xc, ln.yc, ln.phi, ln.length, max_length_px=np.inf)
+                 and not _round_peaks_only(p, ln.members[0], cfg))]
     if mode == "sidereal":  # streaks merged with stars (crowded fields): seeds on ridges of S
         blended = np.flatnonzero(keep & ((col("npeaks") > 1)
                                          | (col("npix") > 4 * _star_area(col("smax"), p.sigma, cfg))))
@@ -449,6 +451,18 @@ def _psf_variance_along(col, keep, is_sharp, theta_deg, sigma, mode):
     c, s = (f(np.radians(theta_deg))[:, None] for f in (np.cos, np.sin))
     along = np.percentile(mxx * c * c + myy * s * s + 2 * mxy * c * s, PSF_PERCENTILE, axis=1)
     return np.maximum(floor, along)
+
+
+def _round_peaks_only(p: _Pass, comp: int, cfg) -> bool:
+    """True if every major peak of a blended component (S >= max(thresh, blend_fraction x its
+    maximum)) is round: both curvatures of S large (the smaller >= half the larger and >= 1.5
+    per px^2, far above what the noise gives along a streak's ridge). A streak's own peaks lie
+    on its ridge, flat along it."""
+    level = max(cfg["thresh"], cfg["blend_fraction"] * p.col("smax")[comp])
+    px, py, _ = component_peaks(p.sig, p.ry, p.rx0, p.rx1, p.order, p.offsets,
+                                np.array([comp]), np.array([level]))
+    small, large = _curvatures(p.sig, px, py)
+    return len(px) >= 2 and bool(np.all((small >= 0.5 * large) & (small >= 1.5)))
 
 
 def _hessians(sig, px, py):
