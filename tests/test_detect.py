@@ -294,3 +294,18 @@ def test_constant_integer_and_infinite_images():
     assert s.meta["n_nonfinite"] == 256 + 255
     m = match(s["x"], s["y"], truth["x"], truth["y"], 2.0)
     assert (m >= 0).mean() >= 0.85
+
+
+def test_max_and_count_equals_numpy():
+    from aposos.detect.sources import _max_and_count
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 50, (37, 53)).astype(np.float32)
+    img[5, 7] = img[20, 1] = img[36, 52] = 60.0  # three pixels at the maximum
+    img[rng.random(img.shape) < 0.05] = np.nan
+    m, c = _max_and_count(img, enough=3)
+    assert m == np.nanmax(img) and c == 3 == np.count_nonzero(img == np.nanmax(img))
+    img[30, 30] = img[31, 30] = 60.0
+    assert _max_and_count(img, enough=3)[1] >= 3 and _max_and_count(img, enough=9)[1] == 5
+    img[:, 30] = np.nan
+    assert _max_and_count(img, enough=9) == (60.0, 3)
+    assert _max_and_count(np.full((3, 4), np.nan, np.float32))[0] == -np.inf

@@ -183,13 +183,3 @@ def test_lm_kernel_equals_scipy_least_squares(seed, nstars):
     assert np.allclose(np.abs(p[:6]), np.abs(ref.x[:6]), rtol=1e-6, atol=1e-5)
     assert abs(chi2 / len(x) - 1) < 0.1  # the truth model fits to the noise
 
-
-def test_max_and_count_equals_numpy():
-    from aposos.detect.sources import _max_and_count
-    rng = np.random.default_rng(3)
-    img = rng.integers(0, 50, (37, 53)).astype(np.float32)
-    img[5, 7] = img[20, 1] = img[36, 52] = 60.0  # three pixels at the maximum
-    img[rng.random(img.shape) < 0.05] = np.nan
-    m, c = _max_and_count(img)
-    assert m == np.nanmax(img) and c == np.count_nonzero(img == np.nanmax(img))
-    assert _max_and_count(np.full((3, 4), np.nan, np.float32))[0] == -np.inf

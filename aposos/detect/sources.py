@@ -34,7 +34,6 @@ import math
 import numpy as np
 from astropy import units as u
 from astropy.table import Table
-from numba import njit
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
@@ -150,34 +149,27 @@ def as_image(image) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-@njit(cache=True)
-def _max_and_count(image):
-    """Kernel: (finite maximum, number of pixels equal to it); NaN pixels are skipped.
+def _max_and_count(image, enough: int = 3):
+    """(maximum over the non-NaN pixels, number of pixels equal to it): exact below
+    ``enough``, at least ``enough`` otherwise (all a saturation test needs).
 
-    Row maxima first (a branch-free loop the compiler vectorises), then the count over the
-    rows that reach the maximum only.
+    Row maxima (numpy's vectorised reduction; rows holding NaN again without them), then the
+    count over the first ``enough`` rows that reach the maximum.
     """
-    ny = image.shape[0]
-    rmax = np.empty(ny)
-    for y in range(ny):
-        m = -np.inf
-        for v in image[y]:
-            m = v if v > m else m
-        rmax[y] = m
+    rmax = image.max(axis=1).astype(float)
+    for y in np.flatnonzero(np.isnan(rmax)):
+        finite = image[y][~np.isnan(image[y])]
+        rmax[y] = finite.max() if len(finite) else -np.inf
     m = rmax.max()
-    c = 0
-    for y in range(ny):
-        if rmax[y] == m:
-            for v in image[y]:
-                c += v == m
-    return m, c
+    rows = np.flatnonzero(rmax == m)[:enough]
+    return m, int(np.count_nonzero(image[rows] == m))
 
 
 def saturation_level(image, bkg: Background, given) -> float:
     """The saturation level: as given, else the image maximum if >= 3 pixels sit at it."""
     if given is not None:
         return float(given)
-    m, count = _max_and_count(image)
+    m, count = _max_and_count(image, 3)
     if count >= 3 and m > bkg.global_back + 20 * max(bkg.global_rms, 1e-30):
         return float(m)
     return math.inf
