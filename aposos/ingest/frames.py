@@ -282,9 +282,9 @@ def _storage(data: np.ndarray) -> np.ndarray:
 def write_frame(path, frame: Frame, station, wcs=None, compress: bool = True) -> Path:
     """Write ``frame`` as ``station`` writes it (see :func:`header_for`).
 
-    Integer-valued pixels are stored as uint16 (int32 if out of range) with lossless RICE tile
-    compression; other pixels as float32 with lossless GZIP tile compression (no
-    quantisation). ``compress=False`` writes a plain primary HDU. ``wcs`` (astropy WCS) adds
+    Integer-valued pixels are stored as uint16 (int32 if out of range) with lossless RICE
+    compression; other pixels as float32 with lossless GZIP compression (no quantisation);
+    tiles of 16 rows. ``compress=False`` writes a plain primary HDU. ``wcs`` (astropy WCS) adds
     its keywords, except its time keywords (the dialect's time stamp stays). The file is overwritten if it exists. Returns the path.
     """
     path = Path(path)
@@ -296,10 +296,14 @@ def write_frame(path, frame: Frame, station, wcs=None, compress: bool = True) ->
         header.extend(extra, update=True)
     data = _storage(np.asarray(frame.data))
     if compress:
+        # tiles of 16 rows: reading decompresses tile by tile with a Python call each, so the
+        # fpack default of one row per tile costs ~0.1 s per 2k frame, 16 rows ~0.04 s
+        tiles = (min(16, data.shape[0]), data.shape[1])
         if np.issubdtype(data.dtype, np.integer):
-            hdu = fits.CompImageHDU(data, header=header, compression_type="RICE_1")
+            hdu = fits.CompImageHDU(data, header=header, compression_type="RICE_1", tile_shape=tiles)
         else:
-            hdu = fits.CompImageHDU(data, header=header, compression_type="GZIP_2", quantize_level=0.0)
+            hdu = fits.CompImageHDU(data, header=header, compression_type="GZIP_2", quantize_level=0.0,
+                                    tile_shape=tiles)
         hdul = fits.HDUList([fits.PrimaryHDU(), hdu])
     else:
         hdul = fits.HDUList([fits.PrimaryHDU(data, header=header)])
