@@ -176,10 +176,25 @@ def _warm_worker():
     import numba
 
     numba.set_num_threads(1)
+    from . import db  # noqa: F401  (h5py: the content hash lives there)
     from .astrometry import solve  # noqa: F401
+    from .catalog import gaia
     from .detect import detect
 
-    detect(np.random.default_rng(0).normal(100.0, 5.0, (64, 64)).astype(np.float32))
+    detect(_warm_up_scene())  # every detection kernel, the streak fit's included
+    gaia()._tree  # noqa: B018  (the catalog's k-d tree, ~0.3 s, built once per process)
+
+
+def _warm_up_scene() -> np.ndarray:
+    """A 96 x 96 noise frame (ADU) with three stars and a streak: enough to run every kernel."""
+    from .simulate import render
+
+    image = np.full((96, 96), 400.0)
+    render.add_points(image, np.array([20.0, 70.0, 30.0]), np.array([20.0, 30.0, 75.0]),
+                      np.array([2e4, 5e4, 1e4]), 2.5)
+    render.add_streaks(image, [45.0], [50.0], [85.0], [80.0], [6e4], 2.5)
+    noisy = np.random.default_rng(0).normal(image, np.sqrt(image))
+    return noisy.astype(np.float32)
 
 
 def _worker_pool(workers):
