@@ -227,6 +227,24 @@ def test_streak_through_a_saturated_star(seed):
     assert _end_errors(st[0], np.array([60.0, 150.0, 170.0, 134.0])).max() < 1.5
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_streak_beside_a_bright_star(seed):
+    """A faint streak (SNR 30, 161 px) passing 8.5 px from a bright star: the star's S wings
+    join them in one component whose moments point at the star. The streak is found whole
+    (the star masked from its fit), its ends within 1.5 px."""
+    rng = np.random.default_rng(seed)
+    img = render.sky((300, 300), SKY_E)
+    ends = np.array([60.0, 100.0, 190.0, 195.0])
+    render.add_streaks(img, *ends[:, None], [streak_flux_for_snr(30.0, 161.0)], FWHM)
+    along = (ends[2:] - ends[:2]) / np.hypot(*(ends[2:] - ends[:2]))
+    star = ends[:2] + 0.7 * 161.0 * along + 8.5 * np.array([along[1], -along[0]])
+    render.add_points(img, [star[0]], [star[1]], [3e5], FWHM)
+    s = detect(expose(img, rng))
+    st = s[s["kind"] == "streak"]
+    assert len(st) == 1
+    assert _end_errors(st[0], ends).max() < 1.5
+
+
 def test_rate_mode_star_trails_and_point_target():
     rng = np.random.default_rng(8)
     shape = (512, 512)

@@ -62,6 +62,7 @@ FLAG_NAMES = {SATURATED: "saturated", EDGE: "edge", BLENDED: "blended", SHARP: "
 PSF_PERCENTILE = 90.0   # stars' S moments that a streak candidate must exceed (sidereal)
 PAIR_TEST_MAX_PX = 24.0  # streaks shorter than this must beat a two-star model ...
 PAIR_MARGIN_CHI2 = 25.0  # ... by this much chi^2 (5 sigma)
+BESIDE_STAR_MIN_ELONGATION = 8.0  # a/b of what a component holds beyond its star's disk
 PRE_FIT_SNR_FRACTION = 0.6  # short candidates whose S along the line implies an SNR below this
                             # fraction of streak_min_snr are not fitted (noise, faint pairs)
 
@@ -317,10 +318,12 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
              or (_flat_profile(p.sig, ln.xc, ln.yc, ln.phi, ln.length, max_length_px=np.inf)
                  and not _round_peaks_only(p, ln.members[0], cfg))]
     if mode == "sidereal":  # streaks merged with stars (crowded fields): seeds on ridges of S
-        blended = np.flatnonzero(keep & ((col("npeaks") > 1)
-                                         | (col("npix") > 4 * _star_area(col("smax"), p.sigma, cfg))))
+        oversized = keep & (col("npix") > 4 * _star_area(col("smax"), p.sigma, cfg))
+        blended = np.flatnonzero(keep & ((col("npeaks") > 1) | oversized))
         seeds = _ridge_seeds(p.sig, stats, blended, p.sigma, cfg["streak_min_snr"], img,
                              saturation)
+        # and, with the star's own disk left out, lines through the rest of the component
+        lines += _lines_beside_star(p, np.flatnonzero(oversized), cfg)
     else:
         seeds = []
     # seeds are joined among themselves: a short seed would join any long line it touches
@@ -422,6 +425,40 @@ def _star_area(smax, sigma, cfg):
     holds more than the star (a streak through a bright star does not make a second peak)."""
     ratio = np.maximum(smax / cfg["analysis_thresh"], 1.0)
     return 4 * math.pi * sigma**2 * np.log(ratio) + 9.0
+
+
+def _lines_beside_star(p: _Pass, comps, cfg) -> list:
+    """Candidate lines from components far larger than a lone star of their peak, the pixels
+    of that star left out (its disk, out to where its S falls to ``analysis_thresh``).
+
+    A streak through a bright star makes one component with a single peak whose moments are
+    the star's: the candidate from them is centred on the star and points a few degrees off,
+    so the walk-out misses the streak. The S-weighted moments of what lies beyond the star's
+    disk (pieces of the streak on either side, collinear) give its line, if they are as
+    elongated as a streak of ~40 px or more (``BESIDE_STAR_MIN_ELONGATION``): the halos and
+    neighbours of bright stars in crowded real fields leave less elongated remainders.
+    """
+    out = []
+    for c in comps:
+        runs = p.order[p.offsets[c]:p.offsets[c + 1]]
+        counts = p.rx1[runs] - p.rx0[runs] + 1
+        ys = np.repeat(p.ry[runs], counts)
+        xs = np.repeat(p.rx0[runs] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        smax = p.col("smax")[c]
+        radius = math.sqrt(2) * p.sigma * math.sqrt(2 * math.log(max(smax / cfg["analysis_thresh"], 1.0))) + 1
+        rest = np.hypot(xs - p.col("xpk")[c], ys - p.col("ypk")[c]) > radius
+        if rest.sum() < cfg["minarea"]:
+            continue
+        x, y, w = xs[rest], ys[rest], p.sig[ys[rest], xs[rest]].astype(float)
+        xm, ym = np.average(x, weights=w), np.average(y, weights=w)
+        a, b, theta = shape_from_moments(*(np.array([np.average(d, weights=w)]) for d in
+                                           ((x - xm) ** 2, (y - ym) ** 2, (x - xm) * (y - ym))))
+        if a[0] < BESIDE_STAR_MIN_ELONGATION * max(b[0], 1e-9):
+            continue
+        length = math.sqrt(12 * max(a[0] ** 2 - 2 * p.sigma**2, 0.0))
+        if length >= 0.6 * cfg["streak_min_length_px"]:
+            out.append(Line(xm, ym, math.radians(theta[0]), length, [int(c)]))
+    return out
 
 
 def _psf_variance_along(col, keep, is_sharp, theta_deg, sigma, mode):
@@ -603,10 +640,11 @@ def _bright_on(fit: StreakFit, x, y, f, sigma):
     return np.column_stack([x[sel], y[sel]])
 
 
-def _band_window(shape, xc, yc, phi, length, sigma):
-    """Band of half-width ``4 sigma + 4`` px around a streak (centre, angle phi rad, length px):
-    (band, half length + band, cos phi, sin phi, (x0, x1, y0, y1) its bounding box in the image)."""
-    band = 4 * sigma + 4
+def _band_window(shape, xc, yc, phi, length, sigma, extra_px=0.0):
+    """Band of half-width ``4 sigma + 4 + extra_px`` px around a streak (centre, angle phi rad,
+    length px): (band, half length + band, cos phi, sin phi, (x0, x1, y0, y1) its bounding box
+    in the image)."""
+    band = 4 * sigma + 4 + extra_px
     half = 0.5 * length + band
     c, s = math.cos(phi), math.sin(phi)
     ny, nx = shape
@@ -617,9 +655,12 @@ def _band_window(shape, xc, yc, phi, length, sigma):
 
 
 def _bright_peaks(sig, xc, yc, phi, length, sigma):
-    """(x, y) of peaks of S on a streak's band far above the streak's own level (the median of
-    S along it): stars joined to the streak by the analysis threshold, masked from the fit."""
-    band, half, c, s, (x0, x1, y0, y1) = _band_window(sig.shape, xc, yc, phi, length, sigma)
+    """(x, y) of peaks of S far above the streak's own level (the median of S along it) on a
+    streak's band, or beside it within the masking radius (2.5 FWHM: a bright star's wings
+    reach into the fitted pixels): stars joined to the streak by the analysis threshold,
+    masked from the fit."""
+    band, half, c, s, (x0, x1, y0, y1) = _band_window(sig.shape, xc, yc, phi, length, sigma,
+                                                      2.5 * FWHM_PER_SIGMA * sigma)
     prof = _profile_along(sig, xc, yc, phi, length, 0.9)
     if x1 - x0 < 3 or y1 - y0 < 3 or len(prof) == 0:
         return np.zeros((0, 2))
