@@ -183,3 +183,18 @@ def test_lm_kernel_equals_scipy_least_squares(seed, nstars):
     assert np.allclose(np.abs(p[:6]), np.abs(ref.x[:6]), rtol=1e-6, atol=1e-5)
     assert abs(chi2 / len(x) - 1) < 0.1  # the truth model fits to the noise
 
+
+
+@pytest.mark.parametrize("has_streak, nstars", [(True, 0), (True, 2), (False, 2), (False, 1)])
+def test_normal_equations_equal_numpy_from_the_jacobian(has_streak, nstars):
+    rng = np.random.default_rng(nstars)
+    y, x = (v.ravel().astype(float) for v in np.mgrid[0:40, 0:60])
+    p = np.array([30.0, 20.0, 0.4, 25.0, 1.3, 5e3])[: 6 if has_streak else 0]
+    stars = np.array([[22.0, 14.0, 900.0], [41.0, 27.0, 400.0]])[:nstars].ravel()
+    p = np.concatenate([p, stars])
+    z = rng.normal(0, 3.0, len(x)) + 5.0
+    inv_sigma = 1.0 / rng.uniform(2.0, 4.0, len(x))
+    r, jac = streaks._residuals_jacobian(p, x, y, z, inv_sigma, 1.2, has_streak, True)
+    a, g = streaks._normal_equations(p, x, y, z, inv_sigma, 1.2, has_streak)
+    assert np.allclose(a, jac.T @ jac, rtol=1e-10, atol=1e-12 * np.abs(jac.T @ jac).max())
+    assert np.allclose(g, jac.T @ r, rtol=1e-10, atol=1e-12 * np.abs(jac.T @ r).max())

@@ -121,35 +121,98 @@ def model_kernel(p, x, y):
 
 
 @njit(cache=True)
+def _streak_terms(xi, yi, xc, yc, c, s, h, w, norm, k, length):
+    """The streak model at one pixel and its six derivatives (see :func:`streak_jacobian`)."""
+    u = (xi - xc) * c + (yi - yc) * s
+    v = -(xi - xc) * s + (yi - yc) * c
+    g_plus = norm * math.exp(-0.5 * ((u + h) / w) ** 2)
+    g_minus = norm * math.exp(-0.5 * ((u - h) / w) ** 2)
+    big_a = norm * math.exp(-0.5 * (v / w) ** 2)
+    big_b = 0.5 * (math.erf((u + h) / (SQRT2 * w)) - math.erf((u - h) / (SQRT2 * w)))
+    da_dv = -v / (w * w) * big_a
+    db_du = g_plus - g_minus
+    da_dw = big_a * (v * v / (w * w * w) - 1.0 / w)
+    db_dw = (-(u + h) * g_plus + (u - h) * g_minus) / w
+    return (k * big_a * big_b,
+            k * (da_dv * s * big_b - big_a * db_du * c),
+            k * (-da_dv * c * big_b - big_a * db_du * s),
+            k * (-da_dv * u * big_b + big_a * db_du * v),
+            -k / length * big_a * big_b + k * big_a * 0.5 * (g_plus + g_minus),
+            k * (da_dw * big_b + big_a * db_dw),
+            big_a * big_b / length)
+
+
+@njit(cache=True)
 def model_and_jacobian_kernel(p, x, y):
     """Kernel: :func:`streak_model` and :func:`streak_jacobian` in one fused loop."""
     xc, yc, phi, length, w, flux = p[0], p[1], p[2], p[3], p[4], p[5]
     length = max(length, 1e-3)
     c, s = math.cos(phi), math.sin(phi)
-    h = 0.5 * length
     norm = 1.0 / (math.sqrt(2 * math.pi) * w)
-    k = flux / length
     jac = np.empty((x.shape[0], 6))
     model = np.empty(x.shape[0])
     for i in range(x.shape[0]):
-        u = (x[i] - xc) * c + (y[i] - yc) * s
-        v = -(x[i] - xc) * s + (y[i] - yc) * c
-        g_plus = norm * math.exp(-0.5 * ((u + h) / w) ** 2)
-        g_minus = norm * math.exp(-0.5 * ((u - h) / w) ** 2)
-        big_a = norm * math.exp(-0.5 * (v / w) ** 2)
-        big_b = 0.5 * (math.erf((u + h) / (SQRT2 * w)) - math.erf((u - h) / (SQRT2 * w)))
-        da_dv = -v / (w * w) * big_a
-        db_du = g_plus - g_minus
-        jac[i, 0] = k * (da_dv * s * big_b - big_a * db_du * c)
-        jac[i, 1] = k * (-da_dv * c * big_b - big_a * db_du * s)
-        jac[i, 2] = k * (-da_dv * u * big_b + big_a * db_du * v)
-        jac[i, 3] = -k / length * big_a * big_b + k * big_a * 0.5 * (g_plus + g_minus)
-        da_dw = big_a * (v * v / (w * w * w) - 1.0 / w)
-        db_dw = (-(u + h) * g_plus + (u - h) * g_minus) / w
-        jac[i, 4] = k * (da_dw * big_b + big_a * db_dw)
-        jac[i, 5] = big_a * big_b / length
-        model[i] = k * big_a * big_b
+        (model[i], jac[i, 0], jac[i, 1], jac[i, 2], jac[i, 3], jac[i, 4],
+         jac[i, 5]) = _streak_terms(x[i], y[i], xc, yc, c, s, 0.5 * length, w, norm, flux / length, length)
     return model, jac
+
+
+@njit(cache=True)
+def _normal_equations(p, x, y, z, inv_sigma, width_px, has_streak):
+    """Kernel: ``J^T J`` (m, m) and ``J^T r`` (m) of the weighted residuals ``(z - model) /
+    sigma`` of "streak plus stars" (as :func:`_residuals_jacobian`), accumulated pixel by pixel
+    over each row's non-zero entries (the streak's six, three per star within reach); the
+    Jacobian is never stored."""
+    n, m = x.shape[0], p.shape[0]
+    s0 = 6 if has_streak else 0
+    nstars = (m - s0) // 3
+    a = np.zeros((m, m))
+    g = np.zeros(m)
+    idx = np.empty(m, np.int64)
+    val = np.empty(m)
+    xc = yc = c = s = norm = flux = 0.0
+    w = length = 1.0
+    if has_streak:
+        xc, yc, w, flux = p[0], p[1], p[4], p[5]
+        length = max(p[3], 1e-3)
+        c, s = math.cos(p[2]), math.sin(p[2])
+        norm = 1.0 / (math.sqrt(2 * math.pi) * w)
+    var = width_px * width_px
+    star_norm = 1.0 / (2.0 * math.pi * var)
+    for i in range(n):
+        isg = inv_sigma[i]
+        acc = 0.0
+        na = 0
+        if has_streak:
+            mod, j0, j1, j2, j3, j4, j5 = _streak_terms(x[i], y[i], xc, yc, c, s, 0.5 * length, w,
+                                                        norm, flux / length, length)
+            acc = mod
+            idx[0], idx[1], idx[2], idx[3], idx[4], idx[5] = 0, 1, 2, 3, 4, 5
+            val[0], val[1], val[2] = -j0 * isg, -j1 * isg, -j2 * isg
+            val[3], val[4], val[5] = -j3 * isg, -j4 * isg, -j5 * isg
+            na = 6
+        for k in range(nstars):
+            j = s0 + 3 * k
+            dx, dy = x[i] - p[j], y[i] - p[j + 1]
+            r2 = dx * dx + dy * dy
+            if r2 > STAR_RADIUS_SIGMA**2 * var:
+                continue
+            gk = star_norm * math.exp(-0.5 * r2 / var)
+            mk = gk * p[j + 2]
+            acc += mk
+            idx[na], idx[na + 1], idx[na + 2] = j, j + 1, j + 2
+            val[na], val[na + 1], val[na + 2] = -mk * dx / var * isg, -mk * dy / var * isg, -gk * isg
+            na += 3
+        r = (z[i] - acc) * isg
+        for q in range(na):  # idx increases: a's lower triangle
+            u, vq = idx[q], val[q]
+            g[u] += vq * r
+            for t in range(q + 1):
+                a[u, idx[t]] += vq * val[t]
+    for u in range(m):
+        for v in range(u):
+            a[v, u] = a[u, v]
+    return a, g
 
 
 @njit(cache=True)
@@ -239,32 +302,16 @@ def lm_kernel(p0, scale, x, y, z, inv_sigma, width_px, has_streak, max_nfev, tol
     """
     p = p0.copy()
     m = p.shape[0]
-    active = np.empty(m, np.int64)
-    r, jac = _residuals_jacobian(p, x, y, z, inv_sigma, width_px, has_streak, True)
+    r, _ = _residuals_jacobian(p, x, y, z, inv_sigma, width_px, has_streak, False)
     chi2 = r @ r
     lam = lam0 = 1e-3
     first = True
     nfev = 1
     converged = False
     while nfev < max_nfev and not converged:
-        a = np.zeros((m, m))
-        g = np.zeros(m)
-        for i in range(r.shape[0]):  # J^T J over the non-zero entries of each row
-            na = 0
-            for u in range(m):
-                if jac[i, u] != 0.0:
-                    active[na] = u
-                    na += 1
-            for iu in range(na):
-                u = active[iu]
-                ju = jac[i, u]
-                g[u] += ju * r[i]
-                for iv in range(iu + 1):
-                    a[u, active[iv]] += ju * jac[i, active[iv]]
+        a, g = _normal_equations(p, x, y, z, inv_sigma, width_px, has_streak)
         dmax = 0.0
         for u in range(m):
-            for v in range(u):
-                a[v, u] = a[u, v]
             dmax = max(dmax, a[u, u])
         if not dmax > 0.0:
             break
@@ -310,7 +357,6 @@ def lm_kernel(p0, scale, x, y, z, inv_sigma, width_px, has_streak, max_nfev, tol
         if not stepped:
             converged = at_minimum
             break
-        r, jac = _residuals_jacobian(p, x, y, z, inv_sigma, width_px, has_streak, True)
     return p, chi2, converged, nfev
 
 
