@@ -115,9 +115,24 @@ def model_kernel(p, x, y):
     for i in range(x.shape[0]):
         u = (x[i] - xc) * c + (y[i] - yc) * s
         v = -(x[i] - xc) * s + (y[i] - yc) * c
-        out[i] = k * math.exp(-0.5 * (v / w) ** 2) * 0.5 * (math.erf((u + half) * inv)
-                                                             - math.erf((u - half) * inv))
+        out[i] = k * math.exp(-0.5 * (v / w) ** 2) * _along(u + half, u - half, inv)
     return out
+
+
+ERF_SATURATED = 6.0  # erf(6) is 1.0 in float64 (erfc(6) = 2e-17)
+
+
+@njit(cache=True)
+def _along(u_plus, u_minus, inv):
+    """``0.5 (erf(u_plus inv) - erf(u_minus inv))``: the fraction of a segment's light seen at
+    offsets ``u_plus``/``u_minus`` (px) from its ends; exactly 1 or 0 without ``erf`` where both
+    arguments are beyond ``ERF_SATURATED`` (inside a long streak, or far beyond an end)."""
+    a, b = u_plus * inv, u_minus * inv
+    if a >= ERF_SATURATED and b <= -ERF_SATURATED:
+        return 1.0
+    if min(a, b) >= ERF_SATURATED or max(a, b) <= -ERF_SATURATED:
+        return 0.0
+    return 0.5 * (math.erf(a) - math.erf(b))
 
 
 @njit(cache=True)
@@ -125,10 +140,13 @@ def _streak_terms(xi, yi, xc, yc, c, s, h, w, norm, k, length):
     """The streak model at one pixel and its six derivatives (see :func:`streak_jacobian`)."""
     u = (xi - xc) * c + (yi - yc) * s
     v = -(xi - xc) * s + (yi - yc) * c
-    g_plus = norm * math.exp(-0.5 * ((u + h) / w) ** 2)
-    g_minus = norm * math.exp(-0.5 * ((u - h) / w) ** 2)
     big_a = norm * math.exp(-0.5 * (v / w) ** 2)
-    big_b = 0.5 * (math.erf((u + h) / (SQRT2 * w)) - math.erf((u - h) / (SQRT2 * w)))
+    big_b = _along(u + h, u - h, 1.0 / (SQRT2 * w))
+    g_plus = g_minus = 0.0  # end Gaussians: below 1e-15 of their peak where erf is saturated
+    if abs(u + h) < ERF_SATURATED * SQRT2 * w:
+        g_plus = norm * math.exp(-0.5 * ((u + h) / w) ** 2)
+    if abs(u - h) < ERF_SATURATED * SQRT2 * w:
+        g_minus = norm * math.exp(-0.5 * ((u - h) / w) ** 2)
     da_dv = -v / (w * w) * big_a
     db_du = g_plus - g_minus
     da_dw = big_a * (v * v / (w * w * w) - 1.0 / w)
