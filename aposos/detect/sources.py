@@ -419,12 +419,27 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     return rows, points
 
 
-def _star_area(smax, sigma, cfg):
-    """Pixels (px^2) above ``analysis_thresh`` of a lone star whose S peaks at ``smax``: S of a
-    Gaussian PSF of ``sigma`` px is a Gaussian of ``sqrt(2) sigma``. A component much larger
-    holds more than the star (a streak through a bright star does not make a second peak)."""
+def _star_radius(smax, sigma, cfg):
+    """Radius (px) out to which a lone star whose S peaks at ``smax`` stays above
+    ``analysis_thresh``: S of a Gaussian PSF of ``sigma`` px is a Gaussian of ``sqrt(2) sigma``."""
     ratio = np.maximum(smax / cfg["analysis_thresh"], 1.0)
-    return 4 * math.pi * sigma**2 * np.log(ratio) + 9.0
+    return math.sqrt(2) * sigma * np.sqrt(2 * np.log(ratio))
+
+
+def _star_area(smax, sigma, cfg):
+    """Pixels (px^2) of a lone star's component (its disk, plus a pixel's margin around it):
+    a component much larger holds more than the star (a streak through a bright star does not
+    make a second peak)."""
+    return math.pi * _star_radius(smax, sigma, cfg) ** 2 + 9.0
+
+
+def _component_pixels(p: _Pass, c: int):
+    """(x, y) int arrays of the pixels of component ``c``."""
+    runs = p.order[p.offsets[c]:p.offsets[c + 1]]
+    counts = p.rx1[runs] - p.rx0[runs] + 1
+    first = np.cumsum(counts) - counts  # index of each run's first pixel
+    xs = np.repeat(p.rx0[runs], counts) + np.arange(counts.sum()) - np.repeat(first, counts)
+    return xs, np.repeat(p.ry[runs], counts)
 
 
 def _lines_beside_star(p: _Pass, comps, cfg) -> list:
@@ -440,12 +455,8 @@ def _lines_beside_star(p: _Pass, comps, cfg) -> list:
     """
     out = []
     for c in comps:
-        runs = p.order[p.offsets[c]:p.offsets[c + 1]]
-        counts = p.rx1[runs] - p.rx0[runs] + 1
-        ys = np.repeat(p.ry[runs], counts)
-        xs = np.repeat(p.rx0[runs] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        smax = p.col("smax")[c]
-        radius = math.sqrt(2) * p.sigma * math.sqrt(2 * math.log(max(smax / cfg["analysis_thresh"], 1.0))) + 1
+        xs, ys = _component_pixels(p, c)
+        radius = _star_radius(p.col("smax")[c], p.sigma, cfg) + 1
         rest = np.hypot(xs - p.col("xpk")[c], ys - p.col("ypk")[c]) > radius
         if rest.sum() < cfg["minarea"]:
             continue
