@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .background import interp_at
+from .background import interp_at, interp_columns
 
 # Columns of the component statistics array (float64 [n, NSTAT]).
 STAT_NAMES = ("npix", "flux", "var", "sw", "sx", "sy", "sxx", "syy", "sxy",
@@ -70,6 +70,7 @@ def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, orde
     ny, nx = image.shape
     n = offsets.shape[0] - 1
     out = np.zeros((n, NSTAT))
+    bcols, rcols = interp_columns(bgrid, kx, wx), interp_columns(rgrid, kx, wx)
     for c in range(n):
         st = out[c]
         first = order[offsets[c]]
@@ -114,8 +115,8 @@ def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, orde
                 if v >= saturation:
                     st[COL_NSAT] += 1
                 st[COL_RAWMAX] = max(st[COL_RAWMAX], v)
-                d = v - interp_at(bgrid, ky, wy, kx, wx, y, x)
-                rms = interp_at(rgrid, ky, wy, kx, wx, y, x)
+                d = v - interp_at(bcols, ky, wy, y, x)
+                rms = interp_at(rcols, ky, wy, y, x)
                 st[COL_FLUX] += d
                 if d > st[COL_PEAK]:
                     st[COL_PEAK] = d
@@ -170,7 +171,7 @@ def shape_from_moments(mxx, myy, mxy):
 
 
 @njit(cache=True)
-def _window_pass(image, bgrid, ky, wy, kx, wx, xc, yc, sigma, half):
+def _window_pass(image, bcols, ky, wy, xc, yc, sigma, half):
     ny, nx = image.shape
     x0, x1 = max(0, int(xc) - half), min(nx - 1, int(xc) + half + 1)
     y0, y1 = max(0, int(yc) - half), min(ny - 1, int(yc) + half + 1)
@@ -184,7 +185,7 @@ def _window_pass(image, bgrid, ky, wy, kx, wx, xc, yc, sigma, half):
             r2 = (x - xc) ** 2 + (y - yc) ** 2
             if r2 > 16 * sigma * sigma:
                 continue
-            w = math.exp(-r2 * inv2s2) * (v - interp_at(bgrid, ky, wy, kx, wx, y, x))
+            w = math.exp(-r2 * inv2s2) * (v - interp_at(bcols, ky, wy, y, x))
             sw += w
             swx += w * (x - xc)
             swy += w * (y - yc)
@@ -212,11 +213,12 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     it_out = np.zeros(n, np.int64)
     half = int(math.ceil(4 * sigma)) + 1
     s2 = sigma * sigma
+    bcols, rcols = interp_columns(bgrid, kx, wx), interp_columns(rgrid, kx, wx)
     norm = 1.0 / (2 * math.pi * s2)
     for i in range(n):
         xc, yc = x_init[i], y_init[i]
         for it in range(max_iter):
-            sw, swx, swy = _window_pass(image, bgrid, ky, wy, kx, wx, xc, yc, sigma, half)
+            sw, swx, swy = _window_pass(image, bcols, ky, wy, xc, yc, sigma, half)
             if sw <= 0:
                 break
             dx, dy = 2.0 * swx / sw, 2.0 * swy / sw
@@ -241,8 +243,8 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
                 r2 = ddx * ddx + ddy * ddy
                 if r2 > 16 * s2:
                     continue
-                d = v - interp_at(bgrid, ky, wy, kx, wx, y, x)
-                rms = interp_at(rgrid, ky, wy, kx, wx, y, x)
+                d = v - interp_at(bcols, ky, wy, y, x)
+                rms = interp_at(rcols, ky, wy, y, x)
                 var = rms * rms + max(d, 0.0) * inv_gain
                 w = math.exp(-0.5 * r2 / s2)
                 num_x += w * w * ddx * ddx * var
@@ -277,16 +279,17 @@ def sharpness(image, bgrid, ky, wy, kx, wx, xp, yp):
     n = xp.shape[0]
     ny, nx = image.shape
     out = np.full(n, np.nan)
+    bcols = interp_columns(bgrid, kx, wx)
     for i in range(n):
         x, y = xp[i], yp[i]
         if x < 1 or y < 1 or x > nx - 2 or y > ny - 2:
             continue
-        c = image[y, x] - interp_at(bgrid, ky, wy, kx, wx, y, x)
+        c = image[y, x] - interp_at(bcols, ky, wy, y, x)
         s = 0.0
         for dy in range(-1, 2):
             for dx in range(-1, 2):
                 if dx != 0 or dy != 0:
-                    s += image[y + dy, x + dx] - interp_at(bgrid, ky, wy, kx, wx, y + dy, x + dx)
+                    s += image[y + dy, x + dx] - interp_at(bcols, ky, wy, y + dy, x + dx)
         if c > 0 and math.isfinite(s):
             out[i] = (c - s / 8.0) / c
     return out
