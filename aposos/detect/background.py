@@ -46,8 +46,10 @@ def box_edges(n: int, box_px: int) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _clip_moments(buf, n, lo, hi, shift):
-    """(count, sum, sum of squares) of ``buf[:n] - shift`` over ``lo <= buf <= hi``.
+def _clip_moments(image, y0, y1, x0, x1, lo, hi, shift):
+    """(count, sum, sum of squares) of ``box - shift`` over the pixels with ``lo <= box <= hi``
+    (NaN pixels never are; +-inf ones are not for finite bounds); ``box`` is ``image[y0:y1,
+    x0:x1]``, indexed in place (a C-contiguous image: unit stride along x, vectorised).
 
     Branch-free, so that it vectorises; the sums are in the type of ``shift`` (float32 once
     ``shift`` is near the mean: twice the lanes, and no cancellation).
@@ -55,30 +57,34 @@ def _clip_moments(buf, n, lo, hi, shift):
     zero = shift - shift
     one = zero + 1
     s = s2 = c = zero  # c: a count, exact in float32 up to 2**24 (no int64 lanes)
-    for i in range(n):
-        v = buf[i]
-        m = (v >= lo) & (v <= hi)
-        d = (v - shift) if m else zero
-        s += d
-        s2 += d * d
-        c += one if m else zero
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            v = image[y, x]
+            m = (v >= lo) & (v <= hi)
+            d = (v - shift) if m else zero
+            s += d
+            s2 += d * d
+            c += one if m else zero
     return int(c), np.float64(s), np.float64(s2)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _histogram_median(buf, n, lo, hi, mean, scratch):
-    """Median of the ``buf[:n]`` in ``[lo, hi)`` from a ``HIST_BINS`` histogram (interpolated
-    within the bin), and their number; ``mean`` if there are none.
+def _histogram_median(image, y0, y1, x0, x1, lo, hi, mean, scratch):
+    """Median of the pixels of ``image[y0:y1, x0:x1]`` in ``[lo, hi)`` from a ``HIST_BINS`` histogram
+    (interpolated within the bin), and their number; ``mean`` if there are none.
 
-    Bin indices are computed in a vectorised pass into ``scratch`` (int32, >= n); four
+    Bin indices are computed in a vectorised pass into ``scratch`` (int32, >= box.size); four
     interleaved histograms break the store-to-load dependency of repeated bins.
     """
     scale = HIST_BINS / (hi - lo)
     lo32, scale32 = np.float32(lo), np.float32(scale)
-    for i in range(n):
-        t = (buf[i] - lo32) * scale32
-        ok = (t >= np.float32(0.0)) & (t < np.float32(HIST_BINS))
-        scratch[i] = np.int32(t) if ok else HIST_BINS  # bin HIST_BINS: outside [lo, hi)
+    ny, nx = y1 - y0, x1 - x0
+    for y in range(ny):
+        for x in range(nx):
+            t = (image[y0 + y, x0 + x] - lo32) * scale32  # NaN for NaN pixels: out of range
+            ok = (t >= np.float32(0.0)) & (t < np.float32(HIST_BINS))
+            scratch[y * nx + x] = np.int32(t) if ok else HIST_BINS  # bin HIST_BINS: outside
+    n = ny * nx
     hist = np.zeros((4, HIST_BINS + 1), np.int32)
     n4 = n - n % 4
     for i in range(0, n4, 4):
@@ -103,23 +109,34 @@ def _histogram_median(buf, n, lo, hi, mean, scratch):
     return mean, c
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 @njit(cache=True, error_model="numpy")
-def _clipped_stats(buf, n, nsigma, iters, scratch):
-    """(mode, std, nclipped) of ``buf[:n]`` (float32) after iterative clipping; NaN if too few
-    pixels. ``scratch``: int32 work space (>= n)."""
-    lo, hi = -np.inf, np.inf
+def _clipped_stats(image, y0, y1, x0, x1, nsigma, iters, min_count, scratch):
+    """(mode, std, nclipped, nfinite) of the finite pixels of ``image[y0:y1, x0:x1]`` (float32,
+    C-contiguous) after iterative clipping; NaN if fewer than ``min_count`` (or 3) are finite.
+
+    NaN/inf pixels fail every bound test (no copy of the finite ones needed).
+    ``scratch``: int32 work space (>= the box's size).
+    """
+    lo, hi = -FLOAT32_MAX, FLOAT32_MAX
     mean = std = 0.0
-    count = -1
+    count = nfinite = -1
+    big = (y1 - y0) * (x1 - x0) >= 1 << 24  # beyond float32's exact integer counts
     for it in range(iters):
-        if it == 0 or n >= 1 << 24:  # float64 sums around an arbitrary pixel (a star's would
-            # cancel in float32), and for counts beyond float32's exact integers
-            c, s, s2 = _clip_moments(buf, n, lo, hi, np.float64(buf[0]))
-            shift = np.float64(buf[0])
+        if it == 0 or big:  # float64 sums (around 0 or a value that is no pixel's: no cancellation
+            # in float64 for any image value)
+            shift = 0.0 if it == 0 else mean
+            c, s, s2 = _clip_moments(image, y0, y1, x0, x1, lo, hi, shift)
         else:
             shift = np.float64(np.float32(mean))
-            c, s, s2 = _clip_moments(buf, n, np.float32(lo), np.float32(hi), np.float32(mean))
-        if c < 3:
-            return np.nan, np.nan, 0
+            c, s, s2 = _clip_moments(image, y0, y1, x0, x1, np.float32(lo), np.float32(hi),
+                                     np.float32(mean))
+        if it == 0:
+            nfinite = c
+        if c < max(3, min_count if it == 0 else 3):
+            return np.nan, np.nan, 0, nfinite
         m = s / c
         mean = m + shift
         std = math.sqrt(max(s2 / c - m * m, 0.0))
@@ -128,50 +145,25 @@ def _clipped_stats(buf, n, nsigma, iters, scratch):
         count = c
         lo, hi = mean - nsigma * std, mean + nsigma * std
     if std == 0.0:
-        return mean, 0.0, count
+        return mean, 0.0, count, nfinite
     # median from a fine histogram of the clipped range
-    median, c = _histogram_median(buf, n, mean - nsigma * std, mean + nsigma * std, mean, scratch)
+    median, c = _histogram_median(image, y0, y1, x0, x1, mean - nsigma * std,
+                                  mean + nsigma * std, mean, scratch)
     if abs(mean - median) < 0.3 * std:
         mode = 2.5 * median - 1.5 * mean
     else:
         mode = median
-    return mode, std, c
-
-
-@njit(cache=True)
-def _box_pixels(image, y0, y1, x0, x1, step, buf):
-    """Copy the finite pixels of a box (every ``step``-th of every ``step``-th row) into ``buf``;
-    returns their number."""
-    n = 0
-    if step == 1:
-        w = x1 - x0
-        for y in range(y0, y1):
-            row = image[y, x0:x1]
-            ok = True
-            for x in range(w):  # the common case: a vectorised copy
-                v = row[x]
-                buf[n + x] = v
-                ok &= abs(v) < np.inf
-            if ok:
-                n += w
-                continue
-            for x in range(w):
-                buf[n] = row[x]
-                n += 1 if abs(row[x]) < np.inf else 0
-        return n
-    for y in range(y0, y1, step):
-        for x in range(x0, x1, step):
-            v = image[y, x]
-            buf[n] = v
-            n += 1 if abs(v) < np.inf else 0
-    return n
+    return mode, std, c, nfinite
 
 
 @njit(cache=True, parallel=True)
 def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
     """Kernel: clipped (mode, std, count) of every box; NaN where too few finite pixels.
 
-    Uses every ``step``-th pixel of every ``step``-th row of each box.
+    Uses every ``step``-th pixel of every ``step``-th row of each box. A band of boxes is first
+    copied box by box into a buffer, reading the image row by row (sequential); the clipping
+    passes then run on each box's contiguous pixels (in place, the rows of a box are a frame
+    row apart: they would share a few cache sets and be read from memory at every pass).
     ``std`` is the plain clipped standard deviation (not yet corrected for truncation).
     """
     nby, nbx = len(yedges) - 1, len(xedges) - 1
@@ -183,14 +175,22 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
         wmax = max(wmax, xedges[i + 1] - xedges[i])
     for j in prange(nby):
         y0, y1 = yedges[j], yedges[j + 1]
-        buf = np.empty((y1 - y0) * wmax, np.float32)
-        scratch = np.empty((y1 - y0) * wmax, np.int32)
+        rows = (y1 - y0 + step - 1) // step
+        # 16 floats more per box: consecutive boxes start 64 bytes apart modulo 4 KiB
+        bufs = np.empty((nbx, rows * ((wmax + step - 1) // step) + 16), np.float32)
+        scratch = np.empty(bufs.shape[1], np.int32)
+        for r in range(rows):
+            y = y0 + r * step
+            for i in range(nbx):
+                x0, x1 = xedges[i], xedges[i + 1]
+                cols = (x1 - x0 + step - 1) // step
+                for c in range(cols):
+                    bufs[i, r * cols + c] = image[y, x0 + c * step]
         for i in range(nbx):
-            x0, x1 = xedges[i], xedges[i + 1]
-            n = _box_pixels(image, y0, y1, x0, x1, step, buf)
-            if n < max(8, min_fraction * ((y1 - y0 + step - 1) // step) * ((x1 - x0 + step - 1) // step)):
-                continue
-            b, s, c = _clipped_stats(buf, n, nsigma, iters, scratch)
+            cols = (xedges[i + 1] - xedges[i] + step - 1) // step
+            box = bufs[i, :rows * cols].reshape((rows, cols))
+            need = max(8, min_fraction * rows * cols)
+            b, s, c, _ = _clipped_stats(box, 0, rows, 0, cols, nsigma, iters, need, scratch)
             back[j, i], std[j, i], count[j, i] = b, s, c
     return back, std, count
 

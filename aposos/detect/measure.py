@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .background import interp_at, interp_columns
+from .background import FAST, interp_at, interp_columns
 
 # Columns of the component statistics array (float64 [n, NSTAT]).
 STAT_NAMES = ("npix", "flux", "var", "sw", "sx", "sy", "sxx", "syy", "sxy",
@@ -58,99 +58,139 @@ def _count_major_peaks(sig, ry, rx0, rx1, order, q0, q1, level):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, order, offsets,
                     saturation, inv_gain, peak_thresh, peak_frac):
     """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs.
 
-    ``order[offsets[c]:offsets[c + 1]]`` are the run indices of component ``c``. Moments are
-    accumulated relative to the component's first pixel for numerical stability and shifted
-    back at the end.
+    ``order[offsets[c]:offsets[c + 1]]`` are the run indices of component ``c`` (in raster
+    order). The runs are visited in raster order (the frame is read sequentially, not by
+    component: a component's rows are far apart in memory); each run's sums are added to its
+    component's row. Moments are accumulated
+    relative to the component's first pixel for numerical stability and shifted back at the end.
     """
     ny, nx = image.shape
     n = offsets.shape[0] - 1
     out = np.zeros((n, NSTAT))
     bcols, rcols = interp_columns(bgrid, kx, wx), interp_columns(rgrid, kx, wx)
+    comp = np.empty(ry.shape[0], np.int64)
+    for c in range(n):
+        for q in range(offsets[c], offsets[c + 1]):
+            comp[order[q]] = c
+        first = order[offsets[c]]
+        st = out[c]
+        st[COL_XS], st[COL_YS] = rx0[first], ry[first]  # the reference pixel, until the end
+        st[COL_PEAK] = st[COL_SMAX] = st[COL_RAWMAX] = -np.inf
+        st[COL_XMIN], st[COL_YMIN], st[COL_XMAX], st[COL_YMAX] = nx, ny, -1, -1
+    x_ref = np.empty(n, np.int64)
+    y_ref = np.empty(n, np.int64)
+    for c in range(n):
+        x_ref[c], y_ref[c] = out[c, COL_XS], out[c, COL_YS]
+    for r in range(ry.shape[0]):
+        c = comp[r]
+        y, xa, xb = ry[r], rx0[r], rx1[r]
+        st = out[c]
+        st[COL_YMIN] = min(st[COL_YMIN], y)
+        st[COL_YMAX] = max(st[COL_YMAX], y)
+        st[COL_XMIN] = min(st[COL_XMIN], xa)
+        st[COL_XMAX] = max(st[COL_XMAX], xb)
+        if y == 0 or y == ny - 1 or xa == 0 or xb == nx - 1:
+            st[COL_EDGE] = 1.0
+        dy = float(y - y_ref[c])
+        k = ky[y]
+        w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
+        # the run's sums in registers, added to the component's once
+        flux = var = sw = sx = sy = sxx = syy = sxy = 0.0
+        ssw = ssx = ssy = ssxx = ssyy = ssxy = 0.0
+        peak = smax = rawmax = -np.inf
+        xs = xpk = 0
+        nsat = nbad = npeaks = 0
+        for x in range(xa, xb + 1):
+            dx = float(x - x_ref[c])
+            v = image[y, x]
+            s = float(sig[y, x])
+            if s > smax:
+                smax, xs = s, x
+            ssw += s
+            ssx += s * dx
+            ssy += s * dy
+            ssxx += s * dx * dx
+            ssyy += s * dy * dy
+            ssxy += s * dx * dy
+            if s >= peak_thresh and _is_local_max(sig, y, x, s):
+                npeaks += 1
+            if not math.isfinite(v):
+                nbad += 1
+                continue
+            if v >= saturation:
+                nsat += 1
+            rawmax = max(rawmax, v)
+            d = v - (w0 * bcols[k, x] + w1 * bcols[k + 1, x] + w2 * bcols[k + 2, x]
+                     + w3 * bcols[k + 3, x])
+            rms = (w0 * rcols[k, x] + w1 * rcols[k + 1, x] + w2 * rcols[k + 2, x]
+                   + w3 * rcols[k + 3, x])
+            flux += d
+            if d > peak:
+                peak, xpk = d, x
+            w = max(d, 0.0)
+            var += rms * rms + w * inv_gain
+            sw += w
+            sx += w * dx
+            sy += w * dy
+            sxx += w * dx * dx
+            syy += w * dy * dy
+            sxy += w * dx * dy
+        st[COL_NPIX] += xb - xa + 1
+        if smax > st[COL_SMAX]:
+            st[COL_SMAX], st[COL_XS], st[COL_YS] = smax, xs, y
+        if peak > st[COL_PEAK]:
+            st[COL_PEAK], st[COL_XPK], st[COL_YPK] = peak, xpk, y
+        st[COL_RAWMAX] = max(st[COL_RAWMAX], rawmax)
+        st[COL_NPEAKS] += npeaks
+        st[COL_NBAD] += nbad
+        st[COL_NSAT] += nsat
+        st[COL_FLUX] += flux
+        st[COL_VAR] += var
+        st[COL_SW] += sw
+        st[COL_SX] += sx
+        st[COL_SY] += sy
+        st[COL_SXX] += sxx
+        st[COL_SYY] += syy
+        st[COL_SXY] += sxy
+        st[COL_SSW] += ssw
+        st[COL_SSX] += ssx
+        st[COL_SSY] += ssy
+        st[COL_SSXX] += ssxx
+        st[COL_SSYY] += ssyy
+        st[COL_SSXY] += ssxy
     for c in range(n):
         st = out[c]
-        first = order[offsets[c]]
-        x_ref, y_ref = rx0[first], ry[first]
-        st[COL_PEAK] = -np.inf
-        st[COL_SMAX] = -np.inf
-        st[COL_RAWMAX] = -np.inf
-        st[COL_XMIN] = nx
-        st[COL_YMIN] = ny
-        st[COL_XMAX] = -1
-        st[COL_YMAX] = -1
-        for q in range(offsets[c], offsets[c + 1]):
-            r = order[q]
-            y = ry[r]
-            st[COL_YMIN] = min(st[COL_YMIN], y)
-            st[COL_YMAX] = max(st[COL_YMAX], y)
-            st[COL_XMIN] = min(st[COL_XMIN], rx0[r])
-            st[COL_XMAX] = max(st[COL_XMAX], rx1[r])
-            if y == 0 or y == ny - 1 or rx0[r] == 0 or rx1[r] == nx - 1:
-                st[COL_EDGE] = 1
-            dy = y - y_ref
-            for x in range(rx0[r], rx1[r] + 1):
-                dx = x - x_ref
-                v = image[y, x]
-                s = sig[y, x]
-                st[COL_NPIX] += 1
-                if s > st[COL_SMAX]:
-                    st[COL_SMAX] = s
-                    st[COL_XS] = x
-                    st[COL_YS] = y
-                st[COL_SSW] += s
-                st[COL_SSX] += s * dx
-                st[COL_SSY] += s * dy
-                st[COL_SSXX] += s * dx * dx
-                st[COL_SSYY] += s * dy * dy
-                st[COL_SSXY] += s * dx * dy
-                if s >= peak_thresh and _is_local_max(sig, y, x, s):
-                    st[COL_NPEAKS] += 1
-                if not math.isfinite(v):
-                    st[COL_NBAD] += 1
-                    continue
-                if v >= saturation:
-                    st[COL_NSAT] += 1
-                st[COL_RAWMAX] = max(st[COL_RAWMAX], v)
-                d = v - interp_at(bcols, ky, wy, y, x)
-                rms = interp_at(rcols, ky, wy, y, x)
-                st[COL_FLUX] += d
-                if d > st[COL_PEAK]:
-                    st[COL_PEAK] = d
-                    st[COL_XPK] = x
-                    st[COL_YPK] = y
-                w = max(d, 0.0)
-                st[COL_VAR] += rms * rms + w * inv_gain
-                st[COL_SW] += w
-                st[COL_SX] += w * dx
-                st[COL_SY] += w * dy
-                st[COL_SXX] += w * dx * dx
-                st[COL_SYY] += w * dy * dy
-                st[COL_SXY] += w * dx * dy
         if st[COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
             st[COL_NPEAKS] = _count_major_peaks(sig, ry, rx0, rx1, order, offsets[c],
                                                 offsets[c + 1], max(peak_thresh,
                                                                     peak_frac * st[COL_SMAX]))
-        # first moments relative to the reference pixel -> absolute positions
-        for wcol, xcol, ycol in ((COL_SW, COL_SX, COL_SY), (COL_SSW, COL_SSX, COL_SSY)):
-            if st[wcol] > 0:
-                st[xcol] = st[xcol] / st[wcol] + x_ref
-                st[ycol] = st[ycol] / st[wcol] + y_ref
-            else:
-                st[xcol] = 0.5 * (st[COL_XMIN] + st[COL_XMAX])
-                st[ycol] = 0.5 * (st[COL_YMIN] + st[COL_YMAX])
-        # second moments -> central, per unit weight
-        for wcol, xcol, ycol, a, b, ab in ((COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY),
-                                           (COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY)):
-            if st[wcol] > 0:
-                mx, my = st[xcol] - x_ref, st[ycol] - y_ref
-                st[a] = st[a] / st[wcol] - mx * mx
-                st[b] = st[b] / st[wcol] - my * my
-                st[ab] = st[ab] / st[wcol] - mx * my
+        # first moments relative to the reference pixel -> absolute positions; second moments
+        # -> central, per unit weight
+        box = (st[COL_XMIN], st[COL_XMAX], st[COL_YMIN], st[COL_YMAX])
+        (st[COL_SX], st[COL_SY], st[COL_SXX], st[COL_SYY], st[COL_SXY]) = _centred(
+            st[COL_SW], st[COL_SX], st[COL_SY], st[COL_SXX], st[COL_SYY], st[COL_SXY],
+            x_ref[c], y_ref[c], box)
+        (st[COL_SSX], st[COL_SSY], st[COL_SSXX], st[COL_SSYY], st[COL_SSXY]) = _centred(
+            st[COL_SSW], st[COL_SSX], st[COL_SSY], st[COL_SSXX], st[COL_SSYY], st[COL_SSXY],
+            x_ref[c], y_ref[c], box)
     return out
+
+
+@njit(cache=True)
+def _centred(w, wx, wy, wxx, wyy, wxy, x_ref, y_ref, box):
+    """(x, y, mxx, myy, mxy): centroid (absolute px) and central second moments from sums of
+    weights ``w`` relative to the reference pixel; the centre of ``box`` (xmin, xmax, ymin,
+    ymax) and the raw sums if w <= 0."""
+    xmin, xmax, ymin, ymax = box
+    if not w > 0:
+        return 0.5 * (xmin + xmax), 0.5 * (ymin + ymax), wxx, wyy, wxy
+    mx, my = wx / w, wy / w
+    return (mx + x_ref, my + y_ref, wxx / w - mx * mx, wyy / w - my * my, wxy / w - mx * my)
 
 
 COL_NPIX, COL_FLUX, COL_VAR, COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY = range(9)
@@ -171,28 +211,55 @@ def shape_from_moments(mxx, myy, mxy):
 
 
 @njit(cache=True)
-def _window_pass(image, bcols, ky, wy, xc, yc, sigma, half):
-    ny, nx = image.shape
+def _window_box(xc, yc, half, shape):
+    """First and last row and column (inclusive) of the window around (xc, yc)."""
+    ny, nx = shape
     x0, x1 = max(0, int(xc) - half), min(nx - 1, int(xc) + half + 1)
     y0, y1 = max(0, int(yc) - half), min(ny - 1, int(yc) + half + 1)
-    sw = swx = swy = 0.0
+    return x0, x1, y0, y1
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _gauss_1d(c, lo, hi, sigma, ex, dd):
+    """``ex[j] = exp(-(lo + j - c)^2 / (2 sigma^2))`` and ``dd[j] = (lo + j - c)^2`` for
+    ``lo + j`` in ``lo..hi``: the separable factors of the Gaussian window."""
     inv2s2 = 0.5 / (sigma * sigma)
+    for j in range(hi - lo + 1):
+        t = lo + j - c
+        dd[j] = t * t
+        ex[j] = math.exp(-t * t * inv2s2)
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _window_pass(image, bcols, ky, wy, xc, yc, sigma, half, ex, ey, dx2, dy2):
+    """(sum w d, sum w d (x - xc), sum w d (y - yc)) over the window, ``w`` the Gaussian of
+    ``sigma`` px around (xc, yc) cut at 4 sigma; non-finite pixels left out."""
+    x0, x1, y0, y1 = _window_box(xc, yc, half, image.shape)
+    _gauss_1d(xc, x0, x1, sigma, ex, dx2)
+    _gauss_1d(yc, y0, y1, sigma, ey, dy2)
+    lim = 16 * sigma * sigma
+    sw = swx = swy = 0.0
     for y in range(y0, y1 + 1):
-        for x in range(x0, x1 + 1):
+        i = y - y0
+        k = ky[y]
+        w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
+        rw = rwx = 0.0
+        for x in range(x0, x1 + 1):  # branch-free, so that it vectorises
+            j = x - x0
             v = image[y, x]
-            if not math.isfinite(v):
-                continue
-            r2 = (x - xc) ** 2 + (y - yc) ** 2
-            if r2 > 16 * sigma * sigma:
-                continue
-            w = math.exp(-r2 * inv2s2) * (v - interp_at(bcols, ky, wy, y, x))
-            sw += w
-            swx += w * (x - xc)
-            swy += w * (y - yc)
+            d = v - (w0 * bcols[k, x] + w1 * bcols[k + 1, x] + w2 * bcols[k + 2, x]
+                     + w3 * bcols[k + 3, x])
+            ok = (abs(v) < np.inf) & (dx2[j] + dy2[i] <= lim)
+            w = ex[j] * d if ok else 0.0
+            rw += w
+            rwx += w * (x - xc)
+        sw += ey[i] * rw
+        swx += ey[i] * rwx
+        swy += ey[i] * rw * (y - yc)
     return sw, swx, swy
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigma, inv_gain,
                        max_iter, tol):
     """Kernel: Gaussian-windowed centroids (XWIN) with errors and PSF-weighted fluxes.
@@ -200,10 +267,10 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     ``sigma`` is the window (= PSF) standard deviation in px. The iteration ``xc += 2 * sum(w
     (x - xc) d) / sum(w d)`` converges to the window-weighted centroid (the factor 2 is the
     SExtractor acceleration). Returns (x, y, x_err, y_err, flux, flux_err, niter); the flux is
-    ``sum(p d) / sum(p^2)`` with ``p`` the unit-flux Gaussian PSF at the centroid.
+    ``sum(p d) / sum(p^2)`` with ``p`` the unit-flux Gaussian PSF at the centroid. The window
+    is the product of two 1-D Gaussians (2 n exponentials for n x n pixels).
     """
     n = x_init.shape[0]
-    ny, nx = image.shape
     xo = np.empty(n)
     yo = np.empty(n)
     xe = np.empty(n)
@@ -212,13 +279,14 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     fe = np.empty(n)
     it_out = np.zeros(n, np.int64)
     half = int(math.ceil(4 * sigma)) + 1
-    s2 = sigma * sigma
     bcols, rcols = interp_columns(bgrid, kx, wx), interp_columns(rgrid, kx, wx)
-    norm = 1.0 / (2 * math.pi * s2)
+    ex, ey = np.empty(2 * half + 2), np.empty(2 * half + 2)
+    dx2, dy2 = np.empty(2 * half + 2), np.empty(2 * half + 2)
     for i in range(n):
         xc, yc = x_init[i], y_init[i]
         for it in range(max_iter):
-            sw, swx, swy = _window_pass(image, bcols, ky, wy, xc, yc, sigma, half)
+            sw, swx, swy = _window_pass(image, bcols, ky, wy, xc, yc, sigma, half, ex, ey, dx2,
+                                        dy2)
             if sw <= 0:
                 break
             dx, dy = 2.0 * swx / sw, 2.0 * swy / sw
@@ -229,45 +297,56 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
             it_out[i] = it + 1
             if dx * dx + dy * dy < tol * tol:
                 break
-        # errors (linearised estimator) and PSF-weighted flux at the final centroid
-        x0, x1 = max(0, int(xc) - half), min(nx - 1, int(xc) + half + 1)
-        y0, y1 = max(0, int(yc) - half), min(ny - 1, int(yc) + half + 1)
-        num_x = num_y = den_x = den_y = sw = 0.0
-        spd = spp = svp = 0.0
-        for y in range(y0, y1 + 1):
-            for x in range(x0, x1 + 1):
-                v = image[y, x]
-                if not math.isfinite(v):
-                    continue
-                ddx, ddy = x - xc, y - yc
-                r2 = ddx * ddx + ddy * ddy
-                if r2 > 16 * s2:
-                    continue
-                d = v - interp_at(bcols, ky, wy, y, x)
-                rms = interp_at(rcols, ky, wy, y, x)
-                var = rms * rms + max(d, 0.0) * inv_gain
-                w = math.exp(-0.5 * r2 / s2)
-                num_x += w * w * ddx * ddx * var
-                num_y += w * w * ddy * ddy * var
-                sw += w * d
-                den_x += w * d * ddx * ddx
-                den_y += w * d * ddy * ddy
-                p = norm * w
-                spd += p * d
-                spp += p * p
-                svp += p * p * var
-        gx = sw - den_x / s2
-        gy = sw - den_y / s2
         xo[i], yo[i] = xc, yc
-        xe[i] = math.sqrt(num_x) / abs(gx) if gx != 0 else np.inf
-        ye[i] = math.sqrt(num_y) / abs(gy) if gy != 0 else np.inf
-        if spp > 0:
-            fo[i] = spd / spp
-            fe[i] = math.sqrt(svp) / spp
-        else:
-            fo[i] = 0.0
-            fe[i] = np.inf
+        xe[i], ye[i], fo[i], fe[i] = _window_errors(image, bcols, rcols, ky, wy, xc, yc, sigma,
+                                                    half, inv_gain, ex, ey, dx2, dy2)
     return xo, yo, xe, ye, fo, fe, it_out
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _window_errors(image, bcols, rcols, ky, wy, xc, yc, sigma, half, inv_gain, ex, ey, dx2,
+                   dy2):
+    """(x_err, y_err, flux, flux_err) at the final centroid: errors of the linearised
+    estimator, PSF-weighted flux and its error."""
+    x0, x1, y0, y1 = _window_box(xc, yc, half, image.shape)
+    _gauss_1d(xc, x0, x1, sigma, ex, dx2)
+    _gauss_1d(yc, y0, y1, sigma, ey, dy2)
+    s2 = sigma * sigma
+    lim = 16 * s2
+    norm = 1.0 / (2 * math.pi * s2)
+    num_x = num_y = den_x = den_y = sw = 0.0
+    spd = spp = svp = 0.0
+    for y in range(y0, y1 + 1):
+        i = y - y0
+        k = ky[y]
+        w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
+        for x in range(x0, x1 + 1):
+            j = x - x0
+            v = image[y, x]
+            ok = (abs(v) < np.inf) & (dx2[j] + dy2[i] <= lim)
+            d = v - (w0 * bcols[k, x] + w1 * bcols[k + 1, x] + w2 * bcols[k + 2, x]
+                     + w3 * bcols[k + 3, x])
+            d = d if ok else 0.0
+            rms = (w0 * rcols[k, x] + w1 * rcols[k + 1, x] + w2 * rcols[k + 2, x]
+                   + w3 * rcols[k + 3, x])
+            var = rms * rms + max(d, 0.0) * inv_gain
+            w = ex[j] * ey[i] if ok else 0.0
+            num_x += w * w * dx2[j] * var
+            num_y += w * w * dy2[i] * var
+            sw += w * d
+            den_x += w * d * dx2[j]
+            den_y += w * d * dy2[i]
+            p = norm * w
+            spd += p * d
+            spp += p * p
+            svp += p * p * var
+    gx = sw - den_x / s2
+    gy = sw - den_y / s2
+    xerr = math.sqrt(num_x) / abs(gx) if gx != 0 else np.inf
+    yerr = math.sqrt(num_y) / abs(gy) if gy != 0 else np.inf
+    if spp > 0:
+        return xerr, yerr, spd / spp, math.sqrt(svp) / spp
+    return xerr, yerr, 0.0, np.inf
 
 
 @njit(cache=True)

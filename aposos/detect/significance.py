@@ -37,88 +37,93 @@ def gaussian_kernel_1d(fwhm_px: float, radius_sigma: float = 2.5) -> np.ndarray:
     return k / k.sum()
 
 
-@njit(cache=True)
-def _row_edges(s, threshold, edges):
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _row_edges(s, threshold, edges, trans):
     """Edges of the runs of ``s >= threshold`` in a row into ``edges``; returns their number.
 
-    Even entries are the first pixels of the runs, odd entries one past their last pixels
-    (branch-free: every x is written, the count advances only where the state changes).
+    Even entries are the first pixels of the runs, odd entries one past their last pixels.
+    ``trans`` (uint8, length a multiple of 8 above ``len(s)``) receives the state changes in a
+    vectorised pass; only its non-zero 8-byte words are then scanned.
     """
-    e = 0
-    prev = False
     nx = s.shape[0]
-    for x in range(nx):
-        cur = s[x] >= threshold
-        edges[e] = x
-        e += 1 if cur != prev else 0
-        prev = cur
-    if prev:
-        edges[e] = nx
-        e += 1
+    trans[0] = 1 if s[0] >= threshold else 0
+    for x in range(1, nx):
+        trans[x] = 1 if (s[x] >= threshold) != (s[x - 1] >= threshold) else 0
+    trans[nx] = 1 if s[nx - 1] >= threshold else 0
+    for x in range(nx + 1, trans.shape[0]):
+        trans[x] = 0
+    words = trans.view(np.uint64)
+    e = 0
+    for w in range(words.shape[0]):
+        if words[w] != 0:
+            for x in range(8 * w, 8 * w + 8):  # branch-free: the count advances at changes
+                edges[e] = x
+                e += trans[x]
     return e
 
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
-def significance_kernel(image, bcols, rcols, ky, wy, k, threshold, out, nonfinite_per_row,
+def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfinite_per_row,
                         runs_per_row, edges, nedges):
     """Kernel: fill ``out`` (float32 [ny, nx]) with S; count non-finite pixels and runs per row.
 
     ``bcols``, ``rcols``: background and noise grids interpolated along x (float32, see
     :func:`~aposos.detect.background.interp_columns`); ``ky``, ``wy``: the rows' knots and
-    weights (float32). Works on blocks of ``BLOCK_ROWS`` rows: background-subtracted rows (halo
-    included) are smoothed along x into a block buffer, then along y into ``out``; every inner
-    loop runs over contiguous float32 rows so that it vectorises. The run edges of block ``b``
-    (see :func:`_row_edges`) go to ``edges[b]``, their number to ``nedges[b]`` (-1 if they do not
+    weights (float32); ``taps``: the 1-D kernel as a tuple of float32 (its length is then a
+    compile-time constant: the tap loops unroll and the pixel loops vectorise). Works on blocks
+    of ``BLOCK_ROWS`` rows: background-subtracted rows (halo included) are smoothed along x
+    into a block buffer, then along y into ``out``. The run edges of block ``b`` (see
+    :func:`_row_edges`) go to ``edges[b]``, their number to ``nedges[b]`` (-1 if they do not
     fit: :func:`gather_runs` then reads them from ``out``).
     """
     ny, nx = image.shape
-    r = (k.shape[0] - 1) // 2
-    ntap = 2 * r + 1
+    ntap = len(taps)
+    r = (ntap - 1) // 2
     norm = 0.0
     for i in range(ntap):
-        norm += k[i] * k[i]  # the 2-D kernel's sum of squares is norm**2
-    kf = k.astype(np.float32)
+        norm += taps[i] * taps[i]  # the 2-D kernel's sum of squares is norm**2
     inv = np.float32(1.0 / norm)
     cap = edges.shape[1]
     nblocks = (ny + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(nblocks):
         y0 = b * BLOCK_ROWS
         y1 = min(ny, y0 + BLOCK_ROWS)
-        h = np.zeros((y1 - y0 + 2 * r, nx), np.float32)
+        h = np.empty((y1 - y0 + 2 * r, nx), np.float32)
+        for yy in range(y0 - r, y1 + r):  # halo rows beyond the frame: zero
+            if yy < 0 or yy >= ny:
+                h[yy - y0 + r] = 0.0
         brow = np.empty(nx, np.float32)
         d = np.zeros(nx + 2 * r, np.float32)
         for yy in range(max(0, y0 - r), min(ny, y1 + r)):
             interp_row(bcols, ky[yy], wy[yy], brow)
             src = image[yy]
-            bad = 0
+            bad = np.float32(0.0)  # float32 lanes, exact up to 2**24
             for x in range(nx):
                 v = src[x] - brow[x]
                 fin = abs(v) < np.float32(np.inf)  # False for NaN and +-inf
                 d[x + r] = v if fin else np.float32(0.0)
-                bad += 0 if fin else 1
+                bad += np.float32(0.0) if fin else np.float32(1.0)
             if y0 <= yy < y1:
-                nonfinite_per_row[yy] = bad
+                nonfinite_per_row[yy] = int(bad)
             hrow = h[yy - y0 + r]
-            for i in range(ntap):
-                ki = kf[i]
-                for x in range(nx):
-                    hrow[x] += ki * d[x + i]
+            for x in range(nx):
+                a = np.float32(0.0)
+                for i in range(ntap):
+                    a += taps[i] * d[x + i]
+                hrow[x] = a
         rrow = np.empty(nx, np.float32)
-        acc = np.empty(nx, np.float32)
         row_edges = np.empty(nx + 1, np.int32)
+        trans = np.empty((nx + 8) // 8 * 8, np.uint8)
         ne = 0
         for y in range(y0, y1):
             interp_row(rcols, ky[y], wy[y], rrow)
-            acc[:] = 0.0
-            for j in range(ntap):
-                kj = kf[j]
-                hr = h[y - y0 + j]
-                for x in range(nx):
-                    acc[x] += kj * hr[x]
             orow = out[y]
             for x in range(nx):
-                orow[x] = acc[x] * inv / rrow[x]
-            e = _row_edges(orow, threshold, row_edges)
+                a = np.float32(0.0)
+                for j in range(ntap):
+                    a += taps[j] * h[y - y0 + j, x]
+                orow[x] = a * inv / rrow[x]
+            e = _row_edges(orow, threshold, row_edges, trans)
             runs_per_row[y] = e // 2
             if 0 <= ne and ne + e <= cap:
                 edges[b, ne:ne + e] = row_edges[:e]
@@ -141,6 +146,7 @@ def gather_runs(sig, threshold, runs_per_row, edges, nedges):
     rx0 = np.empty(n, np.int32)
     rx1 = np.empty(n, np.int32)
     row_edges = np.empty(nx + 1, np.int32)
+    trans = np.empty((nx + 8) // 8 * 8, np.uint8)
     i = 0
     for b in range(nedges.shape[0]):
         y0 = b * BLOCK_ROWS
@@ -149,13 +155,26 @@ def gather_runs(sig, threshold, runs_per_row, edges, nedges):
             if nedges[b] >= 0:
                 e = edges[b]
             else:  # the block's edges did not fit: read them again from the map
-                _row_edges(sig[y], threshold, row_edges)
+                _row_edges(sig[y], threshold, row_edges, trans)
                 e, p = row_edges, 0
             for _ in range(runs_per_row[y]):
                 ry[i], rx0[i], rx1[i] = y, e[p], e[p + 1] - 1
                 p += 2
                 i += 1
     return ry, rx0, rx1
+
+
+TAP_COUNTS = (7, 11, 15, 23, 31, 47, 63)
+
+
+def kernel_taps(fwhm_px: float) -> tuple:
+    """:func:`gaussian_kernel_1d` as a tuple of float32, zero-padded on both sides to the next
+    of ``TAP_COUNTS`` (each tuple length is one compilation of the kernel: a few of them cover
+    all frames)."""
+    k = gaussian_kernel_1d(fwhm_px)
+    n = next((c for c in TAP_COUNTS if c >= len(k)), len(k))
+    pad = (n - len(k)) // 2
+    return tuple(np.float32(v) for v in np.pad(k, pad))
 
 
 def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
@@ -179,7 +198,7 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
     ky, wy = cubic_weights(ny, bkg.back_grid.shape[0])
     significance_kernel(image, bkg.columns(bkg.back_grid).astype(np.float32),
                         bkg.columns(bkg.rms_grid).astype(np.float32), ky, wy.astype(np.float32),
-                        gaussian_kernel_1d(fwhm_px), np.float32(threshold), out, nonfinite, runs,
+                        kernel_taps(fwhm_px), np.float32(threshold), out, nonfinite, runs,
                         edges, nedges)
     t = np.float32(threshold)
     return out, gather_runs(out, t, runs, edges, nedges), nonfinite
