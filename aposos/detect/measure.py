@@ -66,45 +66,63 @@ def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, orde
     ``order[offsets[c]:offsets[c + 1]]`` are the run indices of component ``c`` (in raster
     order). The runs are visited in raster order (the frame is read sequentially, not by
     component: a component's rows are far apart in memory); each run's sums are added to its
-    component's row. Moments are accumulated
-    relative to the component's first pixel for numerical stability and shifted back at the end.
+    component's row. The background and noise are interpolated along y once per row (to the
+    padded grids' columns, a few cache lines), then along x at each pixel. Moments are
+    accumulated relative to the component's first pixel for numerical stability and shifted
+    back at the end.
     """
     ny, nx = image.shape
     n = offsets.shape[0] - 1
     out = np.zeros((n, NSTAT))
-    bcols, rcols = interp_columns(bgrid, kx, wx), interp_columns(rgrid, kx, wx)
     comp = np.empty(ry.shape[0], np.int64)
+    x_ref = np.empty(n, np.int64)
+    y_ref = np.empty(n, np.int64)
     for c in range(n):
         for q in range(offsets[c], offsets[c + 1]):
             comp[order[q]] = c
         first = order[offsets[c]]
-        st = out[c]
-        st[COL_XS], st[COL_YS] = rx0[first], ry[first]  # the reference pixel, until the end
-        st[COL_PEAK] = st[COL_SMAX] = st[COL_RAWMAX] = -np.inf
-        st[COL_XMIN], st[COL_YMIN], st[COL_XMAX], st[COL_YMAX] = nx, ny, -1, -1
-    x_ref = np.empty(n, np.int64)
-    y_ref = np.empty(n, np.int64)
-    for c in range(n):
-        x_ref[c], y_ref[c] = out[c, COL_XS], out[c, COL_YS]
+        x_ref[c], y_ref[c] = rx0[first], ry[first]
+        out[c, COL_PEAK] = out[c, COL_SMAX] = out[c, COL_RAWMAX] = -np.inf
+        out[c, COL_XMIN], out[c, COL_YMIN], out[c, COL_XMAX], out[c, COL_YMAX] = nx, ny, -1, -1
+    nk = bgrid.shape[1]
+    bk = np.empty(nk)  # the grids interpolated along y to the current row
+    rk = np.empty(nk)
+    # peak candidates (maxima along their row) of the previous and current row: checked
+    # against the next row once its runs have been read (then in cache)
+    cand = np.empty((2, nx, 2), np.int64)  # [prev/current, i, (x, component)]
+    ncand = np.zeros(2, np.int64)
+    row = -1
     for r in range(ry.shape[0]):
         c = comp[r]
         y, xa, xb = ry[r], rx0[r], rx1[r]
-        st = out[c]
-        st[COL_YMIN] = min(st[COL_YMIN], y)
-        st[COL_YMAX] = max(st[COL_YMAX], y)
-        st[COL_XMIN] = min(st[COL_XMIN], xa)
-        st[COL_XMAX] = max(st[COL_XMAX], xb)
+        if y != row:
+            _count_peaks(out, sig, cand, ncand, row - 1, 0)
+            if y > row + 1:
+                _count_peaks(out, sig, cand, ncand, row, 1)
+            else:  # the current row's candidates wait for the next row
+                cand[0, :ncand[1]] = cand[1, :ncand[1]]
+                ncand[0] = ncand[1]
+            ncand[1] = 0
+            row = y
+            k = ky[y]
+            for i in range(nk):
+                bk[i] = (wy[y, 0] * bgrid[k, i] + wy[y, 1] * bgrid[k + 1, i]
+                         + wy[y, 2] * bgrid[k + 2, i] + wy[y, 3] * bgrid[k + 3, i])
+                rk[i] = (wy[y, 0] * rgrid[k, i] + wy[y, 1] * rgrid[k + 1, i]
+                         + wy[y, 2] * rgrid[k + 2, i] + wy[y, 3] * rgrid[k + 3, i])
+        out[c, COL_YMIN] = min(out[c, COL_YMIN], y)
+        out[c, COL_YMAX] = max(out[c, COL_YMAX], y)
+        out[c, COL_XMIN] = min(out[c, COL_XMIN], xa)
+        out[c, COL_XMAX] = max(out[c, COL_XMAX], xb)
         if y == 0 or y == ny - 1 or xa == 0 or xb == nx - 1:
-            st[COL_EDGE] = 1.0
+            out[c, COL_EDGE] = 1.0
         dy = float(y - y_ref[c])
-        k = ky[y]
-        w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
         # the run's sums in registers, added to the component's once
         flux = var = sw = sx = sy = sxx = syy = sxy = 0.0
         ssw = ssx = ssy = ssxx = ssyy = ssxy = 0.0
         peak = smax = rawmax = -np.inf
         xs = xpk = 0
-        nsat = nbad = npeaks = 0
+        nsat = nbad = 0
         for x in range(xa, xb + 1):
             dx = float(x - x_ref[c])
             v = image[y, x]
@@ -117,18 +135,21 @@ def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, orde
             ssxx += s * dx * dx
             ssyy += s * dy * dy
             ssxy += s * dx * dy
-            if s >= peak_thresh and _is_local_max(sig, y, x, s):
-                npeaks += 1
+            if (s >= peak_thresh and (x == 0 or sig[y, x - 1] <= s)
+                    and (x == nx - 1 or sig[y, x + 1] <= s)):
+                cand[1, ncand[1], 0], cand[1, ncand[1], 1] = x, c
+                ncand[1] += 1
             if not math.isfinite(v):
                 nbad += 1
                 continue
             if v >= saturation:
                 nsat += 1
             rawmax = max(rawmax, v)
-            d = v - (w0 * bcols[k, x] + w1 * bcols[k + 1, x] + w2 * bcols[k + 2, x]
-                     + w3 * bcols[k + 3, x])
-            rms = (w0 * rcols[k, x] + w1 * rcols[k + 1, x] + w2 * rcols[k + 2, x]
-                   + w3 * rcols[k + 3, x])
+            j = kx[x]
+            d = v - (wx[x, 0] * bk[j] + wx[x, 1] * bk[j + 1] + wx[x, 2] * bk[j + 2]
+                     + wx[x, 3] * bk[j + 3])
+            rms = (wx[x, 0] * rk[j] + wx[x, 1] * rk[j + 1] + wx[x, 2] * rk[j + 2]
+                   + wx[x, 3] * rk[j + 3])
             flux += d
             if d > peak:
                 peak, xpk = d, x
@@ -140,57 +161,69 @@ def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, orde
             sxx += w * dx * dx
             syy += w * dy * dy
             sxy += w * dx * dy
-        st[COL_NPIX] += xb - xa + 1
-        if smax > st[COL_SMAX]:
-            st[COL_SMAX], st[COL_XS], st[COL_YS] = smax, xs, y
-        if peak > st[COL_PEAK]:
-            st[COL_PEAK], st[COL_XPK], st[COL_YPK] = peak, xpk, y
-        st[COL_RAWMAX] = max(st[COL_RAWMAX], rawmax)
-        st[COL_NPEAKS] += npeaks
-        st[COL_NBAD] += nbad
-        st[COL_NSAT] += nsat
-        st[COL_FLUX] += flux
-        st[COL_VAR] += var
-        st[COL_SW] += sw
-        st[COL_SX] += sx
-        st[COL_SY] += sy
-        st[COL_SXX] += sxx
-        st[COL_SYY] += syy
-        st[COL_SXY] += sxy
-        st[COL_SSW] += ssw
-        st[COL_SSX] += ssx
-        st[COL_SSY] += ssy
-        st[COL_SSXX] += ssxx
-        st[COL_SSYY] += ssyy
-        st[COL_SSXY] += ssxy
+        out[c, COL_NPIX] += xb - xa + 1
+        if smax > out[c, COL_SMAX]:
+            out[c, COL_SMAX], out[c, COL_XS], out[c, COL_YS] = smax, xs, y
+        if peak > out[c, COL_PEAK]:
+            out[c, COL_PEAK], out[c, COL_XPK], out[c, COL_YPK] = peak, xpk, y
+        out[c, COL_RAWMAX] = max(out[c, COL_RAWMAX], rawmax)
+        out[c, COL_NBAD] += nbad
+        out[c, COL_NSAT] += nsat
+        out[c, COL_FLUX] += flux
+        out[c, COL_VAR] += var
+        out[c, COL_SW] += sw
+        out[c, COL_SX] += sx
+        out[c, COL_SY] += sy
+        out[c, COL_SXX] += sxx
+        out[c, COL_SYY] += syy
+        out[c, COL_SXY] += sxy
+        out[c, COL_SSW] += ssw
+        out[c, COL_SSX] += ssx
+        out[c, COL_SSY] += ssy
+        out[c, COL_SSXX] += ssxx
+        out[c, COL_SSYY] += ssyy
+        out[c, COL_SSXY] += ssxy
+    _count_peaks(out, sig, cand, ncand, row - 1, 0)
+    _count_peaks(out, sig, cand, ncand, row, 1)
     for c in range(n):
-        st = out[c]
-        if st[COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
-            st[COL_NPEAKS] = _count_major_peaks(sig, ry, rx0, rx1, order, offsets[c],
-                                                offsets[c + 1], max(peak_thresh,
-                                                                    peak_frac * st[COL_SMAX]))
+        if out[c, COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
+            out[c, COL_NPEAKS] = _count_major_peaks(
+                sig, ry, rx0, rx1, order, offsets[c], offsets[c + 1],
+                max(peak_thresh, peak_frac * out[c, COL_SMAX]))
         # first moments relative to the reference pixel -> absolute positions; second moments
         # -> central, per unit weight
-        box = (st[COL_XMIN], st[COL_XMAX], st[COL_YMIN], st[COL_YMAX])
-        (st[COL_SX], st[COL_SY], st[COL_SXX], st[COL_SYY], st[COL_SXY]) = _centred(
-            st[COL_SW], st[COL_SX], st[COL_SY], st[COL_SXX], st[COL_SYY], st[COL_SXY],
-            x_ref[c], y_ref[c], box)
-        (st[COL_SSX], st[COL_SSY], st[COL_SSXX], st[COL_SSYY], st[COL_SSXY]) = _centred(
-            st[COL_SSW], st[COL_SSX], st[COL_SSY], st[COL_SSXX], st[COL_SSYY], st[COL_SSXY],
-            x_ref[c], y_ref[c], box)
+        _centre(out, c, COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY, x_ref[c], y_ref[c])
+        _centre(out, c, COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY, x_ref[c],
+                y_ref[c])
     return out
 
 
 @njit(cache=True)
-def _centred(w, wx, wy, wxx, wyy, wxy, x_ref, y_ref, box):
-    """(x, y, mxx, myy, mxy): centroid (absolute px) and central second moments from sums of
-    weights ``w`` relative to the reference pixel; the centre of ``box`` (xmin, xmax, ymin,
-    ymax) and the raw sums if w <= 0."""
-    xmin, xmax, ymin, ymax = box
-    if not w > 0:
-        return 0.5 * (xmin + xmax), 0.5 * (ymin + ymax), wxx, wyy, wxy
-    mx, my = wx / w, wy / w
-    return (mx + x_ref, my + y_ref, wxx / w - mx * mx, wyy / w - my * my, wxy / w - mx * my)
+def _count_peaks(out, sig, cand, ncand, y, k):
+    """Add the candidates ``cand[k]`` of row ``y`` that are local maxima to their components'
+    peak counts; empties the list."""
+    for i in range(ncand[k]):
+        x, c = cand[k, i, 0], cand[k, i, 1]
+        if _is_local_max(sig, y, x, sig[y, x]):
+            out[c, COL_NPEAKS] += 1
+    ncand[k] = 0
+
+
+@njit(cache=True)
+def _centre(out, c, w, x, y, xx, yy, xy, x_ref, y_ref):
+    """In row ``c`` of ``out``: sums of weights (column ``w``) relative to the reference pixel
+    -> centroid (absolute px) and central second moments; the bounding box's centre and the
+    raw sums where the weights sum to <= 0."""
+    sw = out[c, w]
+    if not sw > 0:
+        out[c, x] = 0.5 * (out[c, COL_XMIN] + out[c, COL_XMAX])
+        out[c, y] = 0.5 * (out[c, COL_YMIN] + out[c, COL_YMAX])
+        return
+    mx, my = out[c, x] / sw, out[c, y] / sw
+    out[c, x], out[c, y] = mx + x_ref, my + y_ref
+    out[c, xx] = out[c, xx] / sw - mx * mx
+    out[c, yy] = out[c, yy] / sw - my * my
+    out[c, xy] = out[c, xy] / sw - mx * my
 
 
 COL_NPIX, COL_FLUX, COL_VAR, COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY = range(9)
