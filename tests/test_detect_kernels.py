@@ -1,5 +1,6 @@
 """Each numba kernel of aposos.detect against a plain numpy/scipy reference (or SEP)."""
 
+import importlib
 import math
 
 import numpy as np
@@ -8,7 +9,8 @@ import sep
 from scipy import ndimage
 
 from aposos.detect import background, label, measure, significance, streaks
-from aposos.detect.background import box_edges, mesh_stats, truncated_std_factor
+from aposos.detect.background import (box_edges, mesh_stats, padded_grid, patch,
+                                      truncated_std_factor)
 from aposos.detect.significance import gaussian_kernel_1d
 from aposos.simulate import render
 
@@ -45,6 +47,7 @@ def _reference_box(values, nsigma=3.0, iters=10):
 def test_mesh_stats_equal_numpy_reference():
     adu, _ = point_scene((256, 256), n=60, seed=3)
     adu[10:20, 10:20] = np.nan
+    adu[100, 30], adu[101, 31] = np.inf, -np.inf
     ye, xe = box_edges(256, 64), box_edges(256, 64)
     for step in (1, 2):
         _check_mesh(adu, ye, xe, step)
@@ -139,6 +142,36 @@ def test_measure_equals_scipy_reference():
         win = np.exp(-0.5 * r2 / sigma**2) * (r2 <= 16 * sigma**2) * d
         assert abs((win * (xx - xc)).sum() / win.sum()) < 1e-3
         assert abs((win * (yy - yc)).sum() / win.sum()) < 1e-3
+        # its errors and the PSF-weighted flux: plain numpy at the returned centroid
+        w = np.exp(-0.5 * r2 / sigma**2) * (r2 <= 16 * sigma**2)
+        p = w / (2 * np.pi * sigma**2)
+        var = bkg.rms().astype(float) ** 2
+        assert abs(row["flux"] - (p * d).sum() / (p * p).sum()) < 1e-4 * abs(row["flux"])
+        assert abs(row["flux_err"] - np.sqrt((p * p * var).sum()) / (p * p).sum()) < 1e-4 * row["flux_err"]
+        gx = (w * d).sum() - (w * d * (xx - xc) ** 2).sum() / sigma**2
+        x_err = np.sqrt((w * w * (xx - xc) ** 2 * var).sum()) / abs(gx)
+        assert abs(row["x_err"] - x_err) < 1e-4 * x_err
+
+
+def test_sharpness_equals_numpy_reference():
+    measure_kernels = importlib.import_module("aposos.detect.measure")
+    adu, _ = point_scene((128, 160), n=25, seed=6)
+    adu[60, 61] = np.nan
+    bkg = background(adu)
+    d = adu - patch(bkg, bkg.back_grid, 0, 128, 0, 160)  # float64 numpy interpolation
+    rng = np.random.default_rng(6)
+    xp = np.concatenate([rng.integers(0, 160, 300), [0, 159, 5, 60, 61]])
+    yp = np.concatenate([rng.integers(0, 128, 300), [5, 7, 0, 60, 61]])
+    got = measure_kernels.sharpness(adu, padded_grid(bkg.back_grid), *bkg.weights(), xp, yp)
+    for g, x, y in zip(got, xp, yp):
+        if x < 1 or y < 1 or x > 158 or y > 126:
+            assert np.isnan(g)
+            continue
+        c, s = d[y, x], d[y - 1:y + 2, x - 1:x + 2].sum() - d[y, x]
+        if c > 0 and np.isfinite(s):
+            assert abs(g - (c - s / 8) / c) < 1e-4 * max(1.0, abs(g))
+        else:
+            assert np.isnan(g)
 
 
 def _streak_problem(seed, nstars):

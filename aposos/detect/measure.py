@@ -263,27 +263,40 @@ def _gauss_1d(c, lo, hi, sigma, ex, dd):
         ex[j] = math.exp(-t * t * inv2s2)
 
 
+@njit(cache=True)
+def _fill_cutout(image, bcols, ky, wy, ox, oy, cut, fin):
+    """Background-subtracted pixels of the cutout with corner (ox, oy) into ``cut`` (0 where
+    non-finite or beyond the frame) and their finiteness (1.0 / 0.0) into ``fin``."""
+    ny, nx = image.shape
+    h, w = cut.shape
+    for i in range(h):
+        y = oy + i
+        for j in range(w):
+            x = ox + j
+            cut[i, j] = fin[i, j] = 0.0
+            if 0 <= y < ny and 0 <= x < nx:
+                v = image[y, x]
+                if math.isfinite(v):
+                    cut[i, j] = v - interp_at(bcols, ky, wy, y, x)
+                    fin[i, j] = 1.0
+
+
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _window_pass(image, bcols, ky, wy, xc, yc, sigma, half, ex, ey, dx2, dy2):
-    """(sum w d, sum w d (x - xc), sum w d (y - yc)) over the window, ``w`` the Gaussian of
-    ``sigma`` px around (xc, yc) cut at 4 sigma; non-finite pixels left out."""
-    x0, x1, y0, y1 = _window_box(xc, yc, half, image.shape)
+def _window_pass(cut, ox, oy, box, xc, yc, sigma, ex, ey, dx2, dy2):
+    """(sum w d, sum w d (x - xc), sum w d (y - yc)) over the window ``box`` (x0, x1, y0, y1),
+    ``w`` the Gaussian of ``sigma`` px around (xc, yc) cut at 4 sigma, ``d`` from the cutout
+    (0 for non-finite pixels, which then add nothing)."""
+    x0, x1, y0, y1 = box
     _gauss_1d(xc, x0, x1, sigma, ex, dx2)
     _gauss_1d(yc, y0, y1, sigma, ey, dy2)
     lim = 16 * sigma * sigma
     sw = swx = swy = 0.0
     for y in range(y0, y1 + 1):
         i = y - y0
-        k = ky[y]
-        w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
         rw = rwx = 0.0
-        for x in range(x0, x1 + 1):  # branch-free, so that it vectorises
+        for x in range(x0, x1 + 1):
             j = x - x0
-            v = image[y, x]
-            d = v - (w0 * bcols[k, x] + w1 * bcols[k + 1, x] + w2 * bcols[k + 2, x]
-                     + w3 * bcols[k + 3, x])
-            ok = (abs(v) < np.inf) & (dx2[j] + dy2[i] <= lim)
-            w = ex[j] * d if ok else 0.0
+            w = ex[j] * cut[y - oy, x - ox] if dx2[j] + dy2[i] <= lim else 0.0
             rw += w
             rwx += w * (x - xc)
         sw += ey[i] * rw
@@ -301,7 +314,9 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     (x - xc) d) / sum(w d)`` converges to the window-weighted centroid (the factor 2 is the
     SExtractor acceleration). Returns (x, y, x_err, y_err, flux, flux_err, niter); the flux is
     ``sum(p d) / sum(p^2)`` with ``p`` the unit-flux Gaussian PSF at the centroid. The window
-    is the product of two 1-D Gaussians (2 n exponentials for n x n pixels).
+    is the product of two 1-D Gaussians (2 n exponentials for n x n pixels); the
+    background-subtracted pixels come from a cutout with a margin, refilled only when the
+    window leaves it.
     """
     n = x_init.shape[0]
     xo = np.empty(n)
@@ -312,14 +327,23 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     fe = np.empty(n)
     it_out = np.zeros(n, np.int64)
     half = int(math.ceil(4 * sigma)) + 1
+    margin = 2
+    size = 2 * half + 2 + 2 * margin
     bcols, rcols = interp_columns(bgrid, kx, wx), interp_columns(rgrid, kx, wx)
     ex, ey = np.empty(2 * half + 2), np.empty(2 * half + 2)
     dx2, dy2 = np.empty(2 * half + 2), np.empty(2 * half + 2)
+    cut = np.empty((size, size))
+    fin = np.empty((size, size))
     for i in range(n):
         xc, yc = x_init[i], y_init[i]
+        ox = oy = -(1 << 40)  # no cutout yet
         for it in range(max_iter):
-            sw, swx, swy = _window_pass(image, bcols, ky, wy, xc, yc, sigma, half, ex, ey, dx2,
-                                        dy2)
+            box = _window_box(xc, yc, half, image.shape)
+            x0, x1, y0, y1 = box
+            if x0 < ox or y0 < oy or x1 >= ox + size or y1 >= oy + size:
+                ox, oy = x0 - margin, y0 - margin
+                _fill_cutout(image, bcols, ky, wy, ox, oy, cut, fin)
+            sw, swx, swy = _window_pass(cut, ox, oy, box, xc, yc, sigma, ex, ey, dx2, dy2)
             if sw <= 0:
                 break
             dx, dy = 2.0 * swx / sw, 2.0 * swy / sw
@@ -331,17 +355,22 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
             if dx * dx + dy * dy < tol * tol:
                 break
         xo[i], yo[i] = xc, yc
-        xe[i], ye[i], fo[i], fe[i] = _window_errors(image, bcols, rcols, ky, wy, xc, yc, sigma,
-                                                    half, inv_gain, ex, ey, dx2, dy2)
+        box = _window_box(xc, yc, half, image.shape)
+        x0, x1, y0, y1 = box
+        if x0 < ox or y0 < oy or x1 >= ox + size or y1 >= oy + size:
+            ox, oy = x0 - margin, y0 - margin
+            _fill_cutout(image, bcols, ky, wy, ox, oy, cut, fin)
+        xe[i], ye[i], fo[i], fe[i] = _window_errors(cut, fin, ox, oy, box, rcols, ky, wy, xc, yc,
+                                                    sigma, inv_gain, ex, ey, dx2, dy2)
     return xo, yo, xe, ye, fo, fe, it_out
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _window_errors(image, bcols, rcols, ky, wy, xc, yc, sigma, half, inv_gain, ex, ey, dx2,
+def _window_errors(cut, fin, ox, oy, box, rcols, ky, wy, xc, yc, sigma, inv_gain, ex, ey, dx2,
                    dy2):
     """(x_err, y_err, flux, flux_err) at the final centroid: errors of the linearised
-    estimator, PSF-weighted flux and its error."""
-    x0, x1, y0, y1 = _window_box(xc, yc, half, image.shape)
+    estimator, PSF-weighted flux and its error (non-finite pixels left out)."""
+    x0, x1, y0, y1 = box
     _gauss_1d(xc, x0, x1, sigma, ex, dx2)
     _gauss_1d(yc, y0, y1, sigma, ey, dy2)
     s2 = sigma * sigma
@@ -351,17 +380,11 @@ def _window_errors(image, bcols, rcols, ky, wy, xc, yc, sigma, half, inv_gain, e
     spd = spp = svp = 0.0
     for y in range(y0, y1 + 1):
         i = y - y0
-        k = ky[y]
-        w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
         for x in range(x0, x1 + 1):
             j = x - x0
-            v = image[y, x]
-            ok = (abs(v) < np.inf) & (dx2[j] + dy2[i] <= lim)
-            d = v - (w0 * bcols[k, x] + w1 * bcols[k + 1, x] + w2 * bcols[k + 2, x]
-                     + w3 * bcols[k + 3, x])
-            d = d if ok else 0.0
-            rms = (w0 * rcols[k, x] + w1 * rcols[k + 1, x] + w2 * rcols[k + 2, x]
-                   + w3 * rcols[k + 3, x])
+            ok = (fin[y - oy, x - ox] > 0) & (dx2[j] + dy2[i] <= lim)
+            d = cut[y - oy, x - ox]
+            rms = interp_at(rcols, ky, wy, y, x)
             var = rms * rms + max(d, 0.0) * inv_gain
             w = ex[j] * ey[i] if ok else 0.0
             num_x += w * w * dx2[j] * var
