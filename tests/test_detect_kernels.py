@@ -153,6 +153,14 @@ def test_measure_equals_scipy_reference():
         assert abs(row["x_err"] - x_err) < 1e-4 * x_err
 
 
+def test_group_runs_equals_stable_argsort():
+    group_runs = importlib.import_module("aposos.detect.measure").group_runs
+    comp = np.random.default_rng(2).integers(0, 500, 5000)
+    order, offsets = group_runs(comp, 600)
+    assert np.array_equal(order, np.argsort(comp, kind="stable"))
+    assert np.array_equal(offsets, np.concatenate([[0], np.cumsum(np.bincount(comp, minlength=600))]))
+
+
 def test_sharpness_equals_numpy_reference():
     measure_kernels = importlib.import_module("aposos.detect.measure")
     adu, _ = point_scene((128, 160), n=25, seed=6)

@@ -264,21 +264,48 @@ def _gauss_1d(c, lo, hi, sigma, ex, dd):
 
 
 @njit(cache=True)
-def _fill_cutout(image, bcols, ky, wy, ox, oy, cut, fin):
+def _interp_cutout(gridp, ky, wy, kx, wx, ox, oy, out, knots):
+    """The padded ``gridp`` interpolated on the cutout with corner (ox, oy) into ``out`` (0
+    beyond the frame of ``ky``, ``kx``): per row, the grid interpolated along y to the few knot
+    columns the cutout needs (``knots``: work space), then along x at each pixel. Everything
+    it reads is a few cache lines (the frame-wide interpolated columns would be many)."""
+    ny, nx = ky.shape[0], kx.shape[0]
+    h, w = out.shape
+    xa, xb = max(0, ox), min(nx, ox + w)
+    out[:] = 0.0
+    if xa >= xb:
+        return
+    k0 = kx[xa]
+    nk = kx[xb - 1] + 4 - k0
+    for i in range(h):
+        y = oy + i
+        if y < 0 or y >= ny:
+            continue
+        k = ky[y]
+        for t in range(nk):
+            knots[t] = (wy[y, 0] * gridp[k, k0 + t] + wy[y, 1] * gridp[k + 1, k0 + t]
+                        + wy[y, 2] * gridp[k + 2, k0 + t] + wy[y, 3] * gridp[k + 3, k0 + t])
+        for x in range(xa, xb):
+            j = kx[x] - k0
+            out[i, x - ox] = (wx[x, 0] * knots[j] + wx[x, 1] * knots[j + 1]
+                              + wx[x, 2] * knots[j + 2] + wx[x, 3] * knots[j + 3])
+
+
+@njit(cache=True)
+def _fill_cutout(image, bgrid, ky, wy, kx, wx, ox, oy, cut, fin, knots):
     """Background-subtracted pixels of the cutout with corner (ox, oy) into ``cut`` (0 where
     non-finite or beyond the frame) and their finiteness (1.0 / 0.0) into ``fin``."""
     ny, nx = image.shape
     h, w = cut.shape
+    _interp_cutout(bgrid, ky, wy, kx, wx, ox, oy, cut, knots)
     for i in range(h):
         y = oy + i
         for j in range(w):
             x = ox + j
-            cut[i, j] = fin[i, j] = 0.0
-            if 0 <= y < ny and 0 <= x < nx:
-                v = image[y, x]
-                if math.isfinite(v):
-                    cut[i, j] = v - interp_at(bcols, ky, wy, y, x)
-                    fin[i, j] = 1.0
+            v = image[y, x] if (0 <= y < ny) & (0 <= x < nx) else np.float32(np.nan)
+            ok = math.isfinite(v)
+            cut[i, j] = v - cut[i, j] if ok else 0.0
+            fin[i, j] = 1.0 if ok else 0.0
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
@@ -329,11 +356,12 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     half = int(math.ceil(4 * sigma)) + 1
     margin = 2
     size = 2 * half + 2 + 2 * margin
-    bcols, rcols = interp_columns(bgrid, kx, wx), interp_columns(rgrid, kx, wx)
     ex, ey = np.empty(2 * half + 2), np.empty(2 * half + 2)
     dx2, dy2 = np.empty(2 * half + 2), np.empty(2 * half + 2)
     cut = np.empty((size, size))
     fin = np.empty((size, size))
+    rms = np.empty((size, size))
+    knots = np.empty(size + 8)
     for i in range(n):
         xc, yc = x_init[i], y_init[i]
         ox = oy = -(1 << 40)  # no cutout yet
@@ -342,7 +370,7 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
             x0, x1, y0, y1 = box
             if x0 < ox or y0 < oy or x1 >= ox + size or y1 >= oy + size:
                 ox, oy = x0 - margin, y0 - margin
-                _fill_cutout(image, bcols, ky, wy, ox, oy, cut, fin)
+                _fill_cutout(image, bgrid, ky, wy, kx, wx, ox, oy, cut, fin, knots)
             sw, swx, swy = _window_pass(cut, ox, oy, box, xc, yc, sigma, ex, ey, dx2, dy2)
             if sw <= 0:
                 break
@@ -359,15 +387,15 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
         x0, x1, y0, y1 = box
         if x0 < ox or y0 < oy or x1 >= ox + size or y1 >= oy + size:
             ox, oy = x0 - margin, y0 - margin
-            _fill_cutout(image, bcols, ky, wy, ox, oy, cut, fin)
-        xe[i], ye[i], fo[i], fe[i] = _window_errors(cut, fin, ox, oy, box, rcols, ky, wy, xc, yc,
-                                                    sigma, inv_gain, ex, ey, dx2, dy2)
+            _fill_cutout(image, bgrid, ky, wy, kx, wx, ox, oy, cut, fin, knots)
+        _interp_cutout(rgrid, ky, wy, kx, wx, ox, oy, rms, knots)
+        xe[i], ye[i], fo[i], fe[i] = _window_errors(cut, fin, rms, ox, oy, box, xc, yc, sigma,
+                                                    inv_gain, ex, ey, dx2, dy2)
     return xo, yo, xe, ye, fo, fe, it_out
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _window_errors(cut, fin, ox, oy, box, rcols, ky, wy, xc, yc, sigma, inv_gain, ex, ey, dx2,
-                   dy2):
+def _window_errors(cut, fin, rms_cut, ox, oy, box, xc, yc, sigma, inv_gain, ex, ey, dx2, dy2):
     """(x_err, y_err, flux, flux_err) at the final centroid: errors of the linearised
     estimator, PSF-weighted flux and its error (non-finite pixels left out)."""
     x0, x1, y0, y1 = box
@@ -384,7 +412,7 @@ def _window_errors(cut, fin, ox, oy, box, rcols, ky, wy, xc, yc, sigma, inv_gain
             j = x - x0
             ok = (fin[y - oy, x - ox] > 0) & (dx2[j] + dy2[i] <= lim)
             d = cut[y - oy, x - ox]
-            rms = interp_at(rcols, ky, wy, y, x)
+            rms = rms_cut[y - oy, x - ox]
             var = rms * rms + max(d, 0.0) * inv_gain
             w = ex[j] * ey[i] if ok else 0.0
             num_x += w * w * dx2[j] * var
@@ -430,12 +458,21 @@ def sharpness(image, bgrid, ky, wy, kx, wx, xp, yp):
     return out
 
 
-def group_runs(comp: np.ndarray, ncomp: int):
-    """(order, offsets): run indices sorted by component, and each component's slice in them."""
-    order = np.argsort(comp, kind="stable")
-    counts = np.bincount(comp, minlength=ncomp)
+@njit(cache=True)
+def group_runs(comp, ncomp):
+    """Kernel: (order, offsets): run indices sorted by component (a stable counting sort: runs
+    of a component stay in raster order), and each component's slice in them."""
     offsets = np.zeros(ncomp + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    for i in range(comp.shape[0]):
+        offsets[comp[i] + 1] += 1
+    for c in range(ncomp):
+        offsets[c + 1] += offsets[c]
+    fill = offsets[:-1].copy()
+    order = np.empty(comp.shape[0], np.int64)
+    for i in range(comp.shape[0]):
+        c = comp[i]
+        order[fill[c]] = i
+        fill[c] += 1
     return order, offsets
 
 
