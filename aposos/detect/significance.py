@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .background import FAST, Background, cubic_weights, interp_row
+from .background import FAST, Background, cubic_weights
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 BLOCK_ROWS = 64
@@ -92,14 +92,15 @@ def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfi
         for yy in range(y0 - r, y1 + r):  # halo rows beyond the frame: zero
             if yy < 0 or yy >= ny:
                 h[yy - y0 + r] = 0.0
-        brow = np.empty(nx, np.float32)
         d = np.zeros(nx + 2 * r, np.float32)
         for yy in range(max(0, y0 - r), min(ny, y1 + r)):
-            interp_row(bcols, ky[yy], wy[yy], brow)
+            k = ky[yy]  # the background row: its 4 knot rows, interpolated in the pixel loop
+            c0, c1, c2, c3 = bcols[k], bcols[k + 1], bcols[k + 2], bcols[k + 3]
+            w0, w1, w2, w3 = wy[yy, 0], wy[yy, 1], wy[yy, 2], wy[yy, 3]
             src = image[yy]
             bad = np.float32(0.0)  # float32 lanes, exact up to 2**24
             for x in range(nx):
-                v = src[x] - brow[x]
+                v = src[x] - (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
                 fin = abs(v) < np.float32(np.inf)  # False for NaN and +-inf
                 d[x + r] = v if fin else np.float32(0.0)
                 bad += np.float32(0.0) if fin else np.float32(1.0)
@@ -111,18 +112,19 @@ def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfi
                 for i in range(ntap):
                     a += taps[i] * d[x + i]
                 hrow[x] = a
-        rrow = np.empty(nx, np.float32)
         row_edges = np.empty(nx + 1, np.int32)
         trans = np.empty((nx + 8) // 8 * 8, np.uint8)
         ne = 0
         for y in range(y0, y1):
-            interp_row(rcols, ky[y], wy[y], rrow)
+            k = ky[y]
+            c0, c1, c2, c3 = rcols[k], rcols[k + 1], rcols[k + 2], rcols[k + 3]
+            w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
             orow = out[y]
             for x in range(nx):
                 a = np.float32(0.0)
                 for j in range(ntap):
                     a += taps[j] * h[y - y0 + j, x]
-                orow[x] = a * inv / rrow[x]
+                orow[x] = a * inv / (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
             e = _row_edges(orow, threshold, row_edges, trans)
             runs_per_row[y] = e // 2
             if 0 <= ne and ne + e <= cap:
