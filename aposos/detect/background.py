@@ -11,7 +11,8 @@ cubic (C1, exact for linear gradients, linearly extrapolated beyond the outer bo
 
 Full-frame maps are never needed by the detector: the grids are interpolated along x once
 (:func:`interp_columns`, ``nby + 4`` rows) and the kernels finish the interpolation along y row
-by row or pixel by pixel. :meth:`Background.back` and :meth:`Background.rms` build full maps on request.
+by row or pixel by pixel. :meth:`Background.back` and :meth:`Background.rms` build full maps on
+request.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def _clip_moments(image, y0, y1, x0, x1, lo, hi, shift):
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
 def _histogram_median(image, y0, y1, x0, x1, lo, hi, mean, scratch):
-    """Median of the pixels of ``image[y0:y1, x0:x1]`` in ``[lo, hi)`` from a ``HIST_BINS`` histogram
-    (interpolated within the bin), and their number; ``mean`` if there are none.
+    """Median of the pixels of ``image[y0:y1, x0:x1]`` in ``[lo, hi)`` from a ``HIST_BINS``
+    histogram (interpolated within the bin), and their number; ``mean`` if there are none.
 
     Bin indices are computed in a vectorised pass into ``scratch`` (int32, >= box.size); four
     interleaved histograms break the store-to-load dependency of repeated bins.
