@@ -11,7 +11,7 @@ cubic (C1, exact for linear gradients, linearly extrapolated beyond the outer bo
 
 Full-frame maps are never needed by the detector: the grids are interpolated along x once
 (:func:`interp_columns`, ``nby + 4`` rows) and the kernels finish the interpolation along y row
-by row or pixel by pixel. :meth:`Background.back` and :meth:`Background.rms` build full maps on
+by row (or interpolate small cutouts from the grids directly). :meth:`Background.back` and :meth:`Background.rms` build full maps on
 request.
 """
 
@@ -258,7 +258,7 @@ def interp_columns(gridp, kx, wx):
     """Kernel: every row of the padded grid interpolated to every column (float64 [nby+4, nx]).
 
     The interpolation is separable: a pixel's value is then the 4-knot cubic of this array along
-    y (:func:`interp_at`, :func:`interp_row`), 4 multiply-adds instead of 16.
+    y (:func:`interp_row`), 4 multiply-adds instead of 16.
     """
     nr, nx = gridp.shape[0], kx.shape[0]
     out = np.empty((nr, nx))
@@ -281,14 +281,6 @@ def interp_row(cols, k, w, out):
     w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
     for x in range(out.shape[0]):
         out[x] = w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x]
-
-
-@njit(cache=True)
-def interp_at(cols, ky, wy, y, x):
-    """Kernel: interpolated value at one pixel from :func:`interp_columns` (float64)."""
-    k = ky[y]
-    return (wy[y, 0] * cols[k, x] + wy[y, 1] * cols[k + 1, x]
-            + wy[y, 2] * cols[k + 2, x] + wy[y, 3] * cols[k + 3, x])
 
 
 @njit(cache=True)

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .background import FAST, interp_at, interp_columns
+from .background import FAST
 
 # Columns of the component statistics array (float64 [n, NSTAT]).
 STAT_NAMES = ("npix", "flux", "var", "sw", "sx", "sy", "sxx", "syy", "sxy",
@@ -442,17 +442,19 @@ def sharpness(image, bgrid, ky, wy, kx, wx, xp, yp):
     n = xp.shape[0]
     ny, nx = image.shape
     out = np.full(n, np.nan)
-    bcols = interp_columns(bgrid, kx, wx)
+    back = np.empty((3, 3))
+    knots = np.empty(16)
     for i in range(n):
         x, y = xp[i], yp[i]
         if x < 1 or y < 1 or x > nx - 2 or y > ny - 2:
             continue
-        c = image[y, x] - interp_at(bcols, ky, wy, y, x)
+        _interp_cutout(bgrid, ky, wy, kx, wx, x - 1, y - 1, back, knots)
+        c = image[y, x] - back[1, 1]
         s = 0.0
         for dy in range(-1, 2):
             for dx in range(-1, 2):
                 if dx != 0 or dy != 0:
-                    s += image[y + dy, x + dx] - interp_at(bcols, ky, wy, y + dy, x + dx)
+                    s += image[y + dy, x + dx] - back[1 + dy, 1 + dx]
         if c > 0 and math.isfinite(s):
             out[i] = (c - s / 8.0) / c
     return out
