@@ -47,10 +47,9 @@ def box_edges(n: int, box_px: int) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _clip_moments(image, y0, y1, x0, x1, lo, hi, shift):
+def _clip_moments(box, lo, hi, shift):
     """(count, sum, sum of squares) of ``box - shift`` over the pixels with ``lo <= box <= hi``
-    (NaN pixels never are; +-inf ones are not for finite bounds); ``box`` is ``image[y0:y1,
-    x0:x1]``, indexed in place (a C-contiguous image: unit stride along x, vectorised).
+    (NaN pixels never are; +-inf ones are not for finite bounds). ``box``: 2-D, C-contiguous.
 
     Branch-free, so that it vectorises; the sums are in the type of ``shift`` (float32 once
     ``shift`` is near the mean: twice the lanes, and no cancellation).
@@ -58,9 +57,9 @@ def _clip_moments(image, y0, y1, x0, x1, lo, hi, shift):
     zero = shift - shift
     one = zero + 1
     s = s2 = c = zero  # c: a count, exact in float32 up to 2**24 (no int64 lanes)
-    for y in range(y0, y1):
-        for x in range(x0, x1):
-            v = image[y, x]
+    for y in range(box.shape[0]):
+        for x in range(box.shape[1]):
+            v = box[y, x]
             m = (v >= lo) & (v <= hi)
             d = (v - shift) if m else zero
             s += d
@@ -70,19 +69,18 @@ def _clip_moments(image, y0, y1, x0, x1, lo, hi, shift):
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _histogram_median(image, y0, y1, x0, x1, lo, hi, mean, scratch):
-    """Median of the pixels of ``image[y0:y1, x0:x1]`` in ``[lo, hi)`` from a ``HIST_BINS``
-    histogram (interpolated within the bin), and their number; ``mean`` if there are none.
+def _histogram_median(box, lo, hi, mean, scratch):
+    """Median of the pixels of ``box`` in ``[lo, hi)`` from a ``HIST_BINS`` histogram (interpolated within the bin), and their number; ``mean`` if there are none.
 
     Bin indices are computed in a vectorised pass into ``scratch`` (int32, >= box.size); four
     interleaved histograms break the store-to-load dependency of repeated bins.
     """
     scale = HIST_BINS / (hi - lo)
     lo32, scale32 = np.float32(lo), np.float32(scale)
-    ny, nx = y1 - y0, x1 - x0
+    ny, nx = box.shape
     for y in range(ny):
         for x in range(nx):
-            t = (image[y0 + y, x0 + x] - lo32) * scale32  # NaN for NaN pixels: out of range
+            t = (box[y, x] - lo32) * scale32  # NaN for NaN pixels: out of range
             ok = (t >= np.float32(0.0)) & (t < np.float32(HIST_BINS))
             scratch[y * nx + x] = np.int32(t) if ok else HIST_BINS  # bin HIST_BINS: outside
     n = ny * nx
@@ -114,8 +112,8 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @njit(cache=True, error_model="numpy")
-def _clipped_stats(image, y0, y1, x0, x1, nsigma, iters, min_count, scratch):
-    """(mode, std, nclipped, nfinite) of the finite pixels of ``image[y0:y1, x0:x1]`` (float32,
+def _clipped_stats(box, nsigma, iters, min_count, scratch):
+    """(mode, std, nclipped, nfinite) of the finite pixels of ``box`` (2-D float32,
     C-contiguous) after iterative clipping; NaN if fewer than ``min_count`` (or 3) are finite.
 
     NaN/inf pixels fail every bound test (no copy of the finite ones needed).
@@ -124,16 +122,15 @@ def _clipped_stats(image, y0, y1, x0, x1, nsigma, iters, min_count, scratch):
     lo, hi = -FLOAT32_MAX, FLOAT32_MAX
     mean = std = 0.0
     count = nfinite = -1
-    big = (y1 - y0) * (x1 - x0) >= 1 << 24  # beyond float32's exact integer counts
+    big = box.size >= 1 << 24  # beyond float32's exact integer counts
     for it in range(iters):
         if it == 0 or big:  # float64 sums (around 0 or a value that is no pixel's: no cancellation
             # in float64 for any image value)
             shift = 0.0 if it == 0 else mean
-            c, s, s2 = _clip_moments(image, y0, y1, x0, x1, lo, hi, shift)
+            c, s, s2 = _clip_moments(box, lo, hi, shift)
         else:
             shift = np.float64(np.float32(mean))
-            c, s, s2 = _clip_moments(image, y0, y1, x0, x1, np.float32(lo), np.float32(hi),
-                                     np.float32(mean))
+            c, s, s2 = _clip_moments(box, np.float32(lo), np.float32(hi), np.float32(mean))
         if it == 0:
             nfinite = c
         if c < max(3, min_count if it == 0 else 3):
@@ -148,8 +145,7 @@ def _clipped_stats(image, y0, y1, x0, x1, nsigma, iters, min_count, scratch):
     if std == 0.0:
         return mean, 0.0, count, nfinite
     # median from a fine histogram of the clipped range
-    median, c = _histogram_median(image, y0, y1, x0, x1, mean - nsigma * std,
-                                  mean + nsigma * std, mean, scratch)
+    median, c = _histogram_median(box, mean - nsigma * std, mean + nsigma * std, mean, scratch)
     if abs(mean - median) < 0.3 * std:
         mode = 2.5 * median - 1.5 * mean
     else:
@@ -191,7 +187,7 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
             cols = (xedges[i + 1] - xedges[i] + step - 1) // step
             box = bufs[i, :rows * cols].reshape((rows, cols))
             need = max(8, min_fraction * rows * cols)
-            b, s, c, _ = _clipped_stats(box, 0, rows, 0, cols, nsigma, iters, need, scratch)
+            b, s, c, _ = _clipped_stats(box, nsigma, iters, need, scratch)
             back[j, i], std[j, i], count[j, i] = b, s, c
     return back, std, count
 
