@@ -1,5 +1,6 @@
 """Each numba kernel of aposos.detect against a plain numpy/scipy reference (or SEP)."""
 
+import importlib
 import math
 
 import numpy as np
@@ -8,8 +9,9 @@ import sep
 from scipy import ndimage
 
 from aposos.detect import background, label, measure, significance, streaks
-from aposos.detect.background import box_edges, mesh_stats, truncated_std_factor
-from aposos.detect.significance import gaussian_kernel_1d
+from aposos.detect.background import (box_edges, mesh_stats, padded_grid, patch,
+                                      truncated_std_factor)
+from aposos.detect.significance import gaussian_kernel_1d, kernel_taps
 from aposos.simulate import render
 
 from test_detect_scenes import GAIN, SKY_E, expose, point_scene
@@ -45,6 +47,7 @@ def _reference_box(values, nsigma=3.0, iters=10):
 def test_mesh_stats_equal_numpy_reference():
     adu, _ = point_scene((256, 256), n=60, seed=3)
     adu[10:20, 10:20] = np.nan
+    adu[100, 30], adu[101, 31] = np.inf, -np.inf
     ye, xe = box_edges(256, 64), box_edges(256, 64)
     for step in (1, 2):
         _check_mesh(adu, ye, xe, step)
@@ -98,8 +101,31 @@ def test_significance_equals_scipy_convolution():
     ref = conv / (bkg.rms() * np.sqrt((k**2).sum()) ** 2)
     assert np.abs(sig - ref).max() < 2e-3 * np.abs(ref).max()
     assert bad.sum() == 1
+    # a wider PSF: 9 taps, zero-padded to 11 for the kernel
+    k = gaussian_kernel_1d(3.5)
+    conv = ndimage.convolve1d(ndimage.convolve1d(d, k, axis=1, mode="constant"), k, axis=0,
+                              mode="constant")
+    ref4 = conv / (bkg.rms() * np.sqrt((k**2).sum()) ** 2)
+    assert len(k) == 9 and len(kernel_taps(3.5)) == 11
+    assert np.abs(significance(adu, bkg, 3.5)[0] - ref4).max() < 2e-3 * np.abs(ref4).max()
+    assert all(np.array_equal(a, b) for a, b in zip(runs, _reference_runs(sig >= 3.0)))
     rising = (ref >= 3.0) & ~np.pad(ref >= 3.0, ((0, 0), (1, 0)))[:, :-1]
-    assert np.abs(runs - rising.sum(axis=1)).sum() <= 2  # float32 rounding at the threshold
+    per_row = np.bincount(runs[0], minlength=sig.shape[0])
+    assert np.abs(per_row - rising.sum(axis=1)).sum() <= 2  # float32 rounding at the threshold
+    # noise at threshold 0: more runs than the kernel's edge buffer holds (nx / 32 per row), so
+    # that they are reread from the map
+    noise = np.random.default_rng(1).normal(100.0, 5.0, (70, 1200)).astype(np.float32)
+    sig, runs, _ = significance(noise, background(noise, box_px=50), 2.5, threshold=0.0)
+    assert len(runs[0]) > 2 * noise.size / 32
+    assert all(np.array_equal(a, b) for a, b in zip(runs, _reference_runs(sig >= 0.0)))
+
+
+def _reference_runs(mask):
+    """Plain numpy: (y, x0, x1) of the runs of a 2-D boolean mask in raster order."""
+    step = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    y, x0 = np.nonzero(step == 1)
+    _, x1 = np.nonzero(step == -1)
+    return y, x0, x1 - 1
 
 
 def test_measure_equals_scipy_reference():
@@ -123,6 +149,44 @@ def test_measure_equals_scipy_reference():
         win = np.exp(-0.5 * r2 / sigma**2) * (r2 <= 16 * sigma**2) * d
         assert abs((win * (xx - xc)).sum() / win.sum()) < 1e-3
         assert abs((win * (yy - yc)).sum() / win.sum()) < 1e-3
+        # its errors and the PSF-weighted flux: plain numpy at the returned centroid
+        w = np.exp(-0.5 * r2 / sigma**2) * (r2 <= 16 * sigma**2)
+        p = w / (2 * np.pi * sigma**2)
+        var = bkg.rms().astype(float) ** 2
+        assert abs(row["flux"] - (p * d).sum() / (p * p).sum()) < 1e-4 * abs(row["flux"])
+        assert abs(row["flux_err"] - np.sqrt((p * p * var).sum()) / (p * p).sum()) < 1e-4 * row["flux_err"]
+        gx = (w * d).sum() - (w * d * (xx - xc) ** 2).sum() / sigma**2
+        x_err = np.sqrt((w * w * (xx - xc) ** 2 * var).sum()) / abs(gx)
+        assert abs(row["x_err"] - x_err) < 1e-4 * x_err
+
+
+def test_group_runs_equals_stable_argsort():
+    group_runs = importlib.import_module("aposos.detect.measure").group_runs
+    comp = np.random.default_rng(2).integers(0, 500, 5000)
+    order, offsets = group_runs(comp, 600)
+    assert np.array_equal(order, np.argsort(comp, kind="stable"))
+    assert np.array_equal(offsets, np.concatenate([[0], np.cumsum(np.bincount(comp, minlength=600))]))
+
+
+def test_sharpness_equals_numpy_reference():
+    measure_kernels = importlib.import_module("aposos.detect.measure")
+    adu, _ = point_scene((128, 160), n=25, seed=6)
+    adu[60, 61] = np.nan
+    bkg = background(adu)
+    d = adu - patch(bkg, bkg.back_grid, 0, 128, 0, 160)  # float64 numpy interpolation
+    rng = np.random.default_rng(6)
+    xp = np.concatenate([rng.integers(0, 160, 300), [0, 159, 5, 60, 61]])
+    yp = np.concatenate([rng.integers(0, 128, 300), [5, 7, 0, 60, 61]])
+    got = measure_kernels.sharpness(adu, padded_grid(bkg.back_grid), *bkg.weights(), xp, yp)
+    for g, x, y in zip(got, xp, yp):
+        if x < 1 or y < 1 or x > 158 or y > 126:
+            assert np.isnan(g)
+            continue
+        c, s = d[y, x], d[y - 1:y + 2, x - 1:x + 2].sum() - d[y, x]
+        if c > 0 and np.isfinite(s):
+            assert abs(g - (c - s / 8) / c) < 1e-4 * max(1.0, abs(g))
+        else:
+            assert np.isnan(g)
 
 
 def _streak_problem(seed, nstars):

@@ -9,8 +9,10 @@ cleaned (empty boxes filled from their neighbours, then a 3 x 3 median filter th
 boxes spoiled by bright stars or streaks) and interpolated to any pixel with a Catmull-Rom
 cubic (C1, exact for linear gradients, linearly extrapolated beyond the outer box centres).
 
-Full-frame maps are never needed by the detector: the kernels evaluate the interpolation row
-by row. :meth:`Background.back` and :meth:`Background.rms` build full maps on request.
+Full-frame maps are never needed by the detector: the grids are interpolated along x once
+(:func:`interp_columns`, ``nby + 4`` rows) and the kernels finish the interpolation along y row
+by row (or interpolate small cutouts from the grids directly). :meth:`Background.back` and :meth:`Background.rms` build full maps on
+request.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from scipy import ndimage, special
 from ..errors import AposError
 
 HIST_BINS = 256
+# fastmath without "nnan"/"ninf" (the kernels test for NaN/inf pixels explicitly) and without
+# "nsz" (which turns a masked sum "s += m ? d : 0" into "s = m ? s + d : s", not vectorised)
+FAST = {"arcp", "contract", "afn", "reassoc"}
 
 
 def truncated_std_factor(nsigma: float) -> float:
@@ -41,25 +46,95 @@ def box_edges(n: int, box_px: int) -> np.ndarray:
     return np.round(np.arange(nb + 1) * (n / nb)).astype(np.int64)
 
 
-@njit(cache=True)
-def _clipped_stats(buf, n, nsigma, iters):
-    """(mode, std, nclipped) of ``buf[:n]`` after iterative clipping; NaN if too few pixels."""
-    lo, hi = -np.inf, np.inf
-    mean = std = 0.0
-    count = -1
-    for _ in range(iters):
-        s = s2 = cf = 0.0
-        shift = buf[0]
-        for i in range(n):  # branch-free, so that it vectorises
-            v = buf[i]
-            m = 1.0 if (v >= lo) & (v <= hi) else 0.0
-            d = (v - shift) * m
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _clip_moments(box, lo, hi, shift):
+    """(count, sum, sum of squares) of ``box - shift`` over the pixels with ``lo <= box <= hi``
+    (NaN pixels never are; +-inf ones are not for finite bounds). ``box``: 2-D, C-contiguous.
+
+    Branch-free, so that it vectorises; the sums are in the type of ``shift`` (float32 once
+    ``shift`` is near the mean: twice the lanes, and no cancellation).
+    """
+    zero = shift - shift
+    one = zero + 1
+    s = s2 = c = zero  # c: a count, exact in float32 up to 2**24 (no int64 lanes)
+    for y in range(box.shape[0]):
+        for x in range(box.shape[1]):
+            v = box[y, x]
+            m = (v >= lo) & (v <= hi)
+            d = (v - shift) if m else zero
             s += d
             s2 += d * d
-            cf += m
-        c = int(cf)
-        if c < 3:
-            return np.nan, np.nan, 0
+            c += one if m else zero
+    return int(c), np.float64(s), np.float64(s2)
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _histogram_median(box, lo, hi, mean, scratch):
+    """Median of the pixels of ``box`` in ``[lo, hi)`` from a ``HIST_BINS`` histogram (interpolated within the bin), and their number; ``mean`` if there are none.
+
+    Bin indices are computed in a vectorised pass into ``scratch`` (int32, >= box.size); four
+    interleaved histograms break the store-to-load dependency of repeated bins.
+    """
+    scale = HIST_BINS / (hi - lo)
+    lo32, scale32 = np.float32(lo), np.float32(scale)
+    ny, nx = box.shape
+    for y in range(ny):
+        for x in range(nx):
+            t = (box[y, x] - lo32) * scale32  # NaN for NaN pixels: out of range
+            ok = (t >= np.float32(0.0)) & (t < np.float32(HIST_BINS))
+            scratch[y * nx + x] = np.int32(t) if ok else HIST_BINS  # bin HIST_BINS: outside
+    n = ny * nx
+    hist = np.zeros((4, HIST_BINS + 1), np.int32)
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        hist[0, scratch[i]] += 1
+        hist[1, scratch[i + 1]] += 1
+        hist[2, scratch[i + 2]] += 1
+        hist[3, scratch[i + 3]] += 1
+    for i in range(n4, n):
+        hist[0, scratch[i]] += 1
+    for k in range(HIST_BINS):
+        hist[0, k] += hist[1, k] + hist[2, k] + hist[3, k]
+    c = 0
+    for k in range(HIST_BINS):
+        c += hist[0, k]
+    half = 0.5 * c
+    cum = 0.0
+    for k in range(HIST_BINS):
+        hk = hist[0, k]
+        if cum + hk >= half:
+            return lo + (k + (half - cum) / max(hk, 1)) / scale, c
+        cum += hk
+    return mean, c
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@njit(cache=True, error_model="numpy")
+def _clipped_stats(box, nsigma, iters, min_count, scratch):
+    """(mode, std, nclipped, nfinite) of the finite pixels of ``box`` (2-D float32,
+    C-contiguous) after iterative clipping; NaN if fewer than ``min_count`` (or 3) are finite.
+
+    NaN/inf pixels fail every bound test (no copy of the finite ones needed).
+    ``scratch``: int32 work space (>= the box's size).
+    """
+    lo, hi = -FLOAT32_MAX, FLOAT32_MAX
+    mean = std = 0.0
+    count = nfinite = -1
+    big = box.size >= 1 << 24  # beyond float32's exact integer counts
+    for it in range(iters):
+        if it == 0 or big:  # float64 sums (around 0 or a value that is no pixel's: no cancellation
+            # in float64 for any image value)
+            shift = 0.0 if it == 0 else mean
+            c, s, s2 = _clip_moments(box, lo, hi, shift)
+        else:
+            shift = np.float64(np.float32(mean))
+            c, s, s2 = _clip_moments(box, np.float32(lo), np.float32(hi), np.float32(mean))
+        if it == 0:
+            nfinite = c
+        if c < max(3, min_count if it == 0 else 3):
+            return np.nan, np.nan, 0, nfinite
         m = s / c
         mean = m + shift
         std = math.sqrt(max(s2 / c - m * m, 0.0))
@@ -68,38 +143,24 @@ def _clipped_stats(buf, n, nsigma, iters):
         count = c
         lo, hi = mean - nsigma * std, mean + nsigma * std
     if std == 0.0:
-        return mean, 0.0, count
+        return mean, 0.0, count, nfinite
     # median from a fine histogram of the clipped range
-    lo, hi = mean - nsigma * std, mean + nsigma * std
-    hist = np.zeros(HIST_BINS, np.int64)
-    scale = HIST_BINS / (hi - lo)
-    c = 0
-    for i in range(n):
-        v = buf[i]
-        if lo <= v < hi:
-            hist[int((v - lo) * scale)] += 1
-            c += 1
-    half = 0.5 * c
-    cum = 0.0
-    median = mean
-    for k in range(HIST_BINS):
-        if cum + hist[k] >= half:
-            median = lo + (k + (half - cum) / max(hist[k], 1)) / scale
-            break
-        cum += hist[k]
+    median, c = _histogram_median(box, mean - nsigma * std, mean + nsigma * std, mean, scratch)
     if abs(mean - median) < 0.3 * std:
         mode = 2.5 * median - 1.5 * mean
     else:
         mode = median
-    return mode, std, c
+    return mode, std, c, nfinite
 
 
 @njit(cache=True, parallel=True)
 def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
     """Kernel: clipped (mode, std, count) of every box; NaN where too few finite pixels.
 
-    Uses every ``step``-th pixel of every ``step``-th row of each box (``step`` 2: a quarter of
-    the pixels, plenty for the statistics of a 64 x 64 box and four times faster).
+    Uses every ``step``-th pixel of every ``step``-th row of each box. A band of boxes is first
+    copied box by box into a buffer, reading the image row by row (sequential); the clipping
+    passes then run on each box's contiguous pixels (in place, the rows of a box are a frame
+    row apart: they would share a few cache sets and be read from memory at every pass).
     ``std`` is the plain clipped standard deviation (not yet corrected for truncation).
     """
     nby, nbx = len(yedges) - 1, len(xedges) - 1
@@ -111,19 +172,22 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
         wmax = max(wmax, xedges[i + 1] - xedges[i])
     for j in prange(nby):
         y0, y1 = yedges[j], yedges[j + 1]
-        buf = np.empty((y1 - y0) * wmax, np.float64)
+        rows = (y1 - y0 + step - 1) // step
+        # 16 floats more per box: consecutive boxes start 64 bytes apart modulo 4 KiB
+        bufs = np.empty((nbx, rows * ((wmax + step - 1) // step) + 16), np.float32)
+        scratch = np.empty(bufs.shape[1], np.int32)
+        for r in range(rows):
+            y = y0 + r * step
+            for i in range(nbx):
+                x0, x1 = xedges[i], xedges[i + 1]
+                cols = (x1 - x0 + step - 1) // step
+                for c in range(cols):
+                    bufs[i, r * cols + c] = image[y, x0 + c * step]
         for i in range(nbx):
-            x0, x1 = xedges[i], xedges[i + 1]
-            n = 0
-            for y in range(y0, y1, step):
-                for x in range(x0, x1, step):
-                    v = image[y, x]
-                    if math.isfinite(v):
-                        buf[n] = v
-                        n += 1
-            if n < max(8, min_fraction * ((y1 - y0 + step - 1) // step) * ((x1 - x0 + step - 1) // step)):
-                continue
-            b, s, c = _clipped_stats(buf, n, nsigma, iters)
+            cols = (xedges[i + 1] - xedges[i] + step - 1) // step
+            box = bufs[i, :rows * cols].reshape((rows, cols))
+            need = max(8, min_fraction * rows * cols)
+            b, s, c, _ = _clipped_stats(box, nsigma, iters, need, scratch)
             back[j, i], std[j, i], count[j, i] = b, s, c
     return back, std, count
 
@@ -185,52 +249,43 @@ def cubic_weights(n_px: int, n_box: int):
     return k, w
 
 
-def row_plan(kx: np.ndarray, wx: np.ndarray):
-    """Column segments sharing their 4 knots, for the vectorised row interpolation.
+@njit(cache=True)
+def interp_columns(gridp, kx, wx):
+    """Kernel: every row of the padded grid interpolated to every column (float64 [nby+4, nx]).
 
-    Returns (seg_start int64 (nseg + 1,), seg_knot int64 (nseg,), wx_t float32 (4, nx)).
+    The interpolation is separable: a pixel's value is then the 4-knot cubic of this array along
+    y (:func:`interp_row`), 4 multiply-adds instead of 16.
     """
-    starts = np.flatnonzero(np.diff(kx)) + 1
-    seg_start = np.concatenate([[0], starts, [len(kx)]]).astype(np.int64)
-    return seg_start, kx[seg_start[:-1]].astype(np.int64), np.ascontiguousarray(wx.T, np.float32)
+    nr, nx = gridp.shape[0], kx.shape[0]
+    out = np.empty((nr, nx))
+    for j in range(nr):
+        g = gridp[j]
+        for x in range(nx):
+            k = kx[x]
+            out[j, x] = (wx[x, 0] * g[k] + wx[x, 1] * g[k + 1]
+                         + wx[x, 2] * g[k + 2] + wx[x, 3] * g[k + 3])
+    return out
 
 
-@njit(cache=True)
-def interp_row(gridp, ky, wy, seg_start, seg_knot, wx_t, out):
-    """Kernel: one interpolated row (``out[x]``, float32) from the padded grid.
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def interp_row(cols, k, w, out):
+    """Kernel: one interpolated row into ``out`` from :func:`interp_columns` (float32 ``cols``).
 
-    ``ky``, ``wy``: the row's first knot and 4 weights; the columns come from :func:`row_plan`.
+    ``k``, ``w``: the row's first padded knot and its 4 weights (float32).
     """
-    nbx = gridp.shape[1]
-    col = np.empty(nbx, np.float32)
-    for i in range(nbx):
-        col[i] = (wy[0] * gridp[ky, i] + wy[1] * gridp[ky + 1, i]
-                  + wy[2] * gridp[ky + 2, i] + wy[3] * gridp[ky + 3, i])
-    w0, w1, w2, w3 = wx_t[0], wx_t[1], wx_t[2], wx_t[3]
-    for sgm in range(seg_knot.shape[0]):
-        k = seg_knot[sgm]
-        c0, c1, c2, c3 = col[k], col[k + 1], col[k + 2], col[k + 3]
-        for x in range(seg_start[sgm], seg_start[sgm + 1]):
-            out[x] = w0[x] * c0 + w1[x] * c1 + w2[x] * c2 + w3[x] * c3
+    c0, c1, c2, c3 = cols[k], cols[k + 1], cols[k + 2], cols[k + 3]
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    for x in range(out.shape[0]):
+        out[x] = w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x]
 
 
 @njit(cache=True)
-def interp_at(gridp, ky, wy, kx, wx, y, x):
-    """Kernel: interpolated value at one pixel."""
-    s = 0.0
-    for a in range(4):
-        r = 0.0
-        for b in range(4):
-            r += wx[x, b] * gridp[ky[y] + a, kx[x] + b]
-        s += wy[y, a] * r
-    return s
-
-
-@njit(cache=True)
-def interp_map(gridp, ky, wy, seg_start, seg_knot, wx_t, out):
+def interp_map(cols, ky, wy, out):
     """Kernel: the full interpolated map into ``out`` (float32 [ny, nx])."""
+    c = cols.astype(np.float32)
+    w = wy.astype(np.float32)
     for y in range(out.shape[0]):
-        interp_row(gridp, ky[y], wy[y], seg_start, seg_knot, wx_t, out[y])
+        interp_row(c, ky[y], w[y], out[y])
     return out
 
 
@@ -270,14 +325,14 @@ class Background:
         kx, wx = cubic_weights(self.shape[1], self.back_grid.shape[1])
         return ky, wy, kx, wx
 
-    def row_plan(self):
-        """(ky, wy, seg_start, seg_knot, wx_t): arguments of :func:`interp_row` for any row."""
-        ky, wy, kx, wx = self.weights()
-        return (ky, wy) + row_plan(kx, wx)
+    def columns(self, grid) -> np.ndarray:
+        """``grid`` (``back_grid`` or ``rms_grid``) interpolated along x: float64 [nby + 4, nx]."""
+        kx, wx = cubic_weights(self.shape[1], grid.shape[1])
+        return interp_columns(padded_grid(grid), kx, wx)
 
     def _map(self, grid):
-        out = np.empty(self.shape, np.float32)
-        return interp_map(padded_grid(grid), *self.row_plan(), out)
+        ky, wy = cubic_weights(self.shape[0], grid.shape[0])
+        return interp_map(self.columns(grid), ky, wy, np.empty(self.shape, np.float32))
 
     def back(self) -> np.ndarray:
         """Full background map (float32 [ny, nx], image unit)."""

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .background import interp_at
+from .background import FAST
 
 # Columns of the component statistics array (float64 [n, NSTAT]).
 STAT_NAMES = ("npix", "flux", "var", "sw", "sx", "sy", "sxx", "syy", "sxy",
@@ -58,98 +58,172 @@ def _count_major_peaks(sig, ry, rx0, rx1, order, q0, q1, level):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, order, offsets,
                     saturation, inv_gain, peak_thresh, peak_frac):
     """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs.
 
-    ``order[offsets[c]:offsets[c + 1]]`` are the run indices of component ``c``. Moments are
+    ``order[offsets[c]:offsets[c + 1]]`` are the run indices of component ``c`` (in raster
+    order). The runs are visited in raster order (the frame is read sequentially, not by
+    component: a component's rows are far apart in memory); each run's sums are added to its
+    component's row. The background and noise are interpolated along y once per row (to the
+    padded grids' columns, a few cache lines), then along x at each pixel. Moments are
     accumulated relative to the component's first pixel for numerical stability and shifted
     back at the end.
     """
     ny, nx = image.shape
     n = offsets.shape[0] - 1
     out = np.zeros((n, NSTAT))
+    comp = np.empty(ry.shape[0], np.int64)
+    x_ref = np.empty(n, np.int64)
+    y_ref = np.empty(n, np.int64)
     for c in range(n):
-        st = out[c]
-        first = order[offsets[c]]
-        x_ref, y_ref = rx0[first], ry[first]
-        st[COL_PEAK] = -np.inf
-        st[COL_SMAX] = -np.inf
-        st[COL_RAWMAX] = -np.inf
-        st[COL_XMIN] = nx
-        st[COL_YMIN] = ny
-        st[COL_XMAX] = -1
-        st[COL_YMAX] = -1
         for q in range(offsets[c], offsets[c + 1]):
-            r = order[q]
-            y = ry[r]
-            st[COL_YMIN] = min(st[COL_YMIN], y)
-            st[COL_YMAX] = max(st[COL_YMAX], y)
-            st[COL_XMIN] = min(st[COL_XMIN], rx0[r])
-            st[COL_XMAX] = max(st[COL_XMAX], rx1[r])
-            if y == 0 or y == ny - 1 or rx0[r] == 0 or rx1[r] == nx - 1:
-                st[COL_EDGE] = 1
-            dy = y - y_ref
-            for x in range(rx0[r], rx1[r] + 1):
-                dx = x - x_ref
-                v = image[y, x]
-                s = sig[y, x]
-                st[COL_NPIX] += 1
-                if s > st[COL_SMAX]:
-                    st[COL_SMAX] = s
-                    st[COL_XS] = x
-                    st[COL_YS] = y
-                st[COL_SSW] += s
-                st[COL_SSX] += s * dx
-                st[COL_SSY] += s * dy
-                st[COL_SSXX] += s * dx * dx
-                st[COL_SSYY] += s * dy * dy
-                st[COL_SSXY] += s * dx * dy
-                if s >= peak_thresh and _is_local_max(sig, y, x, s):
-                    st[COL_NPEAKS] += 1
-                if not math.isfinite(v):
-                    st[COL_NBAD] += 1
-                    continue
-                if v >= saturation:
-                    st[COL_NSAT] += 1
-                st[COL_RAWMAX] = max(st[COL_RAWMAX], v)
-                d = v - interp_at(bgrid, ky, wy, kx, wx, y, x)
-                rms = interp_at(rgrid, ky, wy, kx, wx, y, x)
-                st[COL_FLUX] += d
-                if d > st[COL_PEAK]:
-                    st[COL_PEAK] = d
-                    st[COL_XPK] = x
-                    st[COL_YPK] = y
-                w = max(d, 0.0)
-                st[COL_VAR] += rms * rms + w * inv_gain
-                st[COL_SW] += w
-                st[COL_SX] += w * dx
-                st[COL_SY] += w * dy
-                st[COL_SXX] += w * dx * dx
-                st[COL_SYY] += w * dy * dy
-                st[COL_SXY] += w * dx * dy
-        if st[COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
-            st[COL_NPEAKS] = _count_major_peaks(sig, ry, rx0, rx1, order, offsets[c],
-                                                offsets[c + 1], max(peak_thresh,
-                                                                    peak_frac * st[COL_SMAX]))
-        # first moments relative to the reference pixel -> absolute positions
-        for wcol, xcol, ycol in ((COL_SW, COL_SX, COL_SY), (COL_SSW, COL_SSX, COL_SSY)):
-            if st[wcol] > 0:
-                st[xcol] = st[xcol] / st[wcol] + x_ref
-                st[ycol] = st[ycol] / st[wcol] + y_ref
-            else:
-                st[xcol] = 0.5 * (st[COL_XMIN] + st[COL_XMAX])
-                st[ycol] = 0.5 * (st[COL_YMIN] + st[COL_YMAX])
-        # second moments -> central, per unit weight
-        for wcol, xcol, ycol, a, b, ab in ((COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY),
-                                           (COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY)):
-            if st[wcol] > 0:
-                mx, my = st[xcol] - x_ref, st[ycol] - y_ref
-                st[a] = st[a] / st[wcol] - mx * mx
-                st[b] = st[b] / st[wcol] - my * my
-                st[ab] = st[ab] / st[wcol] - mx * my
+            comp[order[q]] = c
+        first = order[offsets[c]]
+        x_ref[c], y_ref[c] = rx0[first], ry[first]
+        out[c, COL_PEAK] = out[c, COL_SMAX] = out[c, COL_RAWMAX] = -np.inf
+        out[c, COL_XMIN], out[c, COL_YMIN], out[c, COL_XMAX], out[c, COL_YMAX] = nx, ny, -1, -1
+    nk = bgrid.shape[1]
+    bk = np.empty(nk)  # the grids interpolated along y to the current row
+    rk = np.empty(nk)
+    # peak candidates (maxima along their row) of the previous and current row: checked
+    # against the next row once its runs have been read (then in cache)
+    cand = np.empty((2, nx, 2), np.int64)  # [prev/current, i, (x, component)]
+    ncand = np.zeros(2, np.int64)
+    row = -1
+    for r in range(ry.shape[0]):
+        c = comp[r]
+        y, xa, xb = ry[r], rx0[r], rx1[r]
+        if y != row:
+            _count_peaks(out, sig, cand, ncand, row - 1, 0)
+            if y > row + 1:
+                _count_peaks(out, sig, cand, ncand, row, 1)
+            else:  # the current row's candidates wait for the next row
+                cand[0, :ncand[1]] = cand[1, :ncand[1]]
+                ncand[0] = ncand[1]
+            ncand[1] = 0
+            row = y
+            k = ky[y]
+            for i in range(nk):
+                bk[i] = (wy[y, 0] * bgrid[k, i] + wy[y, 1] * bgrid[k + 1, i]
+                         + wy[y, 2] * bgrid[k + 2, i] + wy[y, 3] * bgrid[k + 3, i])
+                rk[i] = (wy[y, 0] * rgrid[k, i] + wy[y, 1] * rgrid[k + 1, i]
+                         + wy[y, 2] * rgrid[k + 2, i] + wy[y, 3] * rgrid[k + 3, i])
+        out[c, COL_YMIN] = min(out[c, COL_YMIN], y)
+        out[c, COL_YMAX] = max(out[c, COL_YMAX], y)
+        out[c, COL_XMIN] = min(out[c, COL_XMIN], xa)
+        out[c, COL_XMAX] = max(out[c, COL_XMAX], xb)
+        if y == 0 or y == ny - 1 or xa == 0 or xb == nx - 1:
+            out[c, COL_EDGE] = 1.0
+        dy = float(y - y_ref[c])
+        # the run's sums in registers, added to the component's once
+        flux = var = sw = sx = sy = sxx = syy = sxy = 0.0
+        ssw = ssx = ssy = ssxx = ssyy = ssxy = 0.0
+        peak = smax = rawmax = -np.inf
+        xs = xpk = 0
+        nsat = nbad = 0
+        for x in range(xa, xb + 1):
+            dx = float(x - x_ref[c])
+            v = image[y, x]
+            s = float(sig[y, x])
+            if s > smax:
+                smax, xs = s, x
+            ssw += s
+            ssx += s * dx
+            ssy += s * dy
+            ssxx += s * dx * dx
+            ssyy += s * dy * dy
+            ssxy += s * dx * dy
+            if (s >= peak_thresh and (x == 0 or sig[y, x - 1] <= s)
+                    and (x == nx - 1 or sig[y, x + 1] <= s)):
+                cand[1, ncand[1], 0], cand[1, ncand[1], 1] = x, c
+                ncand[1] += 1
+            if not math.isfinite(v):
+                nbad += 1
+                continue
+            if v >= saturation:
+                nsat += 1
+            rawmax = max(rawmax, v)
+            j = kx[x]
+            d = v - (wx[x, 0] * bk[j] + wx[x, 1] * bk[j + 1] + wx[x, 2] * bk[j + 2]
+                     + wx[x, 3] * bk[j + 3])
+            rms = (wx[x, 0] * rk[j] + wx[x, 1] * rk[j + 1] + wx[x, 2] * rk[j + 2]
+                   + wx[x, 3] * rk[j + 3])
+            flux += d
+            if d > peak:
+                peak, xpk = d, x
+            w = max(d, 0.0)
+            var += rms * rms + w * inv_gain
+            sw += w
+            sx += w * dx
+            sy += w * dy
+            sxx += w * dx * dx
+            syy += w * dy * dy
+            sxy += w * dx * dy
+        out[c, COL_NPIX] += xb - xa + 1
+        if smax > out[c, COL_SMAX]:
+            out[c, COL_SMAX], out[c, COL_XS], out[c, COL_YS] = smax, xs, y
+        if peak > out[c, COL_PEAK]:
+            out[c, COL_PEAK], out[c, COL_XPK], out[c, COL_YPK] = peak, xpk, y
+        out[c, COL_RAWMAX] = max(out[c, COL_RAWMAX], rawmax)
+        out[c, COL_NBAD] += nbad
+        out[c, COL_NSAT] += nsat
+        out[c, COL_FLUX] += flux
+        out[c, COL_VAR] += var
+        out[c, COL_SW] += sw
+        out[c, COL_SX] += sx
+        out[c, COL_SY] += sy
+        out[c, COL_SXX] += sxx
+        out[c, COL_SYY] += syy
+        out[c, COL_SXY] += sxy
+        out[c, COL_SSW] += ssw
+        out[c, COL_SSX] += ssx
+        out[c, COL_SSY] += ssy
+        out[c, COL_SSXX] += ssxx
+        out[c, COL_SSYY] += ssyy
+        out[c, COL_SSXY] += ssxy
+    _count_peaks(out, sig, cand, ncand, row - 1, 0)
+    _count_peaks(out, sig, cand, ncand, row, 1)
+    for c in range(n):
+        if out[c, COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
+            out[c, COL_NPEAKS] = _count_major_peaks(
+                sig, ry, rx0, rx1, order, offsets[c], offsets[c + 1],
+                max(peak_thresh, peak_frac * out[c, COL_SMAX]))
+        # first moments relative to the reference pixel -> absolute positions; second moments
+        # -> central, per unit weight
+        _centre(out, c, COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY, x_ref[c], y_ref[c])
+        _centre(out, c, COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY, x_ref[c],
+                y_ref[c])
     return out
+
+
+@njit(cache=True)
+def _count_peaks(out, sig, cand, ncand, y, k):
+    """Add the candidates ``cand[k]`` of row ``y`` that are local maxima to their components'
+    peak counts; empties the list."""
+    for i in range(ncand[k]):
+        x, c = cand[k, i, 0], cand[k, i, 1]
+        if _is_local_max(sig, y, x, sig[y, x]):
+            out[c, COL_NPEAKS] += 1
+    ncand[k] = 0
+
+
+@njit(cache=True)
+def _centre(out, c, w, x, y, xx, yy, xy, x_ref, y_ref):
+    """In row ``c`` of ``out``: sums of weights (column ``w``) relative to the reference pixel
+    -> centroid (absolute px) and central second moments; the bounding box's centre and the
+    raw sums where the weights sum to <= 0."""
+    sw = out[c, w]
+    if not sw > 0:
+        out[c, x] = 0.5 * (out[c, COL_XMIN] + out[c, COL_XMAX])
+        out[c, y] = 0.5 * (out[c, COL_YMIN] + out[c, COL_YMAX])
+        return
+    mx, my = out[c, x] / sw, out[c, y] / sw
+    out[c, x], out[c, y] = mx + x_ref, my + y_ref
+    out[c, xx] = out[c, xx] / sw - mx * mx
+    out[c, yy] = out[c, yy] / sw - my * my
+    out[c, xy] = out[c, xy] / sw - mx * my
 
 
 COL_NPIX, COL_FLUX, COL_VAR, COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY = range(9)
@@ -170,28 +244,95 @@ def shape_from_moments(mxx, myy, mxy):
 
 
 @njit(cache=True)
-def _window_pass(image, bgrid, ky, wy, kx, wx, xc, yc, sigma, half):
-    ny, nx = image.shape
+def _window_box(xc, yc, half, shape):
+    """First and last row and column (inclusive) of the window around (xc, yc)."""
+    ny, nx = shape
     x0, x1 = max(0, int(xc) - half), min(nx - 1, int(xc) + half + 1)
     y0, y1 = max(0, int(yc) - half), min(ny - 1, int(yc) + half + 1)
-    sw = swx = swy = 0.0
+    return x0, x1, y0, y1
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _gauss_1d(c, lo, hi, sigma, ex, dd):
+    """``ex[j] = exp(-(lo + j - c)^2 / (2 sigma^2))`` and ``dd[j] = (lo + j - c)^2`` for
+    ``lo + j`` in ``lo..hi``: the separable factors of the Gaussian window."""
     inv2s2 = 0.5 / (sigma * sigma)
-    for y in range(y0, y1 + 1):
-        for x in range(x0, x1 + 1):
-            v = image[y, x]
-            if not math.isfinite(v):
-                continue
-            r2 = (x - xc) ** 2 + (y - yc) ** 2
-            if r2 > 16 * sigma * sigma:
-                continue
-            w = math.exp(-r2 * inv2s2) * (v - interp_at(bgrid, ky, wy, kx, wx, y, x))
-            sw += w
-            swx += w * (x - xc)
-            swy += w * (y - yc)
-    return sw, swx, swy
+    for j in range(hi - lo + 1):
+        t = lo + j - c
+        dd[j] = t * t
+        ex[j] = math.exp(-t * t * inv2s2)
 
 
 @njit(cache=True)
+def _interp_cutout(gridp, ky, wy, kx, wx, ox, oy, out, knots):
+    """The padded ``gridp`` interpolated on the cutout with corner (ox, oy) into ``out`` (0
+    beyond the frame of ``ky``, ``kx``): per row, the grid interpolated along y to the few knot
+    columns the cutout needs (``knots``: work space), then along x at each pixel. Everything
+    it reads is a few cache lines (the frame-wide interpolated columns would be many)."""
+    ny, nx = ky.shape[0], kx.shape[0]
+    h, w = out.shape
+    xa, xb = max(0, ox), min(nx, ox + w)
+    out[:] = 0.0
+    if xa >= xb:
+        return
+    k0 = kx[xa]
+    nk = kx[xb - 1] + 4 - k0
+    for i in range(h):
+        y = oy + i
+        if y < 0 or y >= ny:
+            continue
+        k = ky[y]
+        for t in range(nk):
+            knots[t] = (wy[y, 0] * gridp[k, k0 + t] + wy[y, 1] * gridp[k + 1, k0 + t]
+                        + wy[y, 2] * gridp[k + 2, k0 + t] + wy[y, 3] * gridp[k + 3, k0 + t])
+        for x in range(xa, xb):
+            j = kx[x] - k0
+            out[i, x - ox] = (wx[x, 0] * knots[j] + wx[x, 1] * knots[j + 1]
+                              + wx[x, 2] * knots[j + 2] + wx[x, 3] * knots[j + 3])
+
+
+@njit(cache=True)
+def _fill_cutout(image, bgrid, ky, wy, kx, wx, ox, oy, cut, fin, knots):
+    """Background-subtracted pixels of the cutout with corner (ox, oy) into ``cut`` (0 where
+    non-finite or beyond the frame) and their finiteness (1.0 / 0.0) into ``fin``."""
+    ny, nx = image.shape
+    h, w = cut.shape
+    _interp_cutout(bgrid, ky, wy, kx, wx, ox, oy, cut, knots)
+    for i in range(h):
+        y = oy + i
+        for j in range(w):
+            x = ox + j
+            v = image[y, x] if (0 <= y < ny) & (0 <= x < nx) else np.float32(np.nan)
+            ok = math.isfinite(v)
+            cut[i, j] = v - cut[i, j] if ok else 0.0
+            fin[i, j] = 1.0 if ok else 0.0
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _window_pass(cut, ox, oy, box, xc, yc, sigma, ex, ey, dx2, dy2):
+    """(sum w d, sum w d (x - xc), sum w d (y - yc)) over the window ``box`` (x0, x1, y0, y1),
+    ``w`` the Gaussian of ``sigma`` px around (xc, yc) cut at 4 sigma, ``d`` from the cutout
+    (0 for non-finite pixels, which then add nothing)."""
+    x0, x1, y0, y1 = box
+    _gauss_1d(xc, x0, x1, sigma, ex, dx2)
+    _gauss_1d(yc, y0, y1, sigma, ey, dy2)
+    lim = 16 * sigma * sigma
+    sw = swx = swy = 0.0
+    for y in range(y0, y1 + 1):
+        i = y - y0
+        rw = rwx = 0.0
+        for x in range(x0, x1 + 1):
+            j = x - x0
+            w = ex[j] * cut[y - oy, x - ox] if dx2[j] + dy2[i] <= lim else 0.0
+            rw += w
+            rwx += w * (x - xc)
+        sw += ey[i] * rw
+        swx += ey[i] * rwx
+        swy += ey[i] * rw * (y - yc)
+    return sw, swx, swy
+
+
+@njit(cache=True, error_model="numpy")
 def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigma, inv_gain,
                        max_iter, tol):
     """Kernel: Gaussian-windowed centroids (XWIN) with errors and PSF-weighted fluxes.
@@ -199,10 +340,12 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     ``sigma`` is the window (= PSF) standard deviation in px. The iteration ``xc += 2 * sum(w
     (x - xc) d) / sum(w d)`` converges to the window-weighted centroid (the factor 2 is the
     SExtractor acceleration). Returns (x, y, x_err, y_err, flux, flux_err, niter); the flux is
-    ``sum(p d) / sum(p^2)`` with ``p`` the unit-flux Gaussian PSF at the centroid.
+    ``sum(p d) / sum(p^2)`` with ``p`` the unit-flux Gaussian PSF at the centroid. The window
+    is the product of two 1-D Gaussians (2 n exponentials for n x n pixels); the
+    background-subtracted pixels come from a cutout with a margin, refilled only when the
+    window leaves it.
     """
     n = x_init.shape[0]
-    ny, nx = image.shape
     xo = np.empty(n)
     yo = np.empty(n)
     xe = np.empty(n)
@@ -211,12 +354,24 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
     fe = np.empty(n)
     it_out = np.zeros(n, np.int64)
     half = int(math.ceil(4 * sigma)) + 1
-    s2 = sigma * sigma
-    norm = 1.0 / (2 * math.pi * s2)
+    margin = 2
+    size = 2 * half + 2 + 2 * margin
+    ex, ey = np.empty(2 * half + 2), np.empty(2 * half + 2)
+    dx2, dy2 = np.empty(2 * half + 2), np.empty(2 * half + 2)
+    cut = np.empty((size, size))
+    fin = np.empty((size, size))
+    rms = np.empty((size, size))
+    knots = np.empty(size + 8)
     for i in range(n):
         xc, yc = x_init[i], y_init[i]
+        ox = oy = -(1 << 40)  # no cutout yet
         for it in range(max_iter):
-            sw, swx, swy = _window_pass(image, bgrid, ky, wy, kx, wx, xc, yc, sigma, half)
+            box = _window_box(xc, yc, half, image.shape)
+            x0, x1, y0, y1 = box
+            if x0 < ox or y0 < oy or x1 >= ox + size or y1 >= oy + size:
+                ox, oy = x0 - margin, y0 - margin
+                _fill_cutout(image, bgrid, ky, wy, kx, wx, ox, oy, cut, fin, knots)
+            sw, swx, swy = _window_pass(cut, ox, oy, box, xc, yc, sigma, ex, ey, dx2, dy2)
             if sw <= 0:
                 break
             dx, dy = 2.0 * swx / sw, 2.0 * swy / sw
@@ -227,45 +382,55 @@ def windowed_centroids(image, bgrid, rgrid, ky, wy, kx, wx, x_init, y_init, sigm
             it_out[i] = it + 1
             if dx * dx + dy * dy < tol * tol:
                 break
-        # errors (linearised estimator) and PSF-weighted flux at the final centroid
-        x0, x1 = max(0, int(xc) - half), min(nx - 1, int(xc) + half + 1)
-        y0, y1 = max(0, int(yc) - half), min(ny - 1, int(yc) + half + 1)
-        num_x = num_y = den_x = den_y = sw = 0.0
-        spd = spp = svp = 0.0
-        for y in range(y0, y1 + 1):
-            for x in range(x0, x1 + 1):
-                v = image[y, x]
-                if not math.isfinite(v):
-                    continue
-                ddx, ddy = x - xc, y - yc
-                r2 = ddx * ddx + ddy * ddy
-                if r2 > 16 * s2:
-                    continue
-                d = v - interp_at(bgrid, ky, wy, kx, wx, y, x)
-                rms = interp_at(rgrid, ky, wy, kx, wx, y, x)
-                var = rms * rms + max(d, 0.0) * inv_gain
-                w = math.exp(-0.5 * r2 / s2)
-                num_x += w * w * ddx * ddx * var
-                num_y += w * w * ddy * ddy * var
-                sw += w * d
-                den_x += w * d * ddx * ddx
-                den_y += w * d * ddy * ddy
-                p = norm * w
-                spd += p * d
-                spp += p * p
-                svp += p * p * var
-        gx = sw - den_x / s2
-        gy = sw - den_y / s2
         xo[i], yo[i] = xc, yc
-        xe[i] = math.sqrt(num_x) / abs(gx) if gx != 0 else np.inf
-        ye[i] = math.sqrt(num_y) / abs(gy) if gy != 0 else np.inf
-        if spp > 0:
-            fo[i] = spd / spp
-            fe[i] = math.sqrt(svp) / spp
-        else:
-            fo[i] = 0.0
-            fe[i] = np.inf
+        box = _window_box(xc, yc, half, image.shape)
+        x0, x1, y0, y1 = box
+        if x0 < ox or y0 < oy or x1 >= ox + size or y1 >= oy + size:
+            ox, oy = x0 - margin, y0 - margin
+            _fill_cutout(image, bgrid, ky, wy, kx, wx, ox, oy, cut, fin, knots)
+        _interp_cutout(rgrid, ky, wy, kx, wx, ox, oy, rms, knots)
+        xe[i], ye[i], fo[i], fe[i] = _window_errors(cut, fin, rms, ox, oy, box, xc, yc, sigma,
+                                                    inv_gain, ex, ey, dx2, dy2)
     return xo, yo, xe, ye, fo, fe, it_out
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _window_errors(cut, fin, rms_cut, ox, oy, box, xc, yc, sigma, inv_gain, ex, ey, dx2, dy2):
+    """(x_err, y_err, flux, flux_err) at the final centroid: errors of the linearised
+    estimator, PSF-weighted flux and its error (non-finite pixels left out)."""
+    x0, x1, y0, y1 = box
+    _gauss_1d(xc, x0, x1, sigma, ex, dx2)
+    _gauss_1d(yc, y0, y1, sigma, ey, dy2)
+    s2 = sigma * sigma
+    lim = 16 * s2
+    norm = 1.0 / (2 * math.pi * s2)
+    num_x = num_y = den_x = den_y = sw = 0.0
+    spd = spp = svp = 0.0
+    for y in range(y0, y1 + 1):
+        i = y - y0
+        for x in range(x0, x1 + 1):
+            j = x - x0
+            ok = (fin[y - oy, x - ox] > 0) & (dx2[j] + dy2[i] <= lim)
+            d = cut[y - oy, x - ox]
+            rms = rms_cut[y - oy, x - ox]
+            var = rms * rms + max(d, 0.0) * inv_gain
+            w = ex[j] * ey[i] if ok else 0.0
+            num_x += w * w * dx2[j] * var
+            num_y += w * w * dy2[i] * var
+            sw += w * d
+            den_x += w * d * dx2[j]
+            den_y += w * d * dy2[i]
+            p = norm * w
+            spd += p * d
+            spp += p * p
+            svp += p * p * var
+    gx = sw - den_x / s2
+    gy = sw - den_y / s2
+    xerr = math.sqrt(num_x) / abs(gx) if gx != 0 else np.inf
+    yerr = math.sqrt(num_y) / abs(gy) if gy != 0 else np.inf
+    if spp > 0:
+        return xerr, yerr, spd / spp, math.sqrt(svp) / spp
+    return xerr, yerr, 0.0, np.inf
 
 
 @njit(cache=True)
@@ -277,27 +442,39 @@ def sharpness(image, bgrid, ky, wy, kx, wx, xp, yp):
     n = xp.shape[0]
     ny, nx = image.shape
     out = np.full(n, np.nan)
+    back = np.empty((3, 3))
+    knots = np.empty(16)
     for i in range(n):
         x, y = xp[i], yp[i]
         if x < 1 or y < 1 or x > nx - 2 or y > ny - 2:
             continue
-        c = image[y, x] - interp_at(bgrid, ky, wy, kx, wx, y, x)
+        _interp_cutout(bgrid, ky, wy, kx, wx, x - 1, y - 1, back, knots)
+        c = image[y, x] - back[1, 1]
         s = 0.0
         for dy in range(-1, 2):
             for dx in range(-1, 2):
                 if dx != 0 or dy != 0:
-                    s += image[y + dy, x + dx] - interp_at(bgrid, ky, wy, kx, wx, y + dy, x + dx)
+                    s += image[y + dy, x + dx] - back[1 + dy, 1 + dx]
         if c > 0 and math.isfinite(s):
             out[i] = (c - s / 8.0) / c
     return out
 
 
-def group_runs(comp: np.ndarray, ncomp: int):
-    """(order, offsets): run indices sorted by component, and each component's slice in them."""
-    order = np.argsort(comp, kind="stable")
-    counts = np.bincount(comp, minlength=ncomp)
+@njit(cache=True)
+def group_runs(comp, ncomp):
+    """Kernel: (order, offsets): run indices sorted by component (a stable counting sort: runs
+    of a component stay in raster order), and each component's slice in them."""
     offsets = np.zeros(ncomp + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    for i in range(comp.shape[0]):
+        offsets[comp[i] + 1] += 1
+    for c in range(ncomp):
+        offsets[c + 1] += offsets[c]
+    fill = offsets[:-1].copy()
+    order = np.empty(comp.shape[0], np.int64)
+    for i in range(comp.shape[0]):
+        c = comp[i]
+        order[fill[c]] = i
+        fill[c] += 1
     return order, offsets
 
 

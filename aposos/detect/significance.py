@@ -7,7 +7,8 @@ centred on a pixel it equals the source's optimal (PSF-weighted) signal-to-noise
 pixels count as background (zero after subtraction); pixels beyond the frame edge likewise.
 
 The kernel works on blocks of rows (in parallel), never builds the background or noise map, and
-also counts, per row, the runs of pixels with ``S >= threshold`` for the labelling pass.
+also finds the runs of pixels with ``S >= threshold`` for the labelling pass while each row is
+still in cache (no second pass over the map).
 
 Parallelism: only this kernel and the background's box statistics run ``parallel=True`` (they
 are the compute-heavy, embarrassingly parallel ones). On the shared 2-core development machine
@@ -22,7 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .background import Background, interp_row, padded_grid
+from .background import FAST, Background, cubic_weights
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 BLOCK_ROWS = 64
@@ -36,87 +37,170 @@ def gaussian_kernel_1d(fwhm_px: float, radius_sigma: float = 2.5) -> np.ndarray:
     return k / k.sum()
 
 
-@njit(cache=True)
-def _row_runs(s, threshold):
-    """Number of runs of ``s >= threshold`` in a row (branch-free count of rising edges)."""
-    n = 0
-    prev = 0
-    for x in range(s.shape[0]):
-        cur = 1 if s[x] >= threshold else 0
-        n += cur * (1 - prev)
-        prev = cur
-    return n
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _row_edges(s, threshold, edges, trans):
+    """Edges of the runs of ``s >= threshold`` in a row into ``edges``; returns their number.
+
+    Even entries are the first pixels of the runs, odd entries one past their last pixels.
+    ``trans`` (uint8, length a multiple of 8 above ``len(s)``) receives the state changes in a
+    vectorised pass; only its non-zero 8-byte words are then scanned.
+    """
+    nx = s.shape[0]
+    trans[0] = 1 if s[0] >= threshold else 0
+    for x in range(1, nx):
+        trans[x] = 1 if (s[x] >= threshold) != (s[x - 1] >= threshold) else 0
+    trans[nx] = 1 if s[nx - 1] >= threshold else 0
+    for x in range(nx + 1, trans.shape[0]):
+        trans[x] = 0
+    words = trans.view(np.uint64)
+    e = 0
+    for w in range(words.shape[0]):
+        if words[w] != 0:
+            for x in range(8 * w, 8 * w + 8):  # branch-free: the count advances at changes
+                edges[e] = x
+                e += trans[x]
+    return e
 
 
-@njit(cache=True, parallel=True)
-def significance_kernel(image, bgrid, rgrid, ky, wy, seg_start, seg_knot, wx_t, k, threshold,
-                        out, runs_per_row, nonfinite_per_row):
-    """Kernel: fill ``out`` (float32 [ny, nx]) with S; count runs and non-finite pixels per row.
+@njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
+def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfinite_per_row,
+                        runs_per_row, edges, nedges):
+    """Kernel: fill ``out`` (float32 [ny, nx]) with S; count non-finite pixels and runs per row.
 
-    Works on blocks of ``BLOCK_ROWS`` rows: background-subtracted rows (halo included) are
-    smoothed along x into a block buffer, then along y into ``out``; every inner loop runs
-    over contiguous float32 columns so that it vectorises.
+    ``bcols``, ``rcols``: background and noise grids interpolated along x (float32, see
+    :func:`~aposos.detect.background.interp_columns`); ``ky``, ``wy``: the rows' knots and
+    weights (float32); ``taps``: the 1-D kernel as a tuple of float32 (its length is then a
+    compile-time constant: the tap loops unroll and the pixel loops vectorise). Works on blocks
+    of ``BLOCK_ROWS`` rows: background-subtracted rows (halo included) are smoothed along x
+    into a block buffer, then along y into ``out``. The run edges of block ``b`` (see
+    :func:`_row_edges`) go to ``edges[b]``, their number to ``nedges[b]`` (-1 if they do not
+    fit: :func:`gather_runs` then reads them from ``out``).
     """
     ny, nx = image.shape
-    r = (k.shape[0] - 1) // 2
-    ntap = 2 * r + 1
+    ntap = len(taps)
+    r = (ntap - 1) // 2
     norm = 0.0
     for i in range(ntap):
-        norm += k[i] * k[i]  # the 2-D kernel's sum of squares is norm**2
-    kf = k.astype(np.float32)
+        norm += taps[i] * taps[i]  # the 2-D kernel's sum of squares is norm**2
+    inv = np.float32(1.0 / norm)
+    cap = edges.shape[1]
     nblocks = (ny + BLOCK_ROWS - 1) // BLOCK_ROWS
     for b in prange(nblocks):
         y0 = b * BLOCK_ROWS
         y1 = min(ny, y0 + BLOCK_ROWS)
-        h = np.zeros((y1 - y0 + 2 * r, nx), np.float32)
-        brow = np.empty(nx, np.float32)
+        h = np.empty((y1 - y0 + 2 * r, nx), np.float32)
+        for yy in range(y0 - r, y1 + r):  # halo rows beyond the frame: zero
+            if yy < 0 or yy >= ny:
+                h[yy - y0 + r] = 0.0
         d = np.zeros(nx + 2 * r, np.float32)
         for yy in range(max(0, y0 - r), min(ny, y1 + r)):
-            interp_row(bgrid, ky[yy], wy[yy], seg_start, seg_knot, wx_t, brow)
+            k = ky[yy]  # the background row: its 4 knot rows, interpolated in the pixel loop
+            c0, c1, c2, c3 = bcols[k], bcols[k + 1], bcols[k + 2], bcols[k + 3]
+            w0, w1, w2, w3 = wy[yy, 0], wy[yy, 1], wy[yy, 2], wy[yy, 3]
             src = image[yy]
-            bad = 0
+            bad = np.float32(0.0)  # float32 lanes, exact up to 2**24
             for x in range(nx):
-                v = src[x] - brow[x]
-                fin = abs(v) < np.inf  # False for NaN and +-inf
+                v = src[x] - (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
+                fin = abs(v) < np.float32(np.inf)  # False for NaN and +-inf
                 d[x + r] = v if fin else np.float32(0.0)
-                bad += 0 if fin else 1
+                bad += np.float32(0.0) if fin else np.float32(1.0)
             if y0 <= yy < y1:
-                nonfinite_per_row[yy] = bad
+                nonfinite_per_row[yy] = int(bad)
             hrow = h[yy - y0 + r]
-            for i in range(ntap):
-                ki = kf[i]
-                for x in range(nx):
-                    hrow[x] += ki * d[x + i]
-        rrow = np.empty(nx, np.float32)
-        for y in range(y0, y1):
-            interp_row(rgrid, ky[y], wy[y], seg_start, seg_knot, wx_t, rrow)
-            orow = out[y]
-            orow[:] = 0.0
-            for j in range(ntap):
-                kj = kf[j]
-                hr = h[y - y0 + j]
-                for x in range(nx):
-                    orow[x] += kj * hr[x]
-            inv = np.float32(1.0 / norm)
             for x in range(nx):
-                orow[x] = orow[x] * inv / rrow[x]
-            runs_per_row[y] = _row_runs(orow, threshold)
+                a = np.float32(0.0)
+                for i in range(ntap):
+                    a += taps[i] * d[x + i]
+                hrow[x] = a
+        row_edges = np.empty(nx + 1, np.int32)
+        trans = np.empty((nx + 8) // 8 * 8, np.uint8)
+        ne = 0
+        for y in range(y0, y1):
+            k = ky[y]
+            c0, c1, c2, c3 = rcols[k], rcols[k + 1], rcols[k + 2], rcols[k + 3]
+            w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
+            orow = out[y]
+            for x in range(nx):
+                a = np.float32(0.0)
+                for j in range(ntap):
+                    a += taps[j] * h[y - y0 + j, x]
+                orow[x] = a * inv / (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
+            e = _row_edges(orow, threshold, row_edges, trans)
+            runs_per_row[y] = e // 2
+            if 0 <= ne and ne + e <= cap:
+                edges[b, ne:ne + e] = row_edges[:e]
+                ne += e
+            else:
+                ne = -1
+        nedges[b] = ne
     return out
+
+
+@njit(cache=True)
+def gather_runs(sig, threshold, runs_per_row, edges, nedges):
+    """Kernel: the runs ``(y, x0, x1)`` (int32, ``x1`` inclusive, raster order) of ``sig >=
+    threshold`` from the block edges of :func:`significance_kernel`."""
+    ny, nx = sig.shape
+    n = 0
+    for y in range(ny):
+        n += runs_per_row[y]
+    ry = np.empty(n, np.int32)
+    rx0 = np.empty(n, np.int32)
+    rx1 = np.empty(n, np.int32)
+    row_edges = np.empty(nx + 1, np.int32)
+    trans = np.empty((nx + 8) // 8 * 8, np.uint8)
+    i = 0
+    for b in range(nedges.shape[0]):
+        y0 = b * BLOCK_ROWS
+        p = 0
+        for y in range(y0, min(ny, y0 + BLOCK_ROWS)):
+            if nedges[b] >= 0:
+                e = edges[b]
+            else:  # the block's edges did not fit: read them again from the map
+                _row_edges(sig[y], threshold, row_edges, trans)
+                e, p = row_edges, 0
+            for _ in range(runs_per_row[y]):
+                ry[i], rx0[i], rx1[i] = y, e[p], e[p + 1] - 1
+                p += 2
+                i += 1
+    return ry, rx0, rx1
+
+
+TAP_COUNTS = (7, 11, 15, 23, 31, 47, 63)
+
+
+def kernel_taps(fwhm_px: float) -> tuple:
+    """:func:`gaussian_kernel_1d` as a tuple of float32, zero-padded on both sides to the next
+    of ``TAP_COUNTS`` (each tuple length is one compilation of the kernel: a few of them cover
+    all frames)."""
+    k = gaussian_kernel_1d(fwhm_px)
+    n = next((c for c in TAP_COUNTS if c >= len(k)), len(k))
+    pad = (n - len(k)) // 2
+    return tuple(np.float32(v) for v in np.pad(k, pad))
 
 
 def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
                  out: np.ndarray | None = None):
-    """Matched-filter significance map of ``image`` (float32 [ny, nx], sigmas).
+    """Matched-filter significance map of ``image`` (float32 [ny, nx], sigmas) and its runs.
 
-    Returns (S, runs_per_row, nonfinite_per_row): the map, the number of runs with
-    ``S >= threshold`` in each row and the number of non-finite input pixels in each row.
+    Returns (S, (ry, rx0, rx1), nonfinite_per_row): the map, the runs of ``S >= threshold``
+    (int32 row, first and last column, raster order, as
+    :func:`~aposos.detect.label.extract_runs`) and the number of non-finite input pixels in
+    each row.
     """
     ny, nx = image.shape
     if out is None:
         out = np.empty((ny, nx), np.float32)
-    runs = np.zeros(ny, np.int64)
     nonfinite = np.zeros(ny, np.int64)
-    significance_kernel(image, padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid),
-                        *bkg.row_plan(), gaussian_kernel_1d(fwhm_px), np.float32(threshold), out,
-                        runs, nonfinite)
-    return out, runs, nonfinite
+    runs = np.zeros(ny, np.int64)
+    nblocks = (ny + BLOCK_ROWS - 1) // BLOCK_ROWS
+    # room for nx / 32 runs per row on average over a block (a crowded block rereads its rows)
+    edges = np.empty((nblocks, BLOCK_ROWS * min(nx + 1, max(64, nx // 16))), np.int32)
+    nedges = np.zeros(nblocks, np.int64)
+    ky, wy = cubic_weights(ny, bkg.back_grid.shape[0])
+    significance_kernel(image, bkg.columns(bkg.back_grid).astype(np.float32),
+                        bkg.columns(bkg.rms_grid).astype(np.float32), ky, wy.astype(np.float32),
+                        kernel_taps(fwhm_px), np.float32(threshold), out, nonfinite, runs,
+                        edges, nedges)
+    t = np.float32(threshold)
+    return out, gather_runs(out, t, runs, edges, nedges), nonfinite

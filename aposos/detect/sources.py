@@ -41,7 +41,7 @@ from ..errors import AposError
 from .measure import (COL, component_peaks, component_stats, group_runs, shape_from_moments,
                       sharpness, windowed_centroids)
 from .background import Background, background, padded_grid, patch
-from .label import extract_runs, link_runs
+from .label import link_runs
 from .psf import estimate_fwhm
 from .significance import FWHM_PER_SIGMA, significance
 from .streaks import Line, StreakFit, fit_line, join_pieces
@@ -182,11 +182,9 @@ class _Pass:
     def __init__(self, image, bkg, fwhm, cfg, saturation, sig_buffer):
         self.fwhm = fwhm
         self.sigma = fwhm / FWHM_PER_SIGMA
-        self.sig, runs_per_row, nonfinite = significance(image, bkg, fwhm, cfg["analysis_thresh"],
-                                                         out=sig_buffer)
+        self.sig, (self.ry, self.rx0, self.rx1), nonfinite = significance(
+            image, bkg, fwhm, cfg["analysis_thresh"], out=sig_buffer)
         self.n_nonfinite = int(nonfinite.sum())
-        self.ry, self.rx0, self.rx1 = extract_runs(self.sig, np.float32(cfg["analysis_thresh"]),
-                                                   runs_per_row)
         comp, ncomp = link_runs(self.ry, self.rx0, self.rx1, 8)
         self.order, self.offsets = group_runs(comp, ncomp)
         gain = cfg["gain_e_per_adu"]
