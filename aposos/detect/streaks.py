@@ -511,17 +511,16 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
     params = full[:6].copy()
     r, jac_full = _residuals_jacobian(full, x, y, z, inv_sigma, width_px, True, True)
     scale = 1.0 / np.maximum(np.sqrt((jac_full**2).sum(axis=0)), 1e-300)  # equilibrate columns
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):  # a star fitted to nothing: inf var
-            cov = (scale[:, None] * np.linalg.pinv((jac_full * scale).T @ (jac_full * scale))
-                   * scale[None, :])[:6, :6]
-    except np.linalg.LinAlgError:
-        cov = np.full((6, 6), np.nan)
-    jac = jac_full[:, :6]
     # a model that does not fit (brightness varying along the track, PSF wings) inflates the
     # errors by the reduced chi^2, never deflates them
     inflate = max(1.0, float(r @ r) / max(len(z) - 6, 1))
-    cov = cov * inflate
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # a star fitted to nothing: inf var
+            cov = (scale[:, None] * np.linalg.pinv((jac_full * scale).T @ (jac_full * scale))
+                   * scale[None, :])[:6, :6] * inflate
+    except np.linalg.LinAlgError:
+        cov = np.full((6, 6), np.nan)
+    jac = jac_full[:, :6]
     signal = float(np.sum((model_kernel(params, x, y) * inv_sigma) ** 2))
     excess = (float(r @ r) - len(z)) / max(signal, 1e-30)
     moved = math.hypot(params[0] - p0[0], params[1] - p0[1])
