@@ -735,19 +735,20 @@ def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f, complete=lambda 
     """Join fitted streaks that are collinear pieces of one (gap up to merge_gap + half length).
 
     Two streaks that are each ``complete`` (rate mode: whole star trails) are not joined, and a
-    pair whose joint fit was refused is not tried again.
+    pair whose joint fit was refused is not tried again. Pairs are tried in index order, from
+    the start again after each join (the joined streak may join others).
     """
     sigma = p.sigma
     refused = set()
-    i = 0
-    while i < len(streaks):
-        for j in range(i + 1, len(streaks)):
+    offset = 2 * sigma + 1.5
+    while True:
+        lines = [_line_of(st) for st in streaks]
+        for i, j in _pairs_within_reach(lines, cfg["merge_gap_px"], offset):
             pair = (id(streaks[i]), id(streaks[j]))
             if pair in refused or (complete(streaks[i][1]) and complete(streaks[j][1])):
                 continue
-            gi, gj = (_line_of(s) for s in (streaks[i], streaks[j]))
-            gap = cfg["merge_gap_px"] + 0.5 * min(gi.length, gj.length)
-            groups = join_pieces([gi, gj], max_gap_px=gap, max_offset_px=2 * sigma + 1.5,
+            gap = cfg["merge_gap_px"] + 0.5 * min(lines[i].length, lines[j].length)
+            groups = join_pieces([lines[i], lines[j]], max_gap_px=gap, max_offset_px=offset,
                                  max_angle_rad=math.radians(3.0))
             if len(groups) != 1:
                 continue
@@ -758,11 +759,25 @@ def _join_fitted(streaks, cfg, p, rms, fit_and_accept, x, y, f, complete=lambda 
             avoid = _bright_on(res[0], x, y, f, sigma)
             if len(avoid):
                 res = fit_and_accept(_line_of(res), avoid) or res
-            streaks = [s for k, s in enumerate(streaks) if k not in (i, j)] + [res]
-            i = -1  # start over: the joined streak may join others
+            streaks = [st for k, st in enumerate(streaks) if k not in (i, j)] + [res]
             break
-        i += 1
-    return streaks
+        else:
+            return streaks
+
+
+def _pairs_within_reach(lines, merge_gap_px, offset_px):
+    """Index pairs (i < j, in order) of lines whose centres are close enough for
+    :func:`_join_fitted` to join them: at most the half lengths, the allowed gap (merge gap
+    plus half the shorter) and the offset apart (a necessary condition of ``join_pieces``)."""
+    if len(lines) < 2:
+        return []
+    xy = np.array([(ln.xc, ln.yc) for ln in lines])
+    length = np.array([ln.length for ln in lines])
+    reach = (0.5 * (length[:, None] + length[None, :]) + merge_gap_px
+             + 0.5 * np.minimum(length[:, None], length[None, :]) + offset_px)
+    dist = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    i, j = np.nonzero(np.triu(dist <= reach, k=1))
+    return list(zip(i.tolist(), j.tolist()))
 
 
 def _line_of(streak) -> Line:
