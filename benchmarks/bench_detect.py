@@ -68,7 +68,8 @@ def test_photutils(benchmark, frame):
 def test_aposos_warm(benchmark, frame):
     adu, truth = frame
     detect(adu[:512, :512], fwhm_px=FWHM)  # JIT / cache load outside the timing
-    s = benchmark.pedantic(detect, args=(adu,), kwargs={"fwhm_px": FWHM}, rounds=3, iterations=1)
+    s = benchmark.pedantic(detect, args=(adu,), kwargs={"fwhm_px": FWHM}, rounds=5, iterations=1,
+                           warmup_rounds=1)
     pts = s[s["kind"] == "point"]
     record("aposos", benchmark, pts["x"], pts["y"], truth, len(s))
     benchmark.extra_info["streaks"] = int((s["kind"] == "streak").sum())
@@ -76,7 +77,7 @@ def test_aposos_warm(benchmark, frame):
 
 def test_aposos_auto_fwhm(benchmark, frame):
     adu, truth = frame
-    s = benchmark.pedantic(detect, args=(adu,), rounds=2, iterations=1)
+    s = benchmark.pedantic(detect, args=(adu,), rounds=5, iterations=1, warmup_rounds=1)
     pts = s[s["kind"] == "point"]
     record("aposos_auto_fwhm", benchmark, pts["x"], pts["y"], truth, len(s))
 
@@ -91,7 +92,7 @@ def test_aposos_hot_loop(benchmark, frame):
         bkg = background(adu)
         return _Pass(adu, bkg, FWHM, cfg, np.inf, None)
 
-    benchmark.pedantic(hot, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(hot, rounds=5, iterations=1, warmup_rounds=1)
     record("aposos_hot_loop", benchmark)
 
 
