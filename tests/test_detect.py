@@ -245,6 +245,27 @@ def test_streak_beside_a_bright_star(seed):
     assert _end_errors(st[0], ends).max() < 1.5
 
 
+def test_faint_stars_beside_bright_ones():
+    """Stars of SNR 40 8-12 px from stars 100 times brighter: their S peaks are below the
+    blending level of the joint component (10 % of its maximum), yet each is a point of its
+    own, and nothing else is reported."""
+    found, extra = 0, 0
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        img = render.sky((300, 300), SKY_E)
+        bx, by = np.repeat([60.0, 150.0, 240.0], 2), np.tile([60.0, 200.0], 3)
+        angle, dist = rng.uniform(0, 2 * np.pi, 6), rng.uniform(8, 12, 6)
+        fx, fy = bx + dist * np.cos(angle), by + dist * np.sin(angle)
+        render.add_points(img, bx, by, np.full(6, 3e5), FWHM)
+        render.add_points(img, fx, fy, np.full(6, flux_for_snr_ap(40.0)), FWHM)
+        s = detect(expose(img, rng))
+        pts = s[s["kind"] == "point"]
+        m = match(np.asarray(pts["x"]), np.asarray(pts["y"]), fx, fy, 1.5)
+        found += int((m >= 0).sum())
+        extra += len(pts) - 12
+    assert found == 24 and extra == 0
+
+
 def test_rate_mode_star_trails_and_point_target():
     rng = np.random.default_rng(8)
     shape = (512, 512)

@@ -331,20 +331,24 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
 
     def points_of(idx):
-        """Windowed centroids: one per component, one per major peak of blended components."""
+        """Windowed centroids: one per component, one per major peak of blended components, one
+        per star beside a much brighter one (:func:`_minor_stars`)."""
         blended = idx[col("npeaks")[idx] > 1]
         px, py, pk = component_peaks(p.sig, p.ry, p.rx0, p.rx1, p.order, p.offsets, blended,
                                      np.maximum(cfg["thresh"], cfg["blend_fraction"] * col("smax")[blended]))
         single = idx[col("npeaks")[idx] <= 1]
-        comp = np.concatenate([single, blended[pk]])
-        x0 = np.concatenate([col("sx")[single], px.astype(float)])
-        y0 = np.concatenate([col("sy")[single], py.astype(float)])
+        mx, my, mk = _minor_stars(p, idx, cfg)
+        comp = np.concatenate([single, blended[pk], mk])
+        extra = np.concatenate([np.zeros(len(single) + len(pk), np.int64), np.full(len(mk), BLENDED)])
+        x0 = np.concatenate([col("sx")[single], px.astype(float), mx.astype(float)])
+        y0 = np.concatenate([col("sy")[single], py.astype(float), my.astype(float)])
         x, y, xe, ye, f, fe, _ = windowed_centroids(img, bgrid, rgrid, ky, wy, kx, wx, x0, y0,
                                                     p.sigma, gain_inv, 30, 1e-4)
         bad = ~np.isfinite(x) | ~np.isfinite(y)
         x, y = np.where(bad, x0, x), np.where(bad, y0, y)
         keep = _distinct(x, y, comp)
-        return comp[keep], x[keep], y[keep], xe[keep], ye[keep], f[keep], fe[keep]
+        return (comp[keep], x[keep], y[keep], xe[keep], ye[keep], f[keep], fe[keep],
+                extra[keep])
 
     def accept(g, members, avoid, stars):
         """(fit, row) of a candidate's streak fit if it is accepted, else None."""
@@ -397,7 +401,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         used[members] = True
     # 2. points (everything else above the detection threshold)
     pts = np.flatnonzero(keep & ~used & (col("smax") >= cfg["thresh"]))
-    pts, x, y, xe, ye, f, fe = points_of(pts)
+    pts, x, y, xe, ye, f, fe, extra_flags = points_of(pts)
     # 3. refit streaks with the bright stars on them masked, then join collinear streaks
     streaks = _refit_masked(streaks, x, y, f, p, bkg.global_rms, fit_and_accept)
     trail = _star_trail_shape([row for _, row, _ in streaks], cfg, mode)
@@ -413,7 +417,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
             x=x[k], y=y[k], x_err=xe[k], y_err=ye[k], flux=f[k], flux_err=fe[k],
             snr=np.where(fe[k] > 0, f[k] / fe[k], np.nan), sig=col("smax")[i],
             peak=col("peak")[i], area=col("npix")[i], a=a[i], b=b[i], theta_deg=theta[i],
-            elongation=np.where(b[i] > 0, a[i] / b[i], np.inf), flags=flags[i])
+            elongation=np.where(b[i] > 0, a[i] / b[i], np.inf), flags=flags[i] | extra_flags[k])
     return rows, points
 
 
@@ -489,6 +493,21 @@ def _psf_variance_along(col, keep, is_sharp, theta_deg, sigma, mode):
     c, s = (f(np.radians(theta_deg))[:, None] for f in (np.cos, np.sin))
     along = np.percentile(mxx * c * c + myy * s * s + 2 * mxy * c * s, PSF_PERCENTILE, axis=1)
     return np.maximum(floor, along)
+
+
+def _minor_stars(p: _Pass, comps, cfg):
+    """(x, y, component) of stars joined to a much brighter one: peaks of S below the
+    component's blending level (``blend_fraction`` of its maximum) but at or above ``thresh``,
+    round and sharply curved (both curvatures of S >= 1.5 per px^2, the smaller >= half the
+    larger: far above what the smooth wings and halo of the bright star give), in components
+    larger than the bright star alone would make (:func:`_star_area`)."""
+    big = comps[p.col("npix")[comps] > _star_area(p.col("smax")[comps], p.sigma, cfg)]
+    px, py, k = component_peaks(p.sig, p.ry, p.rx0, p.rx1, p.order, p.offsets, big,
+                                np.full(len(big), float(cfg["thresh"])))
+    minor = p.sig[py, px] < cfg["blend_fraction"] * p.col("smax")[big[k]]
+    small, large = _curvatures(p.sig, px, py)
+    keep = minor & (small >= 0.5 * large) & (small >= 1.5)
+    return px[keep], py[keep], big[k[keep]]
 
 
 def _round_peaks_only(p: _Pass, comp: int, cfg) -> bool:
