@@ -559,6 +559,7 @@ def _grow(seed, by_frame, used, cfg, n_frames):
     motion = _fit_motion(members, cfg.max_degree, cfg)
     tried: set[int] = set()
     floor = cfg.gate_floor_arcsec / ARCSEC_PER_RAD
+    search = None  # {frame: (predicted direction, search radius)} of the current motion
     while True:
         have = {m.frame for m in members}
         lo, hi = min(have), max(have)
@@ -568,25 +569,22 @@ def _grow(seed, by_frame, used, cfg, n_frames):
             return members, motion
         f = min(todo, key=lambda g: min(abs(g - lo), abs(g - hi)))
         tried.add(f)
-        best, best_score, best_motion = None, np.inf, None
-        index = by_frame[f]
-        predicted = motion.position(index.t_s)[0]
+        member_t = np.array([m.t_s for m in members])
         with_velocities = any(m.velocity is not None for m in members)
-
-        def model_error(t_s):
-            lever = min(abs(t_s - m.t_s) for m in members)
-            rate = np.linalg.norm(motion.velocity_rad_s(t_s))
-            accel = cfg.streak_acceleration * rate if with_velocities else cfg.point_acceleration * rate**2
-            return 0.5 * accel * lever ** 2
-
-        reach = cfg.gate_sigma * np.hypot(index.max_sigma, motion.sigma_rad(index.t_s)[0]) + floor
-        for a in index.near(predicted, 2 * reach + model_error(index.t_s)):
+        if search is None:  # every frame still to try, at once: most seeds attach nothing
+            times = np.array([by_frame[g].t_s for g in todo])
+            error = _model_error(motion, times, member_t, with_velocities, cfg)
+            reach = cfg.gate_sigma * np.hypot([by_frame[g].max_sigma for g in todo], motion.sigma_rad(times)) + floor
+            search = dict(zip(todo, zip(motion.position(times), 2 * reach + error)))
+        best, best_score, best_motion = None, np.inf, None
+        for a in by_frame[f].near(*search[f]):
             if a.index in used:
                 continue
             d = _angle(a.unit, motion.position(a.t_s)[0])
-            gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor + model_error(a.t_s)
+            gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor + \
+                _model_error(motion, a.t_s, member_t, with_velocities, cfg)[0]
             velocity = motion.velocity_rad_s(a.t_s)
-            if min(abs(a.t_s - m.t_s) for m in members) > cfg.max_gap_s:
+            if np.min(np.abs(a.t_s - member_t)) > cfg.max_gap_s:
                 continue
             if d >= gate or np.linalg.norm(velocity) > a.max_rate or \
                     not _rates_agree(a.velocity, velocity, cfg.streak_rate_tolerance):
@@ -603,6 +601,20 @@ def _grow(seed, by_frame, used, cfg, n_frames):
             members.append(best)
             tried.clear()  # the better motion may now reach frames that failed before
             motion = best_motion or _fit_motion(members, cfg.max_degree, cfg)
+            search = None
+
+
+def _model_error(motion, t_s, member_t, with_velocities, cfg):
+    """Unmodelled displacement (rad) of the extrapolated motion at times ``t_s`` (s), from the
+    nearest member (at ``member_t``): half an angular acceleration times the lever squared, the
+    acceleration ``streak_acceleration`` x rate (tracklets with streaks) or ``point_acceleration``
+    x rate^2 (points)."""
+    t_s = np.atleast_1d(np.asarray(t_s, float))
+    lever = np.min(np.abs(t_s[:, None] - member_t[None, :]), axis=1)
+    ends = motion.position(np.concatenate([t_s - 0.5, t_s + 0.5]))  # as velocity_rad_s
+    rate = np.linalg.norm(ends[len(t_s):] - ends[:len(t_s)], axis=1)
+    accel = cfg.streak_acceleration * rate if with_velocities else cfg.point_acceleration * rate**2
+    return 0.5 * accel * lever**2
 
 
 def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
