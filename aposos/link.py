@@ -434,8 +434,18 @@ def _frame_numbers(frame_names, t_s):
     return np.argsort(np.argsort(first, kind="stable"), kind="stable")[frame_index], len(frames)
 
 
-def _anchors(obs: Table, rows, unit, t_s, frame_index, cfg):
-    """One anchor per detection at ``rows`` (points, streak centres), from the per-row arrays.
+def _streak_ends(obs: Table, frame_index) -> dict:
+    """{(frame number, source_index): rows of that streak's ends (ascending)}."""
+    ends_of = {}
+    source = np.asarray(obs["source_index"])
+    for i in np.flatnonzero(np.asarray(obs["kind"]).astype(str) == "streak_end"):
+        ends_of.setdefault((frame_index[i], source[i]), []).append(i)
+    return ends_of
+
+
+def _anchors(obs: Table, rows, unit, t_s, frame_index, ends_of, cfg):
+    """One anchor per detection at ``rows`` (points, streak centres), from the per-row arrays
+    (``ends_of``: :func:`_streak_ends`).
 
     A point in a sidereal frame (columns ``tracking`` and ``exposure_s``, when present) cannot
     have moved more than ``point_max_motion_arcsec`` during its exposure: that bounds its rate.
@@ -452,9 +462,6 @@ def _anchors(obs: Table, rows, unit, t_s, frame_index, cfg):
             bound = cfg.point_max_motion_arcsec / ARCSEC_PER_RAD / exposure
         sel = (kind == "point") & sidereal & (exposure > 0)
         max_rate[sel] = np.minimum(max_rate[sel], bound[sel])
-    ends_of = {}
-    for i in np.flatnonzero(kind == "streak_end"):
-        ends_of.setdefault((frame_index[i], source[i]), []).append(i)
     anchors = []
     for i in rows:
         velocity, velocity_sigma, dt = None, np.inf, np.inf
@@ -651,7 +658,8 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
     static = _static(unit_all[rows], frame_index[rows], t_all[rows], cfg)
     out["static"][rows] = static
     moving: dict[int, list[_Anchor]] = {}
-    for a in _anchors(obs, rows[~static], unit_all, t_all, frame_index, cfg):
+    ends_of = _streak_ends(obs, frame_index)
+    for a in _anchors(obs, rows[~static], unit_all, t_all, frame_index, ends_of, cfg):
         moving.setdefault(a.frame, []).append(a)
     by_frame = {f: _FrameIndex(la) for f, la in moving.items()}
     used: set[int] = set()
@@ -665,7 +673,7 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
             continue
         tid = len(rows)
         used.update(m.index for m in members)
-        _assign(out, members, tid, motion, unit_all, t_all, frame_index)
+        _assign(out, members, tid, motion, unit_all, t_all, frame_index, ends_of)
         rows.append(_tracklet_row(tid, members, motion, t0))
     return _tracklet_table(rows), out
 
@@ -708,17 +716,16 @@ def _acceptable(members, motion, cfg) -> bool:
     return motion.chi2 / dof <= limit and speed >= np.radians(cfg.min_rate_deg_s)
 
 
-def _assign(out, members, tid, motion, unit_all, t_all, frame_index):
-    """Mark members and their streak ends; the end lying backwards along the motion is shutter open."""
-    kind = np.asarray(out["kind"]).astype(str)
-    src = np.asarray(out["source_index"])
+def _assign(out, members, tid, motion, unit_all, t_all, frame_index, ends_of):
+    """Mark members and their streak ends (``ends_of``: :func:`_streak_ends`); the end lying
+    backwards along the motion is shutter open."""
+    kind, src = out["kind"], out["source_index"]
     for m in members:
         out["tracklet"][m.index] = tid
-        if kind[m.index] != "streak_centre":
-            continue
-        ends = np.flatnonzero((frame_index == frame_index[m.index]) & (src == src[m.index]) & (kind == "streak_end"))
+        ends = ends_of.get((frame_index[m.index], src[m.index]), []) if kind[m.index] == "streak_centre" else []
         if len(ends) != 2:
             continue
+        ends = np.array(ends)
         velocity = motion.velocity_rad_s(t_all[m.index])
         along = [(unit_all[e] - unit_all[m.index]) @ velocity for e in ends]
         first, last = (ends[0], ends[1]) if along[0] < along[1] else (ends[1], ends[0])
