@@ -346,8 +346,6 @@ def _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, workers, da
             results = _map_local(task, todo)
         fields = []
         for done, res in enumerate(results, 1):
-            if pool is not None and len(todo) - done == workers - 1:  # the first worker to fall idle
-                _import_night_stage()
             _commit_frame(db, res, st.name, FrameRecord)
             _account(summary, res)
             if res.sky_field is not None:
@@ -360,6 +358,8 @@ def _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, workers, da
                             "timings_s": res.timings_s})
             if progress is not None:
                 progress(done, len(todo), res)
+            if pool is not None and len(todo) - done == workers - 1:  # the first worker to fall idle
+                _import_night_stage()
         if pool is not None:
             pool.shutdown(wait=False)  # the workers exit while the night stage runs
         ok = scan[(scan["status"] == "ok") & (scan["image_type"] == "science")]

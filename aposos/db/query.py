@@ -186,8 +186,7 @@ def _observation_table(view, obs, start_ns, end_ns, station, run_id, history) ->
 def _narrowest(strings: np.ndarray) -> np.ndarray:
     """The same strings in the narrowest unicode dtype that holds them (a frame's path is
     stored 255 wide: repeated for every observation, the full width costs ~1 kB a row)."""
-    width = int(np.char.str_len(strings).max(initial=1)) if len(strings) else 1
-    return strings.astype(f"U{max(width, 1)}")
+    return strings.astype(f"U{int(np.char.str_len(strings).max(initial=1))}")
 
 
 def object_history(db, norad_id, *, history=False) -> Table:
