@@ -8,7 +8,8 @@ Linking works on one *anchor* position per detection and frame (a point, or a st
 centre):
 
 0. static sources (an anchor found again at the same place, within ``static_radius_arcsec``,
-   in ``static_min_frames`` other frames: stars too faint for the catalog) are set aside;
+   in ``static_min_frames`` other frames taken long enough before or after it that an object
+   at ``min_rate_deg_s`` would have moved away: stars too faint for the catalog) are set aside;
 1. seeds: pairs of anchors in nearby frames whose implied angular rate is below
    ``max_rate_deg_s`` and, for streaks, agrees with the streak's own length and direction;
    pairs of streaks first, then nearest frames, slowest motion;
@@ -418,22 +419,41 @@ class _Anchor:
     exposure_s: float = np.inf   # time between the streak's ends (s)
 
 
-def _anchors(obs: Table, t0: Time, cfg):
-    """One anchor per detection (points, streak centres) and the per-row arrays behind them.
+def _frame_numbers(frame_names, t_s):
+    """Frame number of each row (0.., frames in time order: names need not sort by time) and the
+    number of frames. Rows of one frame usually come together: only the first name of each run of
+    equal names is sorted (the store's names are long fixed-width strings)."""
+    names = np.asarray(frame_names)
+    if len(names) == 0:
+        return np.zeros(0, np.int64), 0
+    starts = np.flatnonzero(np.concatenate([[True], names[1:] != names[:-1]]))
+    frames, run_frame = np.unique(names[starts].astype(str), return_inverse=True)
+    frame_index = np.repeat(run_frame.ravel(), np.diff(np.append(starts, len(names))))
+    first = np.full(len(frames), np.inf)
+    np.minimum.at(first, frame_index, t_s)
+    return np.argsort(np.argsort(first, kind="stable"), kind="stable")[frame_index], len(frames)
+
+
+def _streak_ends(obs: Table, frame_index) -> dict:
+    """{(frame number, source_index): rows of that streak's ends (ascending)}."""
+    ends_of = {}
+    source = np.asarray(obs["source_index"])
+    for i in np.flatnonzero(np.asarray(obs["kind"]).astype(str) == "streak_end"):
+        ends_of.setdefault((frame_index[i], source[i]), []).append(i)
+    return ends_of
+
+
+def _anchors(obs: Table, rows, unit, t_s, frame_index, ends_of, cfg):
+    """One anchor per detection at ``rows`` (points, streak centres), from the per-row arrays
+    (``ends_of``: :func:`_streak_ends`).
 
     A point in a sidereal frame (columns ``tracking`` and ``exposure_s``, when present) cannot
     have moved more than ``point_max_motion_arcsec`` during its exposure: that bounds its rate.
     """
-    frames, frame_index = np.unique(np.asarray(obs["frame"]).astype(str), return_inverse=True)
-    unit = unit_from_radec(np.asarray(obs["ra_deg"], float), np.asarray(obs["dec_deg"], float))
-    t_s = (obs["time"] - t0).to_value("s")
-    # frames numbered in time order (names need not sort by time)
-    first = np.full(len(frames), np.inf)
-    np.minimum.at(first, frame_index, t_s)
-    frame_index = np.argsort(np.argsort(first, kind="stable"), kind="stable")[frame_index]
     sigma = np.asarray(obs["sigma_arcsec"], float) / ARCSEC_PER_RAD
     kind = np.asarray(obs["kind"]).astype(str)
     end = np.asarray(obs["end"])
+    source = np.asarray(obs["source_index"])
     max_rate = np.full(len(obs), np.radians(cfg.max_rate_deg_s))
     if "tracking" in obs.colnames and "exposure_s" in obs.colnames:
         sidereal = np.asarray(obs["tracking"]).astype(str) == "sidereal"
@@ -442,14 +462,11 @@ def _anchors(obs: Table, t0: Time, cfg):
             bound = cfg.point_max_motion_arcsec / ARCSEC_PER_RAD / exposure
         sel = (kind == "point") & sidereal & (exposure > 0)
         max_rate[sel] = np.minimum(max_rate[sel], bound[sel])
-    ends_of = {}
-    for i in np.flatnonzero(kind == "streak_end"):
-        ends_of.setdefault((frame_index[i], obs["source_index"][i]), []).append(i)
     anchors = []
-    for i in np.flatnonzero((kind == "point") | (kind == "streak_centre")):
+    for i in rows:
         velocity, velocity_sigma, dt = None, np.inf, np.inf
         if kind[i] == "streak_centre":
-            ends = np.array(ends_of.get((frame_index[i], obs["source_index"][i]), []))
+            ends = np.array(ends_of.get((frame_index[i], source[i]), []))
             if len(ends) == 2:
                 e0, e1 = ends[np.argsort(end[ends])]
                 dt = abs(t_s[e1] - t_s[e0])
@@ -458,7 +475,7 @@ def _anchors(obs: Table, t0: Time, cfg):
                     velocity_sigma = float(np.hypot(sigma[e0], sigma[e1]) / dt)
         anchors.append(_Anchor(int(i), int(frame_index[i]), float(t_s[i]), unit[i], float(sigma[i]), velocity,
                                float(max_rate[i]), velocity_sigma, float(dt)))
-    return anchors, len(frames), unit, t_s, frame_index
+    return anchors
 
 
 class _FrameIndex:
@@ -477,20 +494,48 @@ class _FrameIndex:
         return [self.anchors[k] for k in self.tree.query_ball_point(unit, 2 * np.sin(min(radius_rad, np.pi) / 2))]
 
 
-def _static(anchors, cfg) -> np.ndarray:
-    """True for anchors found again at the same place in ``static_min_frames`` other frames."""
+def static_separation_s(cfg) -> float:
+    """Time (s) between two frames beyond which an object moving at ``min_rate_deg_s`` or faster has
+    moved at least twice ``static_radius_arcsec``: only frames that far apart count as seeing a
+    source again at the same place (in frames close in time a slow mover, or a GEO in a fast
+    sequence, stays within the radius, yet it moves on the sky)."""
+    if cfg.min_rate_deg_s <= 0:
+        return np.inf
+    return 2 * cfg.static_radius_arcsec / (cfg.min_rate_deg_s * 3600.0)
+
+
+def _static(unit, frame, t_s, cfg) -> np.ndarray:
+    """True for anchors found again at the same place (within ``static_radius_arcsec``) in
+    ``static_min_frames`` other frames, each at least :func:`static_separation_s` away in time.
+
+    ``unit`` (n, 3) directions, ``frame`` (n,) frame numbers, ``t_s`` (n,) seconds. Exact and
+    cheap: the k nearest anchors within the radius are looked up (k doubled, for the anchors
+    still undecided, while all k lie within the radius), not every pair of a star's detections.
+    """
     from scipy.spatial import cKDTree
 
-    if not anchors:
-        return np.zeros(0, bool)
-    unit = np.array([a.unit for a in anchors])
-    frame = np.array([a.frame for a in anchors])
-    pairs = cKDTree(unit).query_pairs(cfg.static_radius_arcsec / ARCSEC_PER_RAD, output_type="ndarray")
-    i, j = np.concatenate([pairs, pairs[:, ::-1]]).T  # both directions
-    other = frame[i] != frame[j]
-    n_frames = int(frame.max()) + 1
-    seen = np.unique(i[other] * n_frames + frame[j[other]])  # each (anchor, other frame) once
-    return np.bincount(seen // n_frames, minlength=len(anchors)) >= cfg.static_min_frames
+    n = len(unit)
+    if cfg.static_min_frames < 1:
+        return np.ones(n, bool)
+    static = np.zeros(n, bool)
+    if n < 2:
+        return static
+    tree = cKDTree(unit)
+    radius = np.nextafter(cfg.static_radius_arcsec / ARCSEC_PER_RAD, np.inf)  # k-d tree bound is strict
+    separation = static_separation_s(cfg)
+    todo, k = np.arange(n), cfg.static_min_frames + 2
+    while len(todo):
+        k = min(k, n)
+        idx = tree.query(unit[todo], k=k, distance_upper_bound=radius)[1].reshape(len(todo), k)
+        found = idx < n
+        j = np.where(found, idx, 0)
+        counts = found & (frame[j] != frame[todo, None]) & (np.abs(t_s[j] - t_s[todo, None]) >= separation)
+        seen = np.sort(np.where(counts, frame[j], -1), axis=1)
+        n_frames = (seen[:, 0] >= 0) + np.sum((seen[:, 1:] != seen[:, :-1]) & (seen[:, 1:] >= 0), axis=1)
+        static[todo] = n_frames >= cfg.static_min_frames
+        todo = todo[~static[todo] & found[:, -1] & (k < n)]  # more may lie within the radius
+        k *= 2
+    return static
 
 
 def _rates_agree(streak_velocity, velocity, tol):
@@ -521,6 +566,7 @@ def _grow(seed, by_frame, used, cfg, n_frames):
     motion = _fit_motion(members, cfg.max_degree, cfg)
     tried: set[int] = set()
     floor = cfg.gate_floor_arcsec / ARCSEC_PER_RAD
+    search = None  # {frame: (predicted direction, search radius)} of the current motion
     while True:
         have = {m.frame for m in members}
         lo, hi = min(have), max(have)
@@ -530,25 +576,22 @@ def _grow(seed, by_frame, used, cfg, n_frames):
             return members, motion
         f = min(todo, key=lambda g: min(abs(g - lo), abs(g - hi)))
         tried.add(f)
-        best, best_score, best_motion = None, np.inf, None
-        index = by_frame[f]
-        predicted = motion.position(index.t_s)[0]
+        member_t = np.array([m.t_s for m in members])
         with_velocities = any(m.velocity is not None for m in members)
-
-        def model_error(t_s):
-            lever = min(abs(t_s - m.t_s) for m in members)
-            rate = np.linalg.norm(motion.velocity_rad_s(t_s))
-            accel = cfg.streak_acceleration * rate if with_velocities else cfg.point_acceleration * rate**2
-            return 0.5 * accel * lever ** 2
-
-        reach = cfg.gate_sigma * np.hypot(index.max_sigma, motion.sigma_rad(index.t_s)[0]) + floor
-        for a in index.near(predicted, 2 * reach + model_error(index.t_s)):
+        if search is None:  # every frame still to try, at once: most seeds attach nothing
+            times = np.array([by_frame[g].t_s for g in todo])
+            error = _model_error(motion, times, member_t, with_velocities, cfg)
+            reach = cfg.gate_sigma * np.hypot([by_frame[g].max_sigma for g in todo], motion.sigma_rad(times)) + floor
+            search = dict(zip(todo, zip(motion.position(times), 2 * reach + error)))
+        best, best_score, best_motion = None, np.inf, None
+        for a in by_frame[f].near(*search[f]):
             if a.index in used:
                 continue
             d = _angle(a.unit, motion.position(a.t_s)[0])
-            gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor + model_error(a.t_s)
+            gate = cfg.gate_sigma * np.hypot(a.sigma, motion.sigma_rad(a.t_s)[0]) + floor + \
+                _model_error(motion, a.t_s, member_t, with_velocities, cfg)[0]
             velocity = motion.velocity_rad_s(a.t_s)
-            if min(abs(a.t_s - m.t_s) for m in members) > cfg.max_gap_s:
+            if np.min(np.abs(a.t_s - member_t)) > cfg.max_gap_s:
                 continue
             if d >= gate or np.linalg.norm(velocity) > a.max_rate or \
                     not _rates_agree(a.velocity, velocity, cfg.streak_rate_tolerance):
@@ -565,6 +608,20 @@ def _grow(seed, by_frame, used, cfg, n_frames):
             members.append(best)
             tried.clear()  # the better motion may now reach frames that failed before
             motion = best_motion or _fit_motion(members, cfg.max_degree, cfg)
+            search = None
+
+
+def _model_error(motion, t_s, member_t, with_velocities, cfg):
+    """Unmodelled displacement (rad) of the extrapolated motion at times ``t_s`` (s), from the
+    nearest member (at ``member_t``): half an angular acceleration times the lever squared, the
+    acceleration ``streak_acceleration`` x rate (tracklets with streaks) or ``point_acceleration``
+    x rate^2 (points)."""
+    t_s = np.atleast_1d(np.asarray(t_s, float))
+    lever = np.min(np.abs(t_s[:, None] - member_t[None, :]), axis=1)
+    ends = motion.position(np.concatenate([t_s - 0.5, t_s + 0.5]))  # as velocity_rad_s
+    rate = np.linalg.norm(ends[len(t_s):] - ends[:len(t_s)], axis=1)
+    accel = cfg.streak_acceleration * rate if with_velocities else cfg.point_acceleration * rate**2
+    return 0.5 * accel * lever**2
 
 
 def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
@@ -583,7 +640,7 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
         ``degree``, ``t_first``, ``t_last`` (UTC Time).
     observations : Table
         A copy of ``obs`` with a ``tracklet`` column (-1: not linked), a ``static`` column
-        (True: found again at the same place in other frames) and, for the ends of linked
+        (True: found again at the same place in other frames, :func:`_static`) and, for the ends of linked
         streaks, ``time`` and ``end`` resolved (0 = shutter open, 1 = close).
     """
     cfg = config or LinkConfig()
@@ -593,13 +650,17 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
     if len(obs) == 0:
         return _tracklet_table([]), out
     t0 = Time(obs["time"]).min()
-    anchors, n_frames, unit_all, t_all, frame_index = _anchors(obs, t0, cfg)
-    static = _static(anchors, cfg)
-    out["static"][np.array([a.index for a in anchors], dtype=np.int64)] = static
+    unit_all = unit_from_radec(np.asarray(obs["ra_deg"], float), np.asarray(obs["dec_deg"], float))
+    t_all = (obs["time"] - t0).to_value("s")
+    frame_index, n_frames = _frame_numbers(obs["frame"], t_all)
+    kind = np.asarray(obs["kind"]).astype(str)
+    rows = np.flatnonzero((kind == "point") | (kind == "streak_centre"))
+    static = _static(unit_all[rows], frame_index[rows], t_all[rows], cfg)
+    out["static"][rows] = static
     moving: dict[int, list[_Anchor]] = {}
-    for a, s in zip(anchors, static):
-        if not s:
-            moving.setdefault(a.frame, []).append(a)
+    ends_of = _streak_ends(obs, frame_index)
+    for a in _anchors(obs, rows[~static], unit_all, t_all, frame_index, ends_of, cfg):
+        moving.setdefault(a.frame, []).append(a)
     by_frame = {f: _FrameIndex(la) for f, la in moving.items()}
     used: set[int] = set()
     rows = []
@@ -612,7 +673,7 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
             continue
         tid = len(rows)
         used.update(m.index for m in members)
-        _assign(out, members, tid, motion, unit_all, t_all, frame_index)
+        _assign(out, members, tid, motion, unit_all, t_all, frame_index, ends_of)
         rows.append(_tracklet_row(tid, members, motion, t0))
     return _tracklet_table(rows), out
 
@@ -655,17 +716,16 @@ def _acceptable(members, motion, cfg) -> bool:
     return motion.chi2 / dof <= limit and speed >= np.radians(cfg.min_rate_deg_s)
 
 
-def _assign(out, members, tid, motion, unit_all, t_all, frame_index):
-    """Mark members and their streak ends; the end lying backwards along the motion is shutter open."""
-    kind = np.asarray(out["kind"]).astype(str)
-    src = np.asarray(out["source_index"])
+def _assign(out, members, tid, motion, unit_all, t_all, frame_index, ends_of):
+    """Mark members and their streak ends (``ends_of``: :func:`_streak_ends`); the end lying
+    backwards along the motion is shutter open."""
+    kind, src = out["kind"], out["source_index"]
     for m in members:
         out["tracklet"][m.index] = tid
-        if kind[m.index] != "streak_centre":
-            continue
-        ends = np.flatnonzero((frame_index == frame_index[m.index]) & (src == src[m.index]) & (kind == "streak_end"))
+        ends = ends_of.get((frame_index[m.index], src[m.index]), []) if kind[m.index] == "streak_centre" else []
         if len(ends) != 2:
             continue
+        ends = np.array(ends)
         velocity = motion.velocity_rad_s(t_all[m.index])
         along = [(unit_all[e] - unit_all[m.index]) @ velocity for e in ends]
         first, last = (ends[0], ends[1]) if along[0] < along[1] else (ends[1], ends[0])

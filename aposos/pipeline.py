@@ -211,6 +211,20 @@ def _worker_pool(workers):
     return pool
 
 
+def _stop_workers(pool):
+    """Stop a pool's idle workers at once, once every result is in: they hold nothing to save,
+    and a normal exit (interpreter finalisation with numba, scipy and astropy loaded) costs each
+    ~0.5-1 s of CPU, which the night stage would wait for or share."""
+    stop = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    if stop is not None:
+        stop()
+        return
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False)
+    for process in workers:
+        process.terminate()
+
+
 def _map_processes(fn, items, pool):
     """Results of ``fn`` over ``items`` in the pool's worker processes, as they complete."""
     from concurrent.futures import as_completed
@@ -345,11 +359,11 @@ def reduce_night(night_dir, station, store_path, tle_paths=(), *, workers: int =
     # worker processes start and warm up while the night is scanned
     pool = _worker_pool(workers) if dask_scheduler is None and workers > 1 else None
     with pool or contextlib.nullcontext():
-        return _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, dask_scheduler,
+        return _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, workers, dask_scheduler,
                              progress, detect_config, solve_config)
 
 
-def _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, dask_scheduler, progress,
+def _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, workers, dask_scheduler, progress,
                   detect_config, solve_config) -> NightSummary:
     from .db import FrameRecord, Store
     from .ingest import scan_night
@@ -389,6 +403,10 @@ def _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, dask_schedu
                             "timings_s": res.timings_s})
             if progress is not None:
                 progress(done, len(todo), res)
+            if pool is not None and len(todo) - done == workers - 1:  # the first worker to fall idle
+                _import_night_stage()
+        if pool is not None:
+            _stop_workers(pool)
         ok = scan[(scan["status"] == "ok") & (scan["image_type"] == "science")]
         if len(ok):
             span = (ok["t_start"].min() - 60 * u.s, ok["t_start"].max() + (np.nanmax(ok["exposure_s"]) + 60) * u.s)
@@ -397,6 +415,15 @@ def _reduce_night(night_dir, st, store_path, tle_paths, t_run, pool, dask_schedu
     log.info("night %s done", st.name, extra={"event": "night", **summary.as_dict()})
     summary.elapsed_s = time.perf_counter() - t_run
     return summary
+
+
+def _import_night_stage():
+    """Import the night stage's modules (~1 s: scipy's spatial, linalg and integrate packages)
+    while the last frames are reduced and a core is free, not after them."""
+    import scipy.spatial  # noqa: F401
+
+    from . import correlate, link  # noqa: F401
+    from .orbit import uct  # noqa: F401
 
 
 def _commit_frame(db, res: FrameResult, station: str, FrameRecord):

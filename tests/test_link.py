@@ -327,21 +327,51 @@ def test_leo_points_of_rate_tracked_frames_link_into_one_tracklet_each():
 
 
 def test_static_flags_equal_a_plain_set_count():
-    """_static (k-d tree pairs, vectorised) against the plain per-anchor count of other frames."""
-    from types import SimpleNamespace
-
+    """_static (k nearest, vectorised) against the plain per-anchor set of other frames within the
+    radius and far enough apart in time; a dense crowd makes the k-nearest search escalate."""
     from scipy.spatial import cKDTree
 
-    from aposos.link import ARCSEC_PER_RAD, LinkConfig, _static
+    from aposos.link import ARCSEC_PER_RAD, LinkConfig, _static, static_separation_s
 
     rng = np.random.default_rng(3)
     n = 3000
     ra, dec = rng.uniform(0, 0.05, n), rng.uniform(0, 0.05, n)  # rad: dense enough for neighbours
+    ra[:300], dec[:300] = 0.02 + rng.normal(0, 2e-5, 300), 0.02 + rng.normal(0, 2e-5, 300)  # a crowd
     unit = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
-    frame = rng.integers(0, 8, n)
-    anchors = [SimpleNamespace(unit=u, frame=int(f)) for u, f in zip(unit, frame)]
-    cfg = LinkConfig(static_radius_arcsec=200.0)
+    frame = rng.integers(0, 12, n)
+    cfg = LinkConfig(static_radius_arcsec=200.0, min_rate_deg_s=0.02)
+    min_dt = static_separation_s(cfg)
+    t_s = frame * 0.6 * min_dt  # neighbouring frames too close in time to count
     near = cKDTree(unit).query_ball_point(unit, cfg.static_radius_arcsec / ARCSEC_PER_RAD)
-    ref = np.array([len(set(frame[k]) - {frame[i]}) >= cfg.static_min_frames for i, k in enumerate(near)])
+    ref = np.array([len({frame[j] for j in k if abs(t_s[j] - t_s[i]) >= min_dt}) >= cfg.static_min_frames
+                    for i, k in enumerate(near)])
     assert 0 < ref.sum() < n  # both kinds present
-    assert np.array_equal(_static(anchors, cfg), ref)
+    assert np.array_equal(_static(unit, frame, t_s, cfg), ref)
+
+
+@pytest.mark.parametrize("rate_arcsec_s, cadence_s, n_frames", [(1.0, 2.0, 12), (15.0, 0.15, 120)])
+def test_slow_mover_in_a_fast_sequence_is_not_static_and_stars_are(rate_arcsec_s, cadence_s, n_frames):
+    """A mover just above min_rate_deg_s (0.72"/s) in frames 2 s apart, or a GEO (15"/s) in frames
+    0.15 s apart, moves ~2" between frames, inside the static radius (3") of its neighbours: it is
+    still linked, with its rate, and the faint stars of the same frames are static (the sequences
+    last long enough, > 2 x static_separation_s, for every frame to have others far enough)."""
+    rng = np.random.default_rng(7)
+    noise = 0.2
+    stars = [(30 + rng.uniform(-0.3, 0.3), 10 + rng.uniform(-0.3, 0.3)) for _ in range(20)]
+    t_s = np.arange(n_frames) * cadence_s
+    mover = _great_circle(30.0, 10.0, 40.0, rate_arcsec_s / 3600, t_s)
+    rows = []
+    for f, t in enumerate(t_s):
+        ra, dec = radec_deg(mover[f])
+        for k, (r, d) in enumerate([(ra, dec)] + stars):
+            jitter = rng.normal(0, noise / 3600, 2)
+            rows.append((T0 + t * u.s, r + jitter[0] / np.cos(np.radians(d)), d + jitter[1], noise, k, "point", -1,
+                         f"frame{f:02d}.fits"))
+    obs = Table(rows=rows, names=("time", "ra_deg", "dec_deg", "sigma_arcsec", "source_index", "kind", "end", "frame"))
+    obs["time"] = Time(list(obs["time"]))
+    tracklets, out = link(obs)
+    is_mover = np.asarray(obs["source_index"]) == 0
+    assert not out["static"][is_mover].any() and out["static"][~is_mover].all()
+    assert len(tracklets) == 1 and tracklets["n_frames"][0] == n_frames and np.all(out["tracklet"][is_mover] == 0)
+    rate = 3600 * np.hypot(tracklets["ra_rate_deg_s"][0], tracklets["dec_rate_deg_s"][0])
+    assert abs(rate - rate_arcsec_s) < 0.05 * rate_arcsec_s

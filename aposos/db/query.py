@@ -177,10 +177,16 @@ def _observation_table(view, obs, start_ns, end_ns, station, run_id, history) ->
     for name, col in (("station", "station"), ("frame", "path"),
                       ("content_hash", "content_hash"), ("pipeline_version", "pipeline_version"),
                       ("run_id", "run_id")):
-        t[name] = schema.decode_str(view.col("frames", col)[frames])[inv]
+        t[name] = _narrowest(schema.decode_str(view.col("frames", col)[frames]))[inv]
     if history:
         t["current"] = cur
     return t
+
+
+def _narrowest(strings: np.ndarray) -> np.ndarray:
+    """The same strings in the narrowest unicode dtype that holds them (a frame's path is
+    stored 255 wide: repeated for every observation, the full width costs ~1 kB a row)."""
+    return strings.astype(f"U{int(np.char.str_len(strings).max(initial=1))}")
 
 
 def object_history(db, norad_id, *, history=False) -> Table:

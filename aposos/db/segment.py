@@ -84,6 +84,11 @@ _INDEX = "_index/observations/tracklet_id"
 def write(path, tables: dict[str, np.ndarray], attrs: dict) -> dict[str, int]:
     """Write ``tables`` (already :func:`arrange`-d) to a new HDF5 file at ``path``, fsync it,
     and return its table of contents: {"table/column": byte offset of the raw data}."""
+    toc = {}
+
+    def column(group, table, name, data):  # contiguous: its offset is fixed once written
+        toc[f"{table}/{name}"] = int(group.create_dataset(name, data=data).id.get_offset())
+
     with h5py.File(path, "w", libver="latest") as f:
         f.attrs["format"] = schema.FORMAT_NAME + " segment"
         f.attrs["schema_version"] = schema.SCHEMA_VERSION
@@ -94,17 +99,13 @@ def write(path, tables: dict[str, np.ndarray], attrs: dict) -> dict[str, int]:
                 continue
             g = f.create_group(table)
             for name in rows.dtype.names:
-                g.create_dataset(name, data=np.ascontiguousarray(rows[name]))
+                column(g, table, name, np.ascontiguousarray(rows[name]))
         obs = tables.get("observations")
         if obs is not None and len(obs):
             perm = np.argsort(obs["tracklet_id"], kind="stable")
             g = f.create_group(_INDEX)
-            g.create_dataset("sorted", data=obs["tracklet_id"][perm])
-            g.create_dataset("perm", data=perm.astype(np.int64))
-    toc = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: toc.__setitem__(name, int(obj.id.get_offset()))
-                     if isinstance(obj, h5py.Dataset) else None)
+            column(g, _INDEX, "sorted", obs["tracklet_id"][perm])
+            column(g, _INDEX, "perm", perm.astype(np.int64))
     fsync_path(path)
     return toc
 

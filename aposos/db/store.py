@@ -589,7 +589,7 @@ def write_manifest(root: str, manifest: dict) -> None:
     """Publish ``manifest`` atomically (temp file, fsync, rename, fsync directory)."""
     tmp = os.path.join(root, f".MANIFEST.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(manifest, f, separators=(",", ":"))
+        f.write(json.dumps(manifest, separators=(",", ":")))  # dumps: the C encoder (dump's is Python)
         f.flush()
         os.fsync(f.fileno())
     _crash_point("manifest_written")
