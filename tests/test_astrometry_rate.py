@@ -39,16 +39,7 @@ def _reduce(stem):
     return frame, src, truth
 
 
-# 12-13 of its 23 in-frame catalog stars are matched: the detector merges trails lying end to
-# end and extrapolates edge-cut trails (issue 3); on so few stars a quadratic plate wins the
-# leave-one-out test and extrapolates 1.0-1.1 px into the corners (bar 0.6 px); issue 4's own
-# bars are for frames with >= 15 stars. Measured: 13 stars, TAN+poly2, rms 0.148 px, grid 1.145 px.
-EDGE_TRAILS = {"peru_leo_pass_01"}
-
-
-@pytest.mark.parametrize("stem", [pytest.param(s, marks=pytest.mark.xfail(
-    s in EDGE_TRAILS, reason="too few trails detected whole: plate extrapolates 1.1 px into the corners",
-    strict=False)) for s in FRAMES])
+@pytest.mark.parametrize("stem", FRAMES)
 def test_rate_tracked_sample_frame_solves_and_measures_the_target(stem):
     frame, src, truth = _reduce(stem)
     sol = solve(frame, src)
