@@ -488,6 +488,7 @@ class _FrameIndex:
         self.tree = cKDTree(np.array([a.unit for a in anchors]))
         self.max_sigma = max(a.sigma for a in anchors)
         self.t_s = float(np.mean([a.t_s for a in anchors]))
+        self.t_spread = float(max(abs(a.t_s - self.t_s) for a in anchors))  # s
 
     def near(self, unit, radius_rad):
         """Anchors within ``radius_rad`` of ``unit``."""
@@ -570,13 +571,14 @@ def _grow(seed, by_frame, used, cfg, n_frames):
     while True:
         have = {m.frame for m in members}
         lo, hi = min(have), max(have)
+        member_t = np.array([m.t_s for m in members])
         todo = [f for f in range(max(lo - cfg.max_gap_frames - 1, 0), min(hi + cfg.max_gap_frames + 2, n_frames))
-                if f not in have and f not in tried and f in by_frame]
+                if f not in have and f not in tried and f in by_frame
+                and np.min(np.abs(by_frame[f].t_s - member_t)) <= cfg.max_gap_s + by_frame[f].t_spread]
         if not todo:
             return members, motion
         f = min(todo, key=lambda g: min(abs(g - lo), abs(g - hi)))
         tried.add(f)
-        member_t = np.array([m.t_s for m in members])
         with_velocities = any(m.velocity is not None for m in members)
         if search is None:  # every frame still to try, at once: most seeds attach nothing
             times = np.array([by_frame[g].t_s for g in todo])
@@ -679,15 +681,17 @@ def link(obs: Table, config: LinkConfig | None = None) -> tuple[Table, Table]:
 
 
 def _seed_pairs(by_frame, n_frames, cfg):
-    """Candidate pairs (not both streaks, gap, speed, a, b) in nearby frames, kinematically possible,
-    best first: pairs of streaks (their velocities constrain the motion), then nearest frames, slowest."""
+    """Candidate pairs (not both streaks, gap, speed, a, b) in nearby frames (at most
+    ``max_gap_frames`` frames and ``max_gap_s`` apart), kinematically possible, best first: pairs
+    of streaks (their velocities constrain the motion), then nearest frames, slowest."""
     pairs = []
     min_rate = np.radians(cfg.min_rate_deg_s)
     for f, index_f in by_frame.items():
         for g in range(f + 1, min(f + cfg.max_gap_frames + 2, n_frames)):
             index_g = by_frame.get(g)
-            if index_g is None:
-                continue
+            if index_g is None or (abs(index_g.t_s - index_f.t_s)
+                                   > cfg.max_gap_s + index_f.t_spread + index_g.t_spread):
+                continue  # (frames hours apart: no detection of one object bridges them)
             for a in index_f.anchors:
                 dt_max = abs(index_g.t_s - a.t_s) + 60.0
                 for b in index_g.near(a.unit, a.max_rate * dt_max):

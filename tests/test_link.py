@@ -375,3 +375,26 @@ def test_slow_mover_in_a_fast_sequence_is_not_static_and_stars_are(rate_arcsec_s
     assert len(tracklets) == 1 and tracklets["n_frames"][0] == n_frames and np.all(out["tracklet"][is_mover] == 0)
     rate = 3600 * np.hypot(tracklets["ra_rate_deg_s"][0], tracklets["dec_rate_deg_s"][0])
     assert abs(rate - rate_arcsec_s) < 0.05 * rate_arcsec_s
+
+
+def test_no_seed_or_growth_across_hours_between_frames():
+    """Two groups of frames 8 h apart (a LEO pass, later a GEO field, as in the sample night):
+    sources of one group and the other are kinematically compatible for a slow object (the
+    rate bound of a point), but no detection bridges more than ``max_gap_s``: no seed pair joins
+    the groups, and a point tracklet of the first group does not grow into the second."""
+    from aposos.link import LinkConfig, _Anchor, _FrameIndex, _grow, _seed_pairs
+
+    cfg = LinkConfig()
+    rng = np.random.default_rng(4)
+    frames = {}
+    times = [0.0, 20.0, 40.0, 28800.0, 28820.0, 28840.0]
+    for f, t in enumerate(times):  # the later field 36 deg away: 0.0013 deg/s, a possible rate
+        ra = rng.uniform(300.0, 301.0, 40) + (30.0 if t > 1000 else 0.0)
+        dec = rng.uniform(20.0, 21.0, 40) + (30.0 if t > 1000 else 0.0)
+        frames[f] = [_Anchor(100 * f + k, f, t, u, 1e-5, None, np.radians(cfg.max_rate_deg_s))
+                     for k, u in enumerate(unit_from_radec(ra, dec))]
+    by_frame = {f: _FrameIndex(a) for f, a in frames.items()}
+    pairs = _seed_pairs(by_frame, len(times), cfg)
+    assert pairs and all(abs(a.t_s - b.t_s) <= cfg.max_gap_s for *_, a, b in pairs)
+    members, _ = _grow((frames[1][0], frames[2][0]), by_frame, set(), cfg, len(times))
+    assert {m.frame for m in members} <= {0, 1, 2}
