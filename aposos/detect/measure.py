@@ -58,133 +58,141 @@ def _count_major_peaks(sig, ry, rx0, rx1, order, q0, q1, level):
     return n
 
 
-@njit(cache=True, error_model="numpy")
-def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, order, offsets,
-                    saturation, inv_gain, peak_thresh, peak_frac):
-    """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs.
+# Per-run sums (float64 [nruns, NRUN]), computed where a run's row is in cache, then reduced to
+# components: moments are relative to the run's first pixel (a run lies on one row).
+RUN_NAMES = ("flux", "var", "sw", "swx", "swxx", "ssw", "ssx", "ssxx", "peak", "xpk", "smax",
+             "xs", "rawmax", "nsat", "nbad", "npeaks")
+NRUN = len(RUN_NAMES)
+(R_FLUX, R_VAR, R_SW, R_SWX, R_SWXX, R_SSW, R_SSX, R_SSXX, R_PEAK, R_XPK, R_SMAX, R_XS,
+ R_RAWMAX, R_NSAT, R_NBAD, R_NPEAKS) = range(NRUN)
 
-    ``order[offsets[c]:offsets[c + 1]]`` are the run indices of component ``c`` (in raster
-    order). The runs are visited in raster order (the frame is read sequentially, not by
-    component: a component's rows are far apart in memory); each run's sums are added to its
-    component's row. The background and noise are interpolated along y once per row (to the
-    padded grids' columns, a few cache lines), then along x at each pixel. Moments are
-    accumulated relative to the component's first pixel for numerical stability and shifted
-    back at the end.
+
+@njit(cache=True, error_model="numpy")
+def run_sums(out, src, srow, bcols, rcols, k, w, xa, xb, saturation, inv_gain, peak_thresh,
+             cand):
+    """Kernel: the sums of one run (pixels ``xa..xb`` of one row) into ``out`` (``NRUN``).
+
+    ``src``, ``srow``: the row of the image and of S; ``bcols``, ``rcols``: the background and
+    noise grids interpolated along x (:meth:`~aposos.detect.background.Background.columns`,
+    float32), ``k`` and ``w`` the row's first knot and 4 weights. The columns of S-row maxima
+    at or above ``peak_thresh`` (peak candidates, still to be tested against the rows above
+    and below) go to ``cand``; returns their number.
     """
-    ny, nx = image.shape
+    nx = src.shape[0]
+    c0, c1, c2, c3 = bcols[k], bcols[k + 1], bcols[k + 2], bcols[k + 3]
+    r0, r1, r2, r3 = rcols[k], rcols[k + 1], rcols[k + 2], rcols[k + 3]
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    flux = var = sw = swx = swxx = ssw = ssx = ssxx = 0.0
+    peak = smax = rawmax = -np.inf
+    xs = xpk = xa
+    nsat = nbad = ncand = 0
+    for x in range(xa, xb + 1):
+        dx = float(x - xa)
+        s = float(srow[x])
+        if s > smax:
+            smax, xs = s, x
+        ssw += s
+        ssx += s * dx
+        ssxx += s * dx * dx
+        if (s >= peak_thresh and (x == 0 or srow[x - 1] <= srow[x])
+                and (x == nx - 1 or srow[x + 1] <= srow[x])):
+            cand[ncand] = x
+            ncand += 1
+        v = src[x]
+        if not math.isfinite(v):
+            nbad += 1
+            continue
+        if v >= saturation:
+            nsat += 1
+        rawmax = max(rawmax, float(v))
+        d = float(v - (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x]))
+        rms = float(w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x])
+        flux += d
+        if d > peak:
+            peak, xpk = d, x
+        wt = max(d, 0.0)
+        var += rms * rms + wt * inv_gain
+        sw += wt
+        swx += wt * dx
+        swxx += wt * dx * dx
+    out[R_FLUX], out[R_VAR], out[R_SW], out[R_SWX], out[R_SWXX] = flux, var, sw, swx, swxx
+    out[R_SSW], out[R_SSX], out[R_SSXX] = ssw, ssx, ssxx
+    out[R_PEAK], out[R_XPK], out[R_SMAX], out[R_XS] = peak, xpk, smax, xs
+    out[R_RAWMAX], out[R_NSAT], out[R_NBAD], out[R_NPEAKS] = rawmax, nsat, nbad, 0.0
+    return ncand
+
+
+@njit(cache=True, error_model="numpy")
+def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_gain,
+              peak_thresh):
+    """Kernel: the sums of every run (float64 [nruns, NRUN], see ``RUN_NAMES``) of any set of
+    runs; ``npeaks`` counts the local maxima (3 x 3) of S at or above ``peak_thresh``.
+
+    The general (serial) path, for runs that do not come from the matched filter's own pass
+    (:func:`measure`) or that did not fit its buffers; ``significance`` fills the same sums while
+    its rows are in cache.
+    """
+    out = np.empty((ry.shape[0], NRUN))
+    cand = np.empty(image.shape[1], np.int64)
+    for r in range(ry.shape[0]):
+        y = ry[r]
+        n = run_sums(out[r], image[y], sig[y], bcols, rcols, ky[y], wy[y], rx0[r], rx1[r],
+                     saturation, inv_gain, peak_thresh, cand)
+        for i in range(n):
+            if _is_local_max(sig, y, cand[i], sig[y, cand[i]]):
+                out[r, R_NPEAKS] += 1
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def component_stats(runs, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_thresh,
+                    peak_frac):
+    """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs' sums.
+
+    ``runs``: :func:`run_stats` (or the matched filter's) sums; ``comp``: each run's component,
+    numbered in raster order of their first runs (:func:`~aposos.detect.label.link_runs`);
+    ``order[offsets[c]:offsets[c + 1]]`` the run indices of component ``c``. Runs are visited
+    in raster order; each component's moments are taken relative to its first pixel for
+    numerical stability and made central at the end.
+    """
+    ny, nx = shape
     n = offsets.shape[0] - 1
     out = np.zeros((n, NSTAT))
-    comp = np.empty(ry.shape[0], np.int64)
     x_ref = np.empty(n, np.int64)
     y_ref = np.empty(n, np.int64)
     for c in range(n):
-        for q in range(offsets[c], offsets[c + 1]):
-            comp[order[q]] = c
-        first = order[offsets[c]]
-        x_ref[c], y_ref[c] = rx0[first], ry[first]
+        first = order[offsets[c]] if offsets[c + 1] > offsets[c] else -1
+        x_ref[c], y_ref[c] = (rx0[first], ry[first]) if first >= 0 else (0, 0)
         out[c, COL_PEAK] = out[c, COL_SMAX] = out[c, COL_RAWMAX] = -np.inf
         out[c, COL_XMIN], out[c, COL_YMIN], out[c, COL_XMAX], out[c, COL_YMAX] = nx, ny, -1, -1
-    nk = bgrid.shape[1]
-    bk = np.empty(nk)  # the grids interpolated along y to the current row
-    rk = np.empty(nk)
-    # peak candidates (maxima along their row) of the previous and current row: checked
-    # against the next row once its runs have been read (then in cache)
-    cand = np.empty((2, nx, 2), np.int64)  # [prev/current, i, (x, component)]
-    ncand = np.zeros(2, np.int64)
-    row = -1
     for r in range(ry.shape[0]):
         c = comp[r]
         y, xa, xb = ry[r], rx0[r], rx1[r]
-        if y != row:
-            _count_peaks(out, sig, cand, ncand, row - 1, 0)
-            if y > row + 1:
-                _count_peaks(out, sig, cand, ncand, row, 1)
-            else:  # the current row's candidates wait for the next row
-                cand[0, :ncand[1]] = cand[1, :ncand[1]]
-                ncand[0] = ncand[1]
-            ncand[1] = 0
-            row = y
-            k = ky[y]
-            for i in range(nk):
-                bk[i] = (wy[y, 0] * bgrid[k, i] + wy[y, 1] * bgrid[k + 1, i]
-                         + wy[y, 2] * bgrid[k + 2, i] + wy[y, 3] * bgrid[k + 3, i])
-                rk[i] = (wy[y, 0] * rgrid[k, i] + wy[y, 1] * rgrid[k + 1, i]
-                         + wy[y, 2] * rgrid[k + 2, i] + wy[y, 3] * rgrid[k + 3, i])
-        out[c, COL_YMIN] = min(out[c, COL_YMIN], y)
-        out[c, COL_YMAX] = max(out[c, COL_YMAX], y)
-        out[c, COL_XMIN] = min(out[c, COL_XMIN], xa)
-        out[c, COL_XMAX] = max(out[c, COL_XMAX], xb)
+        s = runs[r]
+        o = out[c]
+        o[COL_YMIN] = min(o[COL_YMIN], y)
+        o[COL_YMAX] = max(o[COL_YMAX], y)
+        o[COL_XMIN] = min(o[COL_XMIN], xa)
+        o[COL_XMAX] = max(o[COL_XMAX], xb)
         if y == 0 or y == ny - 1 or xa == 0 or xb == nx - 1:
-            out[c, COL_EDGE] = 1.0
+            o[COL_EDGE] = 1.0
+        o[COL_NPIX] += xb - xa + 1
         dy = float(y - y_ref[c])
-        # the run's sums in registers, added to the component's once
-        flux = var = sw = sx = sy = sxx = syy = sxy = 0.0
-        ssw = ssx = ssy = ssxx = ssyy = ssxy = 0.0
-        peak = smax = rawmax = -np.inf
-        xs = xpk = 0
-        nsat = nbad = 0
-        for x in range(xa, xb + 1):
-            dx = float(x - x_ref[c])
-            v = image[y, x]
-            s = float(sig[y, x])
-            if s > smax:
-                smax, xs = s, x
-            ssw += s
-            ssx += s * dx
-            ssy += s * dy
-            ssxx += s * dx * dx
-            ssyy += s * dy * dy
-            ssxy += s * dx * dy
-            if (s >= peak_thresh and (x == 0 or sig[y, x - 1] <= s)
-                    and (x == nx - 1 or sig[y, x + 1] <= s)):
-                cand[1, ncand[1], 0], cand[1, ncand[1], 1] = x, c
-                ncand[1] += 1
-            if not math.isfinite(v):
-                nbad += 1
-                continue
-            if v >= saturation:
-                nsat += 1
-            rawmax = max(rawmax, v)
-            j = kx[x]
-            d = v - (wx[x, 0] * bk[j] + wx[x, 1] * bk[j + 1] + wx[x, 2] * bk[j + 2]
-                     + wx[x, 3] * bk[j + 3])
-            rms = (wx[x, 0] * rk[j] + wx[x, 1] * rk[j + 1] + wx[x, 2] * rk[j + 2]
-                   + wx[x, 3] * rk[j + 3])
-            flux += d
-            if d > peak:
-                peak, xpk = d, x
-            w = max(d, 0.0)
-            var += rms * rms + w * inv_gain
-            sw += w
-            sx += w * dx
-            sy += w * dy
-            sxx += w * dx * dx
-            syy += w * dy * dy
-            sxy += w * dx * dy
-        out[c, COL_NPIX] += xb - xa + 1
-        if smax > out[c, COL_SMAX]:
-            out[c, COL_SMAX], out[c, COL_XS], out[c, COL_YS] = smax, xs, y
-        if peak > out[c, COL_PEAK]:
-            out[c, COL_PEAK], out[c, COL_XPK], out[c, COL_YPK] = peak, xpk, y
-        out[c, COL_RAWMAX] = max(out[c, COL_RAWMAX], rawmax)
-        out[c, COL_NBAD] += nbad
-        out[c, COL_NSAT] += nsat
-        out[c, COL_FLUX] += flux
-        out[c, COL_VAR] += var
-        out[c, COL_SW] += sw
-        out[c, COL_SX] += sx
-        out[c, COL_SY] += sy
-        out[c, COL_SXX] += sxx
-        out[c, COL_SYY] += syy
-        out[c, COL_SXY] += sxy
-        out[c, COL_SSW] += ssw
-        out[c, COL_SSX] += ssx
-        out[c, COL_SSY] += ssy
-        out[c, COL_SSXX] += ssxx
-        out[c, COL_SSYY] += ssyy
-        out[c, COL_SSXY] += ssxy
-    _count_peaks(out, sig, cand, ncand, row - 1, 0)
-    _count_peaks(out, sig, cand, ncand, row, 1)
+        off = float(xa - x_ref[c])
+        _shifted_moments(o, s[R_SW], s[R_SWX], s[R_SWXX], off, dy,
+                         COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY)
+        _shifted_moments(o, s[R_SSW], s[R_SSX], s[R_SSXX], off, dy,
+                         COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY)
+        if s[R_SMAX] > o[COL_SMAX]:
+            o[COL_SMAX], o[COL_XS], o[COL_YS] = s[R_SMAX], s[R_XS], y
+        if s[R_PEAK] > o[COL_PEAK]:
+            o[COL_PEAK], o[COL_XPK], o[COL_YPK] = s[R_PEAK], s[R_XPK], y
+        o[COL_RAWMAX] = max(o[COL_RAWMAX], s[R_RAWMAX])
+        o[COL_NBAD] += s[R_NBAD]
+        o[COL_NSAT] += s[R_NSAT]
+        o[COL_FLUX] += s[R_FLUX]
+        o[COL_VAR] += s[R_VAR]
+        o[COL_NPEAKS] += s[R_NPEAKS]
     for c in range(n):
         if out[c, COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
             out[c, COL_NPEAKS] = _count_major_peaks(
@@ -199,14 +207,16 @@ def component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, orde
 
 
 @njit(cache=True)
-def _count_peaks(out, sig, cand, ncand, y, k):
-    """Add the candidates ``cand[k]`` of row ``y`` that are local maxima to their components'
-    peak counts; empties the list."""
-    for i in range(ncand[k]):
-        x, c = cand[k, i, 0], cand[k, i, 1]
-        if _is_local_max(sig, y, x, sig[y, x]):
-            out[c, COL_NPEAKS] += 1
-    ncand[k] = 0
+def _shifted_moments(o, sw, swx, swxx, off, dy, w, x, y, xx, yy, xy):
+    """Add a run's weight sums (x moments relative to its first pixel) to a component's row
+    ``o``, relative to the component's reference pixel (``off``, ``dy`` px away)."""
+    sx = swx + off * sw
+    o[w] += sw
+    o[x] += sx
+    o[y] += dy * sw
+    o[xx] += swxx + off * (2.0 * swx + off * sw)
+    o[yy] += dy * dy * sw
+    o[xy] += dy * sx
 
 
 @njit(cache=True)
@@ -527,15 +537,16 @@ def measure(image, labels, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=Non
     if labels.dtype.kind not in "iu":
         raise AposError(f"labels must be integers, got {labels.dtype}")
     bkg = background(image) if bkg is None else bkg
-    sig, _, _ = significance(image, bkg, fwhm_px)
+    sig = significance(image, bkg, fwhm_px)[0]
     ry, rx0, rx1, comp = runs_of_labels(np.ascontiguousarray(labels, dtype=np.int64))
     ncomp = int(labels.max()) if labels.size else 0
     order, offsets = group_runs(comp, ncomp)
     ky, wy, kx, wx = bkg.weights()
     bgrid, rgrid = padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid)
     inv_gain = 0.0 if gain_e_per_adu is None else 1.0 / gain_e_per_adu
-    st = component_stats(image, sig, bgrid, rgrid, ky, wy, kx, wx, ry, rx0, rx1, order, offsets,
-                         float(saturation_adu), inv_gain, np.inf, 1.0)
+    sums = run_stats(image, sig, *bkg.float32_columns(), ky, wy.astype(np.float32), ry, rx0, rx1,
+                     float(saturation_adu), inv_gain, np.inf)
+    st = component_stats(sums, ry, rx0, rx1, comp, order, offsets, sig, image.shape, np.inf, 1.0)
     a, b, theta = shape_from_moments(st[:, COL_SXX], st[:, COL_SYY], st[:, COL_SXY])
     x, y, xe, ye, f, fe, _ = windowed_centroids(
         image, bgrid, rgrid, ky, wy, kx, wx, st[:, COL_SX].copy(), st[:, COL_SY].copy(),

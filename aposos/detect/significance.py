@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from .background import FAST, Background, cubic_weights
+from .measure import NRUN, R_NPEAKS, _is_local_max, run_stats, run_sums
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 BLOCK_ROWS = 64
@@ -62,19 +63,51 @@ def _row_edges(s, threshold, edges, trans):
     return e
 
 
+@njit(cache=True, error_model="numpy")
+def _row_sums(image, out, y, y0, y1, row_edges, e, bcols, rcols, ky, wy, saturation, inv_gain,
+              peak_thresh, sums, nr, deferred, nd, cand):
+    """Sums of the runs of row ``y`` (edges ``row_edges[:e]``) into ``sums[nr:]``
+    (:func:`~aposos.detect.measure.run_sums`); peak candidates tested against rows ``y +- 1``
+    where this block has them, else listed in ``deferred`` as (x, y, run within the block).
+    Returns the new (nr, nd), or (-1, nd) if ``sums`` is full."""
+    ny = image.shape[0]
+    defer = (y == y0 and y > 0) or (y == y1 - 1 and y1 < ny)
+    for q in range(0, e, 2):
+        if nr >= sums.shape[0]:
+            return -1, nd
+        n = run_sums(sums[nr], image[y], out[y], bcols, rcols, ky[y], wy[y], row_edges[q],
+                     row_edges[q + 1] - 1, saturation, inv_gain, peak_thresh, cand)
+        for i in range(n):
+            x = cand[i]
+            if defer:
+                deferred[nd, 0], deferred[nd, 1], deferred[nd, 2] = x, y, nr
+                nd += 1
+            elif _is_local_max(out, y, x, out[y, x]):
+                sums[nr, R_NPEAKS] += 1
+        nr += 1
+    return nr, nd
+
+
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
 def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfinite_per_row,
-                        runs_per_row, edges, nedges):
-    """Kernel: fill ``out`` (float32 [ny, nx]) with S; count non-finite pixels and runs per row.
+                        runs_per_row, edges, nedges, sums, nsums, deferred, ndeferred,
+                        saturation, inv_gain, peak_thresh):
+    """Kernel: fill ``out`` (float32 [ny, nx]) with S; count non-finite pixels and runs per row;
+    sum the pixels of each run.
 
     ``bcols``, ``rcols``: background and noise grids interpolated along x (float32, see
-    :func:`~aposos.detect.background.interp_columns`); ``ky``, ``wy``: the rows' knots and
-    weights (float32); ``taps``: the 1-D kernel as a tuple of float32 (its length is then a
-    compile-time constant: the tap loops unroll and the pixel loops vectorise). Works on blocks
-    of ``BLOCK_ROWS`` rows: background-subtracted rows (halo included) are smoothed along x
-    into a block buffer, then along y into ``out``. The run edges of block ``b`` (see
-    :func:`_row_edges`) go to ``edges[b]``, their number to ``nedges[b]`` (-1 if they do not
-    fit: :func:`gather_runs` then reads them from ``out``).
+    :meth:`~aposos.detect.background.Background.float32_columns`); ``ky``, ``wy``: the rows'
+    knots and weights (float32); ``taps``: the 1-D kernel as a tuple of float32 (its length is
+    then a compile-time constant: the tap loops unroll and the pixel loops vectorise). Works on
+    blocks of ``BLOCK_ROWS`` rows: each background-subtracted row (halo included) is smoothed
+    along x into a ring of ``len(taps)`` rows (in cache), and as soon as the ring holds a row's
+    neighbourhood the row is smoothed along y into ``out``. The run edges of block ``b`` (see
+    :func:`_row_edges`) go to ``edges[b]``, their number to ``nedges[b]``; the runs' sums
+    (:func:`~aposos.detect.measure.run_sums`, one row behind, so that peak candidates see the
+    rows on both sides) to ``sums[b]``, their number to ``nsums[b]``, the peak candidates of the
+    block's first and last rows (whose neighbours another block computes) to ``deferred[b]``.
+    ``nedges[b] = -1`` if the block's edges or sums do not fit: :func:`gather_runs` then reads
+    its runs from ``out`` and sums them itself.
     """
     ny, nx = image.shape
     ntap = len(taps)
@@ -88,58 +121,79 @@ def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfi
     for b in prange(nblocks):
         y0 = b * BLOCK_ROWS
         y1 = min(ny, y0 + BLOCK_ROWS)
-        h = np.empty((y1 - y0 + 2 * r, nx), np.float32)
-        for yy in range(y0 - r, y1 + r):  # halo rows beyond the frame: zero
-            if yy < 0 or yy >= ny:
-                h[yy - y0 + r] = 0.0
+        ring = np.empty((ntap, nx), np.float32)  # row yy smoothed along x at (yy - y0 + r) % ntap
         d = np.zeros(nx + 2 * r, np.float32)
-        for yy in range(max(0, y0 - r), min(ny, y1 + r)):
-            k = ky[yy]  # the background row: its 4 knot rows, interpolated in the pixel loop
-            c0, c1, c2, c3 = bcols[k], bcols[k + 1], bcols[k + 2], bcols[k + 3]
-            w0, w1, w2, w3 = wy[yy, 0], wy[yy, 1], wy[yy, 2], wy[yy, 3]
-            src = image[yy]
-            bad = np.float32(0.0)  # float32 lanes, exact up to 2**24
-            for x in range(nx):
-                v = src[x] - (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
-                fin = abs(v) < np.float32(np.inf)  # False for NaN and +-inf
-                d[x + r] = v if fin else np.float32(0.0)
-                bad += np.float32(0.0) if fin else np.float32(1.0)
-            if y0 <= yy < y1:
-                nonfinite_per_row[yy] = int(bad)
-            hrow = h[yy - y0 + r]
-            for x in range(nx):
-                a = np.float32(0.0)
-                for i in range(ntap):
-                    a += taps[i] * d[x + i]
-                hrow[x] = a
-        row_edges = np.empty(nx + 1, np.int32)
+        row_edges = np.empty((2, nx + 1), np.int32)  # this row's and the previous row's
         trans = np.empty((nx + 8) // 8 * 8, np.uint8)
-        ne = 0
-        for y in range(y0, y1):
+        cand = np.empty(nx, np.int64)
+        ne = nr = nd = 0
+        e_prev = 0
+        for yy in range(y0 - r, y1 + r):
+            hrow = ring[(yy - y0 + r) % ntap]
+            if yy < 0 or yy >= ny:
+                hrow[:] = 0.0
+            else:
+                k = ky[yy]  # the background row: its 4 knot rows, interpolated in the pixel loop
+                c0, c1, c2, c3 = bcols[k], bcols[k + 1], bcols[k + 2], bcols[k + 3]
+                w0, w1, w2, w3 = wy[yy, 0], wy[yy, 1], wy[yy, 2], wy[yy, 3]
+                src = image[yy]
+                bad = np.float32(0.0)  # float32 lanes, exact up to 2**24
+                for x in range(nx):
+                    v = src[x] - (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
+                    fin = abs(v) < np.float32(np.inf)  # False for NaN and +-inf
+                    d[x + r] = v if fin else np.float32(0.0)
+                    bad += np.float32(0.0) if fin else np.float32(1.0)
+                if y0 <= yy < y1:
+                    nonfinite_per_row[yy] = int(bad)
+                for x in range(nx):
+                    a = np.float32(0.0)
+                    for i in range(ntap):
+                        a += taps[i] * d[x + i]
+                    hrow[x] = a
+            y = yy - r
+            if y < y0:
+                continue
             k = ky[y]
             c0, c1, c2, c3 = rcols[k], rcols[k + 1], rcols[k + 2], rcols[k + 3]
             w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
+            first = y - y0  # ring slot of row y - r
             orow = out[y]
             for x in range(nx):
                 a = np.float32(0.0)
                 for j in range(ntap):
-                    a += taps[j] * h[y - y0 + j, x]
+                    a += taps[j] * ring[(first + j) % ntap, x]
                 orow[x] = a * inv / (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
-            e = _row_edges(orow, threshold, row_edges, trans)
+            cur = row_edges[(y - y0) % 2]
+            e = _row_edges(orow, threshold, cur, trans)
             runs_per_row[y] = e // 2
             if 0 <= ne and ne + e <= cap:
-                edges[b, ne:ne + e] = row_edges[:e]
+                edges[b, ne:ne + e] = cur[:e]
                 ne += e
             else:
                 ne = -1
+            if y > y0 and ne >= 0:  # the previous row's runs, its neighbours now computed
+                nr, nd = _row_sums(image, out, y - 1, y0, y1, row_edges[(y - 1 - y0) % 2],
+                                   e_prev, bcols, rcols, ky, wy, saturation, inv_gain,
+                                   peak_thresh, sums[b], nr, deferred[b], nd, cand)
+                ne = -1 if nr < 0 else ne
+            e_prev = e
+        if ne >= 0:
+            nr, nd = _row_sums(image, out, y1 - 1, y0, y1, row_edges[(y1 - 1 - y0) % 2], e_prev,
+                               bcols, rcols, ky, wy, saturation, inv_gain, peak_thresh, sums[b],
+                               nr, deferred[b], nd, cand)
+            ne = -1 if nr < 0 else ne
         nedges[b] = ne
+        nsums[b] = nr
+        ndeferred[b] = nd
     return out
 
 
-@njit(cache=True)
-def gather_runs(sig, threshold, runs_per_row, edges, nedges):
+@njit(cache=True, error_model="numpy")
+def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferred, ndeferred,
+                bcols, rcols, ky, wy, saturation, inv_gain, peak_thresh):
     """Kernel: the runs ``(y, x0, x1)`` (int32, ``x1`` inclusive, raster order) of ``sig >=
-    threshold`` from the block edges of :func:`significance_kernel`."""
+    threshold`` and their sums (float64 [nruns, NRUN]) from the blocks of
+    :func:`significance_kernel`; a block that did not fit is read again from the map."""
     ny, nx = sig.shape
     n = 0
     for y in range(ny):
@@ -147,23 +201,35 @@ def gather_runs(sig, threshold, runs_per_row, edges, nedges):
     ry = np.empty(n, np.int32)
     rx0 = np.empty(n, np.int32)
     rx1 = np.empty(n, np.int32)
+    out = np.empty((n, NRUN))
     row_edges = np.empty(nx + 1, np.int32)
     trans = np.empty((nx + 8) // 8 * 8, np.uint8)
     i = 0
     for b in range(nedges.shape[0]):
         y0 = b * BLOCK_ROWS
+        start = i
         p = 0
         for y in range(y0, min(ny, y0 + BLOCK_ROWS)):
             if nedges[b] >= 0:
                 e = edges[b]
-            else:  # the block's edges did not fit: read them again from the map
+            else:  # the block did not fit: read its runs again from the map
                 _row_edges(sig[y], threshold, row_edges, trans)
                 e, p = row_edges, 0
             for _ in range(runs_per_row[y]):
                 ry[i], rx0[i], rx1[i] = y, e[p], e[p + 1] - 1
                 p += 2
                 i += 1
-    return ry, rx0, rx1
+        if nedges[b] >= 0:
+            out[start:i] = sums[b, :i - start]
+            for q in range(ndeferred[b]):
+                x, y, k = deferred[b, q, 0], deferred[b, q, 1], deferred[b, q, 2]
+                if _is_local_max(sig, y, x, sig[y, x]):
+                    out[start + k, R_NPEAKS] += 1
+        else:
+            out[start:i] = run_stats(image, sig, bcols, rcols, ky, wy, ry[start:i],
+                                     rx0[start:i], rx1[start:i], saturation, inv_gain,
+                                     peak_thresh)
+    return ry, rx0, rx1, out
 
 
 TAP_COUNTS = (7, 11, 15, 23, 31, 47, 63)
@@ -180,13 +246,17 @@ def kernel_taps(fwhm_px: float) -> tuple:
 
 
 def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
-                 out: np.ndarray | None = None):
-    """Matched-filter significance map of ``image`` (float32 [ny, nx], sigmas) and its runs.
+                 out: np.ndarray | None = None, *, saturation: float = np.inf,
+                 inv_gain: float = 0.0, peak_thresh: float = np.inf):
+    """Matched-filter significance map of ``image`` (float32 [ny, nx], sigmas), its runs and
+    their sums.
 
-    Returns (S, (ry, rx0, rx1), nonfinite_per_row): the map, the runs of ``S >= threshold``
-    (int32 row, first and last column, raster order, as
-    :func:`~aposos.detect.label.extract_runs`) and the number of non-finite input pixels in
-    each row.
+    Returns (S, (ry, rx0, rx1), sums, nonfinite_per_row): the map; the runs of ``S >=
+    threshold`` (int32 row, first and last column, raster order, as
+    :func:`~aposos.detect.label.extract_runs`); each run's pixel sums (float64 [nruns, NRUN],
+    :func:`~aposos.detect.measure.run_sums`: ``saturation`` in ADU, ``inv_gain`` in ADU/e-, peaks
+    of S counted at or above ``peak_thresh``); the number of non-finite input pixels in each
+    row.
     """
     ny, nx = image.shape
     if out is None:
@@ -195,12 +265,21 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
     runs = np.zeros(ny, np.int64)
     nblocks = (ny + BLOCK_ROWS - 1) // BLOCK_ROWS
     # room for nx / 32 runs per row on average over a block (a crowded block rereads its rows)
-    edges = np.empty((nblocks, BLOCK_ROWS * min(nx + 1, max(64, nx // 16))), np.int32)
+    # and the sums of half of them (one sum per 64 pixels: 2 bytes per pixel of the frame)
+    cap = BLOCK_ROWS * min(nx + 1, max(64, nx // 16))
+    edges = np.empty((nblocks, cap), np.int32)
     nedges = np.zeros(nblocks, np.int64)
+    sums = np.empty((nblocks, cap // 4, NRUN))
+    nsums = np.zeros(nblocks, np.int64)
+    deferred = np.empty((nblocks, 2 * (nx // 2 + 2), 3), np.int64)
+    ndeferred = np.zeros(nblocks, np.int64)
     ky, wy = cubic_weights(ny, bkg.back_grid.shape[0])
-    significance_kernel(image, bkg.columns(bkg.back_grid).astype(np.float32),
-                        bkg.columns(bkg.rms_grid).astype(np.float32), ky, wy.astype(np.float32),
-                        kernel_taps(fwhm_px), np.float32(threshold), out, nonfinite, runs,
-                        edges, nedges)
+    wy = wy.astype(np.float32)
+    bcols, rcols = bkg.float32_columns()
     t = np.float32(threshold)
-    return out, gather_runs(out, t, runs, edges, nedges), nonfinite
+    args = (float(saturation), float(inv_gain), float(peak_thresh))
+    significance_kernel(image, bcols, rcols, ky, wy, kernel_taps(fwhm_px), t, out, nonfinite,
+                        runs, edges, nedges, sums, nsums, deferred, ndeferred, *args)
+    ry, rx0, rx1, run_sums_ = gather_runs(image, out, t, runs, edges, nedges, sums, deferred,
+                                          ndeferred, bcols, rcols, ky, wy, *args)
+    return out, (ry, rx0, rx1), run_sums_, nonfinite

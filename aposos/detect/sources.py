@@ -182,17 +182,16 @@ class _Pass:
     def __init__(self, image, bkg, fwhm, cfg, saturation, sig_buffer):
         self.fwhm = fwhm
         self.sigma = fwhm / FWHM_PER_SIGMA
-        self.sig, (self.ry, self.rx0, self.rx1), nonfinite = significance(
-            image, bkg, fwhm, cfg["analysis_thresh"], out=sig_buffer)
+        gain = cfg["gain_e_per_adu"]
+        self.sig, (self.ry, self.rx0, self.rx1), sums, nonfinite = significance(
+            image, bkg, fwhm, cfg["analysis_thresh"], out=sig_buffer, saturation=saturation,
+            inv_gain=0.0 if gain is None else 1.0 / gain, peak_thresh=cfg["thresh"])
         self.n_nonfinite = int(nonfinite.sum())
         comp, ncomp = link_runs(self.ry, self.rx0, self.rx1, 8)
         self.order, self.offsets = group_runs(comp, ncomp)
-        gain = cfg["gain_e_per_adu"]
-        ky, wy, kx, wx = bkg.weights()
-        self.stats = component_stats(
-            image, self.sig, padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid), ky, wy, kx,
-            wx, self.ry, self.rx0, self.rx1, self.order, self.offsets, saturation,
-            0.0 if gain is None else 1.0 / gain, cfg["thresh"], cfg["blend_fraction"])
+        self.stats = component_stats(sums, self.ry, self.rx0, self.rx1, comp, self.order,
+                                     self.offsets, self.sig, image.shape, cfg["thresh"],
+                                     cfg["blend_fraction"])
 
     def col(self, name):
         return self.stats[:, COL[name]]
