@@ -68,45 +68,42 @@ NRUN = len(RUN_NAMES)
 
 
 @njit(cache=True, error_model="numpy")
-def run_sums(out, src, srow, bcols, rcols, k, w, xa, xb, saturation, inv_gain, peak_thresh,
-             cand):
-    """Kernel: the sums of one run (pixels ``xa..xb`` of one row) into ``out`` (``NRUN``).
+def run_sums(out, i, image, sig, dring, dslot, pad, rring, rslot, y, xa, xb, saturation,
+             inv_gain, peak_thresh, cand):
+    """Kernel: the sums of one run (pixels ``xa..xb`` of row ``y``) into ``out[i]`` (``NRUN``).
 
-    ``src``, ``srow``: the row of the image and of S; ``bcols``, ``rcols``: the background and
-    noise grids interpolated along x (:meth:`~aposos.detect.background.Background.columns`,
-    float32), ``k`` and ``w`` the row's first knot and 4 weights. The columns of S-row maxima
-    at or above ``peak_thresh`` (peak candidates, still to be tested against the rows above
-    and below) go to ``cand``; returns their number.
+    ``image``, ``sig``: the frame and S; ``dring[dslot, x + pad]``: the row's
+    background-subtracted pixels, ``rring[rslot, x]``: its noise (rows of buffers the caller
+    fills once per row: per pixel, interpolating the grids would cost more than the sums).
+    The columns of S-row maxima at or above ``peak_thresh`` (peak candidates, still to be
+    tested against the rows above and below) go to ``cand``; returns their number.
     """
-    nx = src.shape[0]
-    c0, c1, c2, c3 = bcols[k], bcols[k + 1], bcols[k + 2], bcols[k + 3]
-    r0, r1, r2, r3 = rcols[k], rcols[k + 1], rcols[k + 2], rcols[k + 3]
-    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    nx = image.shape[1]
     flux = var = sw = swx = swxx = ssw = ssx = ssxx = 0.0
     peak = smax = rawmax = -np.inf
     xs = xpk = xa
     nsat = nbad = ncand = 0
     for x in range(xa, xb + 1):
         dx = float(x - xa)
-        s = float(srow[x])
+        s = float(sig[y, x])
         if s > smax:
             smax, xs = s, x
         ssw += s
         ssx += s * dx
         ssxx += s * dx * dx
-        if (s >= peak_thresh and (x == 0 or srow[x - 1] <= srow[x])
-                and (x == nx - 1 or srow[x + 1] <= srow[x])):
+        if (s >= peak_thresh and (x == 0 or sig[y, x - 1] <= sig[y, x])
+                and (x == nx - 1 or sig[y, x + 1] <= sig[y, x])):
             cand[ncand] = x
             ncand += 1
-        v = src[x]
+        v = image[y, x]
         if not math.isfinite(v):
             nbad += 1
             continue
         if v >= saturation:
             nsat += 1
         rawmax = max(rawmax, float(v))
-        d = float(v - (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x]))
-        rms = float(w0 * r0[x] + w1 * r1[x] + w2 * r2[x] + w3 * r3[x])
+        d = float(dring[dslot, x + pad])
+        rms = float(rring[rslot, x])
         flux += d
         if d > peak:
             peak, xpk = d, x
@@ -115,29 +112,49 @@ def run_sums(out, src, srow, bcols, rcols, k, w, xa, xb, saturation, inv_gain, p
         sw += wt
         swx += wt * dx
         swxx += wt * dx * dx
-    out[R_FLUX], out[R_VAR], out[R_SW], out[R_SWX], out[R_SWXX] = flux, var, sw, swx, swxx
-    out[R_SSW], out[R_SSX], out[R_SSXX] = ssw, ssx, ssxx
-    out[R_PEAK], out[R_XPK], out[R_SMAX], out[R_XS] = peak, xpk, smax, xs
-    out[R_RAWMAX], out[R_NSAT], out[R_NBAD], out[R_NPEAKS] = rawmax, nsat, nbad, 0.0
+    out[i, R_FLUX], out[i, R_VAR], out[i, R_SW], out[i, R_SWX] = flux, var, sw, swx
+    out[i, R_SWXX], out[i, R_SSW], out[i, R_SSX], out[i, R_SSXX] = swxx, ssw, ssx, ssxx
+    out[i, R_PEAK], out[i, R_XPK], out[i, R_SMAX], out[i, R_XS] = peak, xpk, smax, xs
+    out[i, R_RAWMAX], out[i, R_NSAT], out[i, R_NBAD], out[i, R_NPEAKS] = rawmax, nsat, nbad, 0.0
     return ncand
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def interpolated_row(cols, k, w, out):
+    """Kernel: a row of a grid interpolated along y (``cols``: along x already, float32; ``k``,
+    ``w``: the row's first knot and 4 weights) into ``out`` (float32, length nx)."""
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+    for x in range(out.shape[0]):
+        out[x] = w0 * cols[k, x] + w1 * cols[k + 1, x] + w2 * cols[k + 2, x] + w3 * cols[k + 3, x]
 
 
 @njit(cache=True, error_model="numpy")
 def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_gain,
               peak_thresh):
     """Kernel: the sums of every run (float64 [nruns, NRUN], see ``RUN_NAMES``) of any set of
-    runs; ``npeaks`` counts the local maxima (3 x 3) of S at or above ``peak_thresh``.
+    runs in raster order; ``npeaks`` counts the local maxima (3 x 3) of S at or above
+    ``peak_thresh``.
 
     The general (serial) path, for runs that do not come from the matched filter's own pass
-    (:func:`measure`) or that did not fit its buffers; ``significance`` fills the same sums while
-    its rows are in cache.
+    (:func:`measure`) or that did not fit its buffers; ``significance`` takes the same sums
+    while its rows are in cache.
     """
+    nx = image.shape[1]
     out = np.empty((ry.shape[0], NRUN))
-    cand = np.empty(image.shape[1], np.int64)
+    cand = np.empty(nx, np.int64)
+    dring = np.empty((1, nx), np.float32)
+    rring = np.empty((1, nx), np.float32)
+    row = -1
     for r in range(ry.shape[0]):
         y = ry[r]
-        n = run_sums(out[r], image[y], sig[y], bcols, rcols, ky[y], wy[y], rx0[r], rx1[r],
-                     saturation, inv_gain, peak_thresh, cand)
+        if y != row:
+            interpolated_row(bcols, ky[y], wy[y], dring[0])
+            for x in range(nx):
+                dring[0, x] = image[y, x] - dring[0, x]
+            interpolated_row(rcols, ky[y], wy[y], rring[0])
+            row = y
+        n = run_sums(out, r, image, sig, dring, 0, 0, rring, 0, y, rx0[r], rx1[r], saturation,
+                     inv_gain, peak_thresh, cand)
         for i in range(n):
             if _is_local_max(sig, y, cand[i], sig[y, cand[i]]):
                 out[r, R_NPEAKS] += 1

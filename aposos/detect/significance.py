@@ -64,8 +64,8 @@ def _row_edges(s, threshold, edges, trans):
 
 
 @njit(cache=True, error_model="numpy")
-def _row_sums(image, out, y, y0, y1, row_edges, e, bcols, rcols, ky, wy, saturation, inv_gain,
-              peak_thresh, sums, nr, deferred, nd, cand):
+def _row_sums(image, out, y, y0, y1, row_edges, e, dring, dslot, pad, rring, rslot,
+              saturation, inv_gain, peak_thresh, sums, nr, deferred, nd, cand):
     """Sums of the runs of row ``y`` (edges ``row_edges[:e]``) into ``sums[nr:]``
     (:func:`~aposos.detect.measure.run_sums`); peak candidates tested against rows ``y +- 1``
     where this block has them, else listed in ``deferred`` as (x, y, run within the block).
@@ -75,7 +75,7 @@ def _row_sums(image, out, y, y0, y1, row_edges, e, bcols, rcols, ky, wy, saturat
     for q in range(0, e, 2):
         if nr >= sums.shape[0]:
             return -1, nd
-        n = run_sums(sums[nr], image[y], out[y], bcols, rcols, ky[y], wy[y], row_edges[q],
+        n = run_sums(sums, nr, image, out, dring, dslot, pad, rring, rslot, y, row_edges[q],
                      row_edges[q + 1] - 1, saturation, inv_gain, peak_thresh, cand)
         for i in range(n):
             x = cand[i]
@@ -109,6 +109,19 @@ def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfi
     ``nedges[b] = -1`` if the block's edges or sums do not fit: :func:`gather_runs` then reads
     its runs from ``out`` and sums them itself.
     """
+    nblocks = (image.shape[0] + BLOCK_ROWS - 1) // BLOCK_ROWS
+    for b in prange(nblocks):  # the body is a plain function: compiled as in serial code
+        nedges[b], nsums[b], ndeferred[b] = _significance_block(
+            b, image, bcols, rcols, ky, wy, taps, threshold, out, nonfinite_per_row,
+            runs_per_row, edges[b], sums[b], deferred[b], saturation, inv_gain, peak_thresh)
+    return out
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, nonfinite_per_row,
+                        runs_per_row, edges, sums, deferred, saturation, inv_gain, peak_thresh):
+    """Block ``b`` of :func:`significance_kernel`; returns its numbers of edges (-1: did not
+    fit), sums and deferred peak candidates."""
     ny, nx = image.shape
     ntap = len(taps)
     r = (ntap - 1) // 2
@@ -116,76 +129,80 @@ def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfi
     for i in range(ntap):
         norm += taps[i] * taps[i]  # the 2-D kernel's sum of squares is norm**2
     inv = np.float32(1.0 / norm)
-    cap = edges.shape[1]
-    nblocks = (ny + BLOCK_ROWS - 1) // BLOCK_ROWS
-    for b in prange(nblocks):
-        y0 = b * BLOCK_ROWS
-        y1 = min(ny, y0 + BLOCK_ROWS)
-        ring = np.empty((ntap, nx), np.float32)  # row yy smoothed along x at (yy - y0 + r) % ntap
-        d = np.zeros(nx + 2 * r, np.float32)
-        row_edges = np.empty((2, nx + 1), np.int32)  # this row's and the previous row's
-        trans = np.empty((nx + 8) // 8 * 8, np.uint8)
-        cand = np.empty(nx, np.int64)
-        ne = nr = nd = 0
-        e_prev = 0
-        for yy in range(y0 - r, y1 + r):
-            hrow = ring[(yy - y0 + r) % ntap]
-            if yy < 0 or yy >= ny:
-                hrow[:] = 0.0
-            else:
-                k = ky[yy]  # the background row: its 4 knot rows, interpolated in the pixel loop
-                c0, c1, c2, c3 = bcols[k], bcols[k + 1], bcols[k + 2], bcols[k + 3]
-                w0, w1, w2, w3 = wy[yy, 0], wy[yy, 1], wy[yy, 2], wy[yy, 3]
-                src = image[yy]
-                bad = np.float32(0.0)  # float32 lanes, exact up to 2**24
-                for x in range(nx):
-                    v = src[x] - (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
-                    fin = abs(v) < np.float32(np.inf)  # False for NaN and +-inf
-                    d[x + r] = v if fin else np.float32(0.0)
-                    bad += np.float32(0.0) if fin else np.float32(1.0)
-                if y0 <= yy < y1:
-                    nonfinite_per_row[yy] = int(bad)
-                for x in range(nx):
-                    a = np.float32(0.0)
-                    for i in range(ntap):
-                        a += taps[i] * d[x + i]
-                    hrow[x] = a
-            y = yy - r
-            if y < y0:
-                continue
-            k = ky[y]
-            c0, c1, c2, c3 = rcols[k], rcols[k + 1], rcols[k + 2], rcols[k + 3]
-            w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
-            first = y - y0  # ring slot of row y - r
-            orow = out[y]
+    cap = edges.shape[0]
+    y0 = b * BLOCK_ROWS
+    y1 = min(ny, y0 + BLOCK_ROWS)
+    ring = np.empty((ntap, nx), np.float32)  # row yy smoothed along x at (yy - y0 + r) % ntap
+    # row yy background-subtracted (0 where not finite, r zeros on both sides) at
+    # (yy - y0 + r) % nd_ring; the noise of row y at y % 2: the sums of row y - 1 need both
+    nd_ring = ntap + 1
+    dring = np.zeros((nd_ring, nx + 2 * r), np.float32)
+    rring = np.empty((2, nx), np.float32)
+    row_edges = np.empty((2, nx + 1), np.int32)  # this row's and the previous row's
+    trans = np.empty((nx + 8) // 8 * 8, np.uint8)
+    cand = np.empty(nx, np.int64)
+    ne = nr = nd = 0
+    e_prev = 0
+    for yy in range(y0 - r, y1 + r):
+        hrow = ring[(yy - y0 + r) % ntap]
+        if yy < 0 or yy >= ny:
+            hrow[:] = 0.0
+        else:
+            k = ky[yy]  # the background row: its 4 knot rows, interpolated in the pixel loop
+            c0, c1, c2, c3 = bcols[k], bcols[k + 1], bcols[k + 2], bcols[k + 3]
+            w0, w1, w2, w3 = wy[yy, 0], wy[yy, 1], wy[yy, 2], wy[yy, 3]
+            src = image[yy]
+            d = dring[(yy - y0 + r) % nd_ring]
+            bad = np.float32(0.0)  # float32 lanes, exact up to 2**24
+            for x in range(nx):
+                v = src[x] - (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
+                fin = abs(v) < np.float32(np.inf)  # False for NaN and +-inf
+                d[x + r] = v if fin else np.float32(0.0)
+                bad += np.float32(0.0) if fin else np.float32(1.0)
+            if y0 <= yy < y1:
+                nonfinite_per_row[yy] = int(bad)
             for x in range(nx):
                 a = np.float32(0.0)
-                for j in range(ntap):
-                    a += taps[j] * ring[(first + j) % ntap, x]
-                orow[x] = a * inv / (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
-            cur = row_edges[(y - y0) % 2]
-            e = _row_edges(orow, threshold, cur, trans)
-            runs_per_row[y] = e // 2
-            if 0 <= ne and ne + e <= cap:
-                edges[b, ne:ne + e] = cur[:e]
-                ne += e
-            else:
-                ne = -1
-            if y > y0 and ne >= 0:  # the previous row's runs, its neighbours now computed
-                nr, nd = _row_sums(image, out, y - 1, y0, y1, row_edges[(y - 1 - y0) % 2],
-                                   e_prev, bcols, rcols, ky, wy, saturation, inv_gain,
-                                   peak_thresh, sums[b], nr, deferred[b], nd, cand)
-                ne = -1 if nr < 0 else ne
-            e_prev = e
-        if ne >= 0:
-            nr, nd = _row_sums(image, out, y1 - 1, y0, y1, row_edges[(y1 - 1 - y0) % 2], e_prev,
-                               bcols, rcols, ky, wy, saturation, inv_gain, peak_thresh, sums[b],
-                               nr, deferred[b], nd, cand)
+                for i in range(ntap):
+                    a += taps[i] * d[x + i]
+                hrow[x] = a
+        y = yy - r
+        if y < y0:
+            continue
+        k = ky[y]
+        c0, c1, c2, c3 = rcols[k], rcols[k + 1], rcols[k + 2], rcols[k + 3]
+        w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
+        first = y - y0  # ring slot of row y - r
+        orow = out[y]
+        rrow = rring[y % 2]
+        for x in range(nx):
+            a = np.float32(0.0)
+            for j in range(ntap):
+                a += taps[j] * ring[(first + j) % ntap, x]
+            rms = w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x]
+            rrow[x] = rms
+            orow[x] = a * inv / rms
+        cur = row_edges[(y - y0) % 2]
+        e = _row_edges(orow, threshold, cur, trans)
+        runs_per_row[y] = e // 2
+        if 0 <= ne and ne + e <= cap:
+            edges[ne:ne + e] = cur[:e]
+            ne += e
+        else:
+            ne = -1
+        if y > y0 and ne >= 0:  # the previous row's runs, its neighbours now computed
+            nr, nd = _row_sums(image, out, y - 1, y0, y1, row_edges[(y - 1 - y0) % 2],
+                               e_prev, dring, (y - 1 - y0 + r) % nd_ring, r, rring,
+                               (y - 1) % 2, saturation, inv_gain, peak_thresh, sums, nr,
+                               deferred, nd, cand)
             ne = -1 if nr < 0 else ne
-        nedges[b] = ne
-        nsums[b] = nr
-        ndeferred[b] = nd
-    return out
+        e_prev = e
+    if ne >= 0:
+        nr, nd = _row_sums(image, out, y1 - 1, y0, y1, row_edges[(y1 - 1 - y0) % 2], e_prev,
+                           dring, (y1 - 1 - y0 + r) % nd_ring, r, rring, (y1 - 1) % 2,
+                           saturation, inv_gain, peak_thresh, sums, nr, deferred, nd, cand)
+        ne = -1 if nr < 0 else ne
+    return ne, nr, nd
 
 
 @njit(cache=True, error_model="numpy")
