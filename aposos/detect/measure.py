@@ -182,34 +182,32 @@ def component_stats(runs, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_t
         x_ref[c], y_ref[c] = (rx0[first], ry[first]) if first >= 0 else (0, 0)
         out[c, COL_PEAK] = out[c, COL_SMAX] = out[c, COL_RAWMAX] = -np.inf
         out[c, COL_XMIN], out[c, COL_YMIN], out[c, COL_XMAX], out[c, COL_YMAX] = nx, ny, -1, -1
-    for r in range(ry.shape[0]):
+    for r in range(ry.shape[0]):  # (2-D indexing: a view per run would cost more than its sums)
         c = comp[r]
         y, xa, xb = ry[r], rx0[r], rx1[r]
-        s = runs[r]
-        o = out[c]
-        o[COL_YMIN] = min(o[COL_YMIN], y)
-        o[COL_YMAX] = max(o[COL_YMAX], y)
-        o[COL_XMIN] = min(o[COL_XMIN], xa)
-        o[COL_XMAX] = max(o[COL_XMAX], xb)
+        out[c, COL_YMIN] = min(out[c, COL_YMIN], y)
+        out[c, COL_YMAX] = max(out[c, COL_YMAX], y)
+        out[c, COL_XMIN] = min(out[c, COL_XMIN], xa)
+        out[c, COL_XMAX] = max(out[c, COL_XMAX], xb)
         if y == 0 or y == ny - 1 or xa == 0 or xb == nx - 1:
-            o[COL_EDGE] = 1.0
-        o[COL_NPIX] += xb - xa + 1
+            out[c, COL_EDGE] = 1.0
+        out[c, COL_NPIX] += xb - xa + 1
         dy = float(y - y_ref[c])
         off = float(xa - x_ref[c])
-        _shifted_moments(o, s[R_SW], s[R_SWX], s[R_SWXX], off, dy,
+        _shifted_moments(out, c, runs[r, R_SW], runs[r, R_SWX], runs[r, R_SWXX], off, dy,
                          COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY)
-        _shifted_moments(o, s[R_SSW], s[R_SSX], s[R_SSXX], off, dy,
+        _shifted_moments(out, c, runs[r, R_SSW], runs[r, R_SSX], runs[r, R_SSXX], off, dy,
                          COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY)
-        if s[R_SMAX] > o[COL_SMAX]:
-            o[COL_SMAX], o[COL_XS], o[COL_YS] = s[R_SMAX], s[R_XS], y
-        if s[R_PEAK] > o[COL_PEAK]:
-            o[COL_PEAK], o[COL_XPK], o[COL_YPK] = s[R_PEAK], s[R_XPK], y
-        o[COL_RAWMAX] = max(o[COL_RAWMAX], s[R_RAWMAX])
-        o[COL_NBAD] += s[R_NBAD]
-        o[COL_NSAT] += s[R_NSAT]
-        o[COL_FLUX] += s[R_FLUX]
-        o[COL_VAR] += s[R_VAR]
-        o[COL_NPEAKS] += s[R_NPEAKS]
+        if runs[r, R_SMAX] > out[c, COL_SMAX]:
+            out[c, COL_SMAX], out[c, COL_XS], out[c, COL_YS] = runs[r, R_SMAX], runs[r, R_XS], y
+        if runs[r, R_PEAK] > out[c, COL_PEAK]:
+            out[c, COL_PEAK], out[c, COL_XPK], out[c, COL_YPK] = runs[r, R_PEAK], runs[r, R_XPK], y
+        out[c, COL_RAWMAX] = max(out[c, COL_RAWMAX], runs[r, R_RAWMAX])
+        out[c, COL_NBAD] += runs[r, R_NBAD]
+        out[c, COL_NSAT] += runs[r, R_NSAT]
+        out[c, COL_FLUX] += runs[r, R_FLUX]
+        out[c, COL_VAR] += runs[r, R_VAR]
+        out[c, COL_NPEAKS] += runs[r, R_NPEAKS]
     for c in range(n):
         if out[c, COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
             out[c, COL_NPEAKS] = _count_major_peaks(
@@ -224,16 +222,16 @@ def component_stats(runs, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_t
 
 
 @njit(cache=True)
-def _shifted_moments(o, sw, swx, swxx, off, dy, w, x, y, xx, yy, xy):
-    """Add a run's weight sums (x moments relative to its first pixel) to a component's row
-    ``o``, relative to the component's reference pixel (``off``, ``dy`` px away)."""
+def _shifted_moments(out, c, sw, swx, swxx, off, dy, w, x, y, xx, yy, xy):
+    """Add a run's weight sums (x moments relative to its first pixel) to component ``c``'s
+    row of ``out``, relative to the component's reference pixel (``off``, ``dy`` px away)."""
     sx = swx + off * sw
-    o[w] += sw
-    o[x] += sx
-    o[y] += dy * sw
-    o[xx] += swxx + off * (2.0 * swx + off * sw)
-    o[yy] += dy * dy * sw
-    o[xy] += dy * sx
+    out[c, w] += sw
+    out[c, x] += sx
+    out[c, y] += dy * sw
+    out[c, xx] += swxx + off * (2.0 * swx + off * sw)
+    out[c, yy] += dy * dy * sw
+    out[c, xy] += dy * sx
 
 
 @njit(cache=True)

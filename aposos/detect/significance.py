@@ -19,6 +19,7 @@ labels, per-object measurements) are serial.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numba import njit, prange
@@ -247,6 +248,28 @@ def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferr
                                      rx0[start:i], rx1[start:i], saturation, inv_gain,
                                      peak_thresh)
     return ry, rx0, rx1, out
+
+
+_KEPT = threading.local()
+KEEP_MAX_PX = 1 << 25  # 32 Mpx (128 MB): larger maps are allocated for each call
+
+
+def map_buffer(shape) -> np.ndarray:
+    """A float32 array of ``shape`` for an S map, reused by the next call in the same thread.
+
+    A fresh frame-sized buffer costs its page faults and zeroing on first write (~6-10 ms for
+    4096 x 4096, a tenth of the detection's kernels); the batch detects frame after frame of one
+    size. One buffer per thread is kept (replaced when the shape changes), and none above
+    ``KEEP_MAX_PX`` pixels. Whatever the previous call left in it is overwritten: callers must
+    not keep an S map beyond their own call.
+    """
+    shape = tuple(int(n) for n in shape)
+    if shape[0] * shape[1] > KEEP_MAX_PX:
+        return np.empty(shape, np.float32)
+    buf = getattr(_KEPT, "buf", None)
+    if buf is None or buf.shape != shape:
+        buf = _KEPT.buf = np.empty(shape, np.float32)
+    return buf
 
 
 TAP_COUNTS = (7, 11, 15, 23, 31, 47, 63)

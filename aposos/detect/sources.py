@@ -43,7 +43,7 @@ from .measure import (COL, component_peaks, component_stats, group_runs, shape_f
 from .background import Background, background, padded_grid, patch
 from .label import link_runs
 from .psf import estimate_fwhm
-from .significance import FWHM_PER_SIGMA, significance
+from .significance import FWHM_PER_SIGMA, map_buffer, significance
 from .streaks import Line, StreakFit, fit_line, join_pieces
 
 # Bits of the ``flags`` column.
@@ -238,7 +238,7 @@ def detect(image, mode: str = "sidereal", **config) -> Table:
         return _table([], {}, meta)
     saturation = saturation_level(img, bkg, cfg["saturation_adu"])
     fwhm = cfg["fwhm_px"] if cfg["fwhm_px"] is not None else cfg["fwhm_guess_px"]
-    sig_buffer = np.empty(img.shape, np.float32)
+    sig_buffer = map_buffer(img.shape)
     p = _Pass(img, bkg, fwhm, cfg, saturation, sig_buffer)
     if cfg["fwhm_px"] is None:
         est = _estimate_fwhm(img, bkg, p, cfg, mode)
