@@ -7,13 +7,15 @@ centred on a pixel it equals the source's optimal (PSF-weighted) signal-to-noise
 pixels count as background (zero after subtraction); pixels beyond the frame edge likewise.
 
 The kernel works on blocks of rows (in parallel), never builds the background or noise map, and
-also finds the runs of pixels with ``S >= threshold`` for the labelling pass while each row is
-still in cache (no second pass over the map).
+while each row is still in cache also finds the runs of pixels with ``S >= threshold`` and takes
+each run's pixel sums (:func:`~aposos.detect.measure.run_sums`: flux, moments, peaks), from which
+the components' statistics are reduced after labelling. The image and the map are each read or
+written once; later stages read them only around objects.
 
 Parallelism: only this kernel and the background's box statistics run ``parallel=True`` (they
-are the compute-heavy, embarrassingly parallel ones). On the shared 2-core development machine
-two threads measured no faster than one (the other core was busy); the lighter kernels (runs,
-labels, per-object measurements) are serial.
+are the compute-heavy, embarrassingly parallel ones); the prange body is a plain function, which
+numba compiles (and vectorises) as serial code. The lighter kernels (labels, the reduction to
+components, per-object measurements) are serial.
 """
 
 from __future__ import annotations

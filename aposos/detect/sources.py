@@ -3,10 +3,11 @@
 Pipeline (each step a public function or kernel of this package):
 
 1. :func:`~aposos.detect.background.background` -- box grids of background and noise.
-2. :func:`~aposos.detect.significance.significance` -- PSF-matched significance map ``S``.
-3. runs of ``S >= analysis_thresh`` and their connected components
-   (:mod:`aposos.detect.label`).
-4. :func:`~aposos.detect.measure.component_stats` -- isophotal statistics of each component.
+2. :func:`~aposos.detect.significance.significance` -- PSF-matched significance map ``S``, the
+   runs of ``S >= analysis_thresh`` and each run's pixel sums, in one pass over the frame.
+3. the runs' connected components (:mod:`aposos.detect.label`).
+4. :func:`~aposos.detect.measure.component_stats` -- isophotal statistics of each component,
+   reduced from its runs' sums.
 5. Components with a peak ``S >= thresh`` are objects. Elongated ones (significance-weighted
    moments) are streak candidates: collinear pieces are joined, walked out along S to the
    streak's ends, stars on them masked, and a line segment is fitted
