@@ -84,13 +84,13 @@ def test_aposos_auto_fwhm(benchmark, frame):
 
 def test_aposos_hot_loop(benchmark, frame):
     """The numba kernels only: background, matched filter, runs, labels, component statistics."""
-    from aposos.detect.sources import DEFAULTS, _Pass, background, map_buffer
+    from aposos.detect.sources import DEFAULTS, _Pass, background
     adu, _ = frame
     cfg = dict(DEFAULTS)
 
-    def hot():  # as detect() runs them (the S map in the thread's kept buffer)
+    def hot():  # as detect() runs them (work arrays kept by the thread between calls)
         bkg = background(adu)
-        return _Pass(adu, bkg, FWHM, cfg, np.inf, map_buffer(adu.shape))
+        return _Pass(adu, bkg, FWHM, cfg, np.inf)
 
     benchmark.pedantic(hot, rounds=5, iterations=1, warmup_rounds=1)
     record("aposos_hot_loop", benchmark)

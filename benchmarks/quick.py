@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from support import FWHM, benchmark_frame, completeness  # noqa: E402
 
 from aposos.detect import detect  # noqa: E402
-from aposos.detect.sources import DEFAULTS, _Pass, background, map_buffer  # noqa: E402
+from aposos.detect.sources import DEFAULTS, _Pass, background  # noqa: E402
 
 # Measured on the 2-core development machine (shared with other jobs): hot loop 44-71x the
 # floor (was 113-229x before the kernel rework of issue 3), whole detect 104-180x (the spread
@@ -56,7 +56,7 @@ def main() -> int:
     cfg = dict(DEFAULTS)
 
     def hot():
-        _Pass(adu, background(adu), FWHM, cfg, np.inf, map_buffer(adu.shape))
+        _Pass(adu, background(adu), FWHM, cfg, np.inf)
 
     floor = hot_t = full_t = np.inf
     for _ in range(REPEATS):  # interleaved, so that load changes hit all three alike

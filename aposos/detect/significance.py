@@ -21,12 +21,12 @@ components, per-object measurements) are serial.
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 from numba import njit, prange
 
 from .background import FAST, Background, cubic_weights
+from .workspace import kept
 from .measure import NRUN, R_NPEAKS, _is_local_max, run_stats, run_sums
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -210,18 +210,12 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
 
 @njit(cache=True, error_model="numpy")
 def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferred, ndeferred,
-                bcols, rcols, ky, wy, saturation, inv_gain, peak_thresh):
-    """Kernel: the runs ``(y, x0, x1)`` (int32, ``x1`` inclusive, raster order) of ``sig >=
-    threshold`` and their sums (float64 [nruns, NRUN]) from the blocks of
-    :func:`significance_kernel`; a block that did not fit is read again from the map."""
+                bcols, rcols, ky, wy, saturation, inv_gain, peak_thresh, ry, rx0, rx1, out):
+    """Kernel: the runs ``(y, x0, x1)`` (into ``ry``, ``rx0``, ``rx1``: int32, ``x1`` inclusive,
+    raster order) of ``sig >= threshold`` and their sums (into ``out``: float64 [nruns, NRUN])
+    from the blocks of :func:`significance_kernel`; a block that did not fit is read again from
+    the map."""
     ny, nx = sig.shape
-    n = 0
-    for y in range(ny):
-        n += runs_per_row[y]
-    ry = np.empty(n, np.int32)
-    rx0 = np.empty(n, np.int32)
-    rx1 = np.empty(n, np.int32)
-    out = np.empty((n, NRUN))
     row_edges = np.empty(nx + 1, np.int32)
     trans = np.empty((nx + 8) // 8 * 8, np.uint8)
     i = 0
@@ -249,29 +243,6 @@ def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferr
             out[start:i] = run_stats(image, sig, bcols, rcols, ky, wy, ry[start:i],
                                      rx0[start:i], rx1[start:i], saturation, inv_gain,
                                      peak_thresh)
-    return ry, rx0, rx1, out
-
-
-_KEPT = threading.local()
-KEEP_MAX_PX = 1 << 25  # 32 Mpx (128 MB): larger maps are allocated for each call
-
-
-def map_buffer(shape) -> np.ndarray:
-    """A float32 array of ``shape`` for an S map, reused by the next call in the same thread.
-
-    A fresh frame-sized buffer costs its page faults and zeroing on first write (~6-10 ms for
-    4096 x 4096, a tenth of the detection's kernels); the batch detects frame after frame of one
-    size. One buffer per thread is kept (replaced when the shape changes), and none above
-    ``KEEP_MAX_PX`` pixels. Whatever the previous call left in it is overwritten: callers must
-    not keep an S map beyond their own call.
-    """
-    shape = tuple(int(n) for n in shape)
-    if shape[0] * shape[1] > KEEP_MAX_PX:
-        return np.empty(shape, np.float32)
-    buf = getattr(_KEPT, "buf", None)
-    if buf is None or buf.shape != shape:
-        buf = _KEPT.buf = np.empty(shape, np.float32)
-    return buf
 
 
 TAP_COUNTS = (7, 11, 15, 23, 31, 47, 63)
@@ -289,31 +260,35 @@ def kernel_taps(fwhm_px: float) -> tuple:
 
 def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
                  out: np.ndarray | None = None, *, saturation: float = np.inf,
-                 inv_gain: float = 0.0, peak_thresh: float = np.inf):
+                 inv_gain: float = 0.0, peak_thresh: float = np.inf, reuse: bool = False):
     """Matched-filter significance map of ``image`` (float32 [ny, nx], sigmas), its runs and
     their sums.
 
-    Returns (S, (ry, rx0, rx1), sums, nonfinite_per_row): the map; the runs of ``S >=
-    threshold`` (int32 row, first and last column, raster order, as
+    Returns (S, (ry, rx0, rx1), sums, nonfinite_per_row): the map (in ``out`` if given); the
+    runs of ``S >= threshold`` (int32 row, first and last column, raster order, as
     :func:`~aposos.detect.label.extract_runs`); each run's pixel sums (float64 [nruns, NRUN],
     :func:`~aposos.detect.measure.run_sums`: ``saturation`` in ADU, ``inv_gain`` in ADU/e-, peaks
     of S counted at or above ``peak_thresh``); the number of non-finite input pixels in each
-    row.
+    row. With ``reuse``, the work arrays, the runs and their sums (and the map, unless ``out``
+    is given) are this thread's kept arrays (:mod:`~aposos.detect.workspace`): valid until the
+    next such call in the thread.
     """
     ny, nx = image.shape
+    new = (lambda name, shape, dtype=np.float32: kept(name, shape, dtype)) if reuse else (
+        lambda name, shape, dtype=np.float32: np.empty(shape, dtype))
     if out is None:
-        out = np.empty((ny, nx), np.float32)
+        out = new("sig", (ny, nx))
     nonfinite = np.zeros(ny, np.int64)
     runs = np.zeros(ny, np.int64)
     nblocks = (ny + BLOCK_ROWS - 1) // BLOCK_ROWS
     # room for nx / 32 runs per row on average over a block (a crowded block rereads its rows)
     # and the sums of half of them (one sum per 64 pixels: 2 bytes per pixel of the frame)
     cap = BLOCK_ROWS * min(nx + 1, max(64, nx // 16))
-    edges = np.empty((nblocks, cap), np.int32)
+    edges = new("edges", (nblocks, cap), np.int32)
     nedges = np.zeros(nblocks, np.int64)
-    sums = np.empty((nblocks, cap // 4, NRUN))
+    sums = new("block_sums", (nblocks, cap // 4, NRUN), np.float64)
     nsums = np.zeros(nblocks, np.int64)
-    deferred = np.empty((nblocks, 2 * (nx // 2 + 2), 3), np.int64)
+    deferred = new("deferred", (nblocks, 2 * (nx // 2 + 2), 3), np.int64)
     ndeferred = np.zeros(nblocks, np.int64)
     ky, wy = cubic_weights(ny, bkg.back_grid.shape[0])
     wy = wy.astype(np.float32)
@@ -322,6 +297,9 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
     args = (float(saturation), float(inv_gain), float(peak_thresh))
     significance_kernel(image, bcols, rcols, ky, wy, kernel_taps(fwhm_px), t, out, nonfinite,
                         runs, edges, nedges, sums, nsums, deferred, ndeferred, *args)
-    ry, rx0, rx1, run_sums_ = gather_runs(image, out, t, runs, edges, nedges, sums, deferred,
-                                          ndeferred, bcols, rcols, ky, wy, *args)
+    n = int(runs.sum())
+    ry, rx0, rx1 = (new(name, n, np.int32) for name in ("ry", "rx0", "rx1"))
+    run_sums_ = new("sums", (n, NRUN), np.float64)
+    gather_runs(image, out, t, runs, edges, nedges, sums, deferred, ndeferred, bcols, rcols, ky,
+                wy, *args, ry, rx0, rx1, run_sums_)
     return out, (ry, rx0, rx1), run_sums_, nonfinite

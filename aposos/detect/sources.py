@@ -44,7 +44,7 @@ from .measure import (COL, component_peaks, component_stats, group_runs, shape_f
 from .background import Background, background, padded_grid, patch
 from .label import link_runs
 from .psf import estimate_fwhm
-from .significance import FWHM_PER_SIGMA, map_buffer, significance
+from .significance import FWHM_PER_SIGMA, significance
 from .streaks import Line, StreakFit, fit_line, join_pieces
 
 # Bits of the ``flags`` column.
@@ -178,15 +178,19 @@ def saturation_level(image, bkg: Background, given) -> float:
 
 
 class _Pass:
-    """One pass of S map, runs, components and their statistics at a given FWHM."""
+    """One pass of S map, runs, components and their statistics at a given FWHM.
 
-    def __init__(self, image, bkg, fwhm, cfg, saturation, sig_buffer):
+    The map and the runs are the thread's kept arrays (:mod:`~aposos.detect.workspace`): a pass
+    is valid until the next one in the same thread.
+    """
+
+    def __init__(self, image, bkg, fwhm, cfg, saturation):
         self.fwhm = fwhm
         self.sigma = fwhm / FWHM_PER_SIGMA
         gain = cfg["gain_e_per_adu"]
         self.sig, (self.ry, self.rx0, self.rx1), sums, nonfinite = significance(
-            image, bkg, fwhm, cfg["analysis_thresh"], out=sig_buffer, saturation=saturation,
-            inv_gain=0.0 if gain is None else 1.0 / gain, peak_thresh=cfg["thresh"])
+            image, bkg, fwhm, cfg["analysis_thresh"], saturation=saturation,
+            inv_gain=0.0 if gain is None else 1.0 / gain, peak_thresh=cfg["thresh"], reuse=True)
         self.n_nonfinite = int(nonfinite.sum())
         comp, ncomp = link_runs(self.ry, self.rx0, self.rx1, 8)
         self.order, self.offsets = group_runs(comp, ncomp)
@@ -239,12 +243,11 @@ def detect(image, mode: str = "sidereal", **config) -> Table:
         return _table([], {}, meta)
     saturation = saturation_level(img, bkg, cfg["saturation_adu"])
     fwhm = cfg["fwhm_px"] if cfg["fwhm_px"] is not None else cfg["fwhm_guess_px"]
-    sig_buffer = map_buffer(img.shape)
-    p = _Pass(img, bkg, fwhm, cfg, saturation, sig_buffer)
+    p = _Pass(img, bkg, fwhm, cfg, saturation)
     if cfg["fwhm_px"] is None:
         est = _estimate_fwhm(img, bkg, p, cfg, mode)
         if est is not None and abs(est / fwhm - 1) > 0.15:
-            p = _Pass(img, bkg, est, cfg, saturation, sig_buffer)
+            p = _Pass(img, bkg, est, cfg, saturation)
         elif est is not None:
             p.fwhm, p.sigma = est, est / FWHM_PER_SIGMA
     meta.update(fwhm_px=p.fwhm, saturation_adu=None if math.isinf(saturation) else saturation,
