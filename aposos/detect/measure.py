@@ -68,55 +68,65 @@ NRUN = len(RUN_NAMES)
 
 
 @njit(cache=True, error_model="numpy")
-def run_sums(out, i, image, sig, dring, dslot, pad, rring, rslot, y, xa, xb, saturation,
-             inv_gain, peak_thresh, cand):
-    """Kernel: the sums of one run (pixels ``xa..xb`` of row ``y``) into ``out[i]`` (``NRUN``).
+def row_sums(out, i0, image, sig, dring, dslot, pad, rring, rslot, y, edges, e, saturation,
+             inv_gain, peak_thresh, defer, deferred, nd):
+    """Kernel: the sums of the runs of row ``y`` into ``out[i0:]`` (``NRUN`` each).
 
-    ``image``, ``sig``: the frame and S; ``dring[dslot, x + pad]``: the row's
+    The runs are given by their edges ``edges[:e]`` (even entries: first pixels, odd: one past
+    the last). ``image``, ``sig``: the frame and S; ``dring[dslot, x + pad]``: the row's
     background-subtracted pixels, ``rring[rslot, x]``: its noise (rows of buffers the caller
-    fills once per row: per pixel, interpolating the grids would cost more than the sums).
-    The columns of S-row maxima at or above ``peak_thresh`` (peak candidates, still to be
-    tested against the rows above and below) go to ``cand``; returns their number.
+    fills once per row). Peaks of S at or above ``peak_thresh`` (3 x 3 local maxima) are
+    counted in ``npeaks``; with ``defer`` (the rows beside this one are not computed yet) their
+    candidates, the S-row maxima, are listed in ``deferred[nd:]`` as (x, y, run index) instead.
+    Returns the new ``nd``. (One call per row: array arguments cost reference counting at every
+    call, more than a short run's sums.)
     """
     nx = image.shape[1]
-    flux = var = sw = swx = swxx = ssw = ssx = ssxx = 0.0
-    peak = smax = rawmax = -np.inf
-    xs = xpk = xa
-    nsat = nbad = ncand = 0
-    for x in range(xa, xb + 1):
-        dx = float(x - xa)
-        s = float(sig[y, x])
-        if s > smax:
-            smax, xs = s, x
-        ssw += s
-        ssx += s * dx
-        ssxx += s * dx * dx
-        if (s >= peak_thresh and (x == 0 or sig[y, x - 1] <= sig[y, x])
-                and (x == nx - 1 or sig[y, x + 1] <= sig[y, x])):
-            cand[ncand] = x
-            ncand += 1
-        v = image[y, x]
-        if not math.isfinite(v):
-            nbad += 1
-            continue
-        if v >= saturation:
-            nsat += 1
-        rawmax = max(rawmax, float(v))
-        d = float(dring[dslot, x + pad])
-        rms = float(rring[rslot, x])
-        flux += d
-        if d > peak:
-            peak, xpk = d, x
-        wt = max(d, 0.0)
-        var += rms * rms + wt * inv_gain
-        sw += wt
-        swx += wt * dx
-        swxx += wt * dx * dx
-    out[i, R_FLUX], out[i, R_VAR], out[i, R_SW], out[i, R_SWX] = flux, var, sw, swx
-    out[i, R_SWXX], out[i, R_SSW], out[i, R_SSX], out[i, R_SSXX] = swxx, ssw, ssx, ssxx
-    out[i, R_PEAK], out[i, R_XPK], out[i, R_SMAX], out[i, R_XS] = peak, xpk, smax, xs
-    out[i, R_RAWMAX], out[i, R_NSAT], out[i, R_NBAD], out[i, R_NPEAKS] = rawmax, nsat, nbad, 0.0
-    return ncand
+    for q in range(0, e, 2):
+        i = i0 + q // 2
+        xa, xb = edges[q], edges[q + 1] - 1
+        flux = var = sw = swx = swxx = ssw = ssx = ssxx = npeaks = 0.0
+        peak = smax = rawmax = -np.inf
+        xs = xpk = xa
+        nsat = nbad = 0
+        for x in range(xa, xb + 1):
+            dx = float(x - xa)
+            s = float(sig[y, x])
+            if s > smax:
+                smax, xs = s, x
+            ssw += s
+            ssx += s * dx
+            ssxx += s * dx * dx
+            if (s >= peak_thresh and (x == 0 or sig[y, x - 1] <= sig[y, x])
+                    and (x == nx - 1 or sig[y, x + 1] <= sig[y, x])):
+                if defer:
+                    deferred[nd, 0], deferred[nd, 1], deferred[nd, 2] = x, y, i
+                    nd += 1
+                elif _is_local_max(sig, y, x, sig[y, x]):
+                    npeaks += 1.0
+            v = image[y, x]
+            if not math.isfinite(v):
+                nbad += 1
+                continue
+            if v >= saturation:
+                nsat += 1
+            rawmax = max(rawmax, float(v))
+            d = float(dring[dslot, x + pad])
+            rms = float(rring[rslot, x])
+            flux += d
+            if d > peak:
+                peak, xpk = d, x
+            wt = max(d, 0.0)
+            var += rms * rms + wt * inv_gain
+            sw += wt
+            swx += wt * dx
+            swxx += wt * dx * dx
+        out[i, R_FLUX], out[i, R_VAR], out[i, R_SW], out[i, R_SWX] = flux, var, sw, swx
+        out[i, R_SWXX], out[i, R_SSW], out[i, R_SSX], out[i, R_SSXX] = swxx, ssw, ssx, ssxx
+        out[i, R_PEAK], out[i, R_XPK], out[i, R_SMAX], out[i, R_XS] = peak, xpk, smax, xs
+        out[i, R_RAWMAX], out[i, R_NSAT], out[i, R_NBAD], out[i, R_NPEAKS] = (rawmax, nsat, nbad,
+                                                                             npeaks)
+    return nd
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
@@ -137,27 +147,28 @@ def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_ga
 
     The general (serial) path, for runs that do not come from the matched filter's own pass
     (:func:`measure`) or that did not fit its buffers; ``significance`` takes the same sums
-    while its rows are in cache.
+    (:func:`row_sums`) while its rows are in cache.
     """
     nx = image.shape[1]
     out = np.empty((ry.shape[0], NRUN))
-    cand = np.empty(nx, np.int64)
     dring = np.empty((1, nx), np.float32)
     rring = np.empty((1, nx), np.float32)
-    row = -1
-    for r in range(ry.shape[0]):
+    edges = np.empty(2 * nx + 2, np.int64)
+    none = np.empty((0, 3), np.int64)
+    r = 0
+    while r < ry.shape[0]:
         y = ry[r]
-        if y != row:
-            interpolated_row(bcols, ky[y], wy[y], dring[0])
-            for x in range(nx):
-                dring[0, x] = image[y, x] - dring[0, x]
-            interpolated_row(rcols, ky[y], wy[y], rring[0])
-            row = y
-        n = run_sums(out, r, image, sig, dring, 0, 0, rring, 0, y, rx0[r], rx1[r], saturation,
-                     inv_gain, peak_thresh, cand)
-        for i in range(n):
-            if _is_local_max(sig, y, cand[i], sig[y, cand[i]]):
-                out[r, R_NPEAKS] += 1
+        e = 0
+        while r + e // 2 < ry.shape[0] and ry[r + e // 2] == y:
+            edges[e], edges[e + 1] = rx0[r + e // 2], rx1[r + e // 2] + 1
+            e += 2
+        interpolated_row(bcols, ky[y], wy[y], dring[0])
+        for x in range(nx):
+            dring[0, x] = image[y, x] - dring[0, x]
+        interpolated_row(rcols, ky[y], wy[y], rring[0])
+        row_sums(out, r, image, sig, dring, 0, 0, rring, 0, y, edges, e, saturation, inv_gain,
+                 peak_thresh, False, none, 0)
+        r += e // 2
     return out
 
 

@@ -27,7 +27,7 @@ from numba import njit, prange
 
 from .background import FAST, Background, cubic_weights
 from .workspace import kept
-from .measure import NRUN, R_NPEAKS, _is_local_max, run_stats, run_sums
+from .measure import NRUN, R_NPEAKS, _is_local_max, row_sums, run_stats
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 BLOCK_ROWS = 64
@@ -68,27 +68,18 @@ def _row_edges(s, threshold, edges, trans):
 
 @njit(cache=True, error_model="numpy")
 def _row_sums(image, out, y, y0, y1, row_edges, e, dring, dslot, pad, rring, rslot,
-              saturation, inv_gain, peak_thresh, sums, nr, deferred, nd, cand):
+              saturation, inv_gain, peak_thresh, sums, nr, deferred, nd):
     """Sums of the runs of row ``y`` (edges ``row_edges[:e]``) into ``sums[nr:]``
-    (:func:`~aposos.detect.measure.run_sums`); peak candidates tested against rows ``y +- 1``
-    where this block has them, else listed in ``deferred`` as (x, y, run within the block).
-    Returns the new (nr, nd), or (-1, nd) if ``sums`` is full."""
+    (:func:`~aposos.detect.measure.row_sums`); peak candidates of the block's first and last
+    rows, whose other neighbours another block computes, go to ``deferred``. Returns the new
+    (nr, nd), or (-1, nd) if ``sums`` is full."""
+    if nr + e // 2 > sums.shape[0]:
+        return -1, nd
     ny = image.shape[0]
     defer = (y == y0 and y > 0) or (y == y1 - 1 and y1 < ny)
-    for q in range(0, e, 2):
-        if nr >= sums.shape[0]:
-            return -1, nd
-        n = run_sums(sums, nr, image, out, dring, dslot, pad, rring, rslot, y, row_edges[q],
-                     row_edges[q + 1] - 1, saturation, inv_gain, peak_thresh, cand)
-        for i in range(n):
-            x = cand[i]
-            if defer:
-                deferred[nd, 0], deferred[nd, 1], deferred[nd, 2] = x, y, nr
-                nd += 1
-            elif _is_local_max(out, y, x, out[y, x]):
-                sums[nr, R_NPEAKS] += 1
-        nr += 1
-    return nr, nd
+    nd = row_sums(sums, nr, image, out, dring, dslot, pad, rring, rslot, y, row_edges, e,
+                  saturation, inv_gain, peak_thresh, defer, deferred, nd)
+    return nr + e // 2, nd
 
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
@@ -143,7 +134,6 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
     rring = np.empty((2, nx), np.float32)
     row_edges = np.empty((2, nx + 1), np.int32)  # this row's and the previous row's
     trans = np.empty((nx + 8) // 8 * 8, np.uint8)
-    cand = np.empty(nx, np.int64)
     ne = nr = nd = 0
     e_prev = 0
     for yy in range(y0 - r, y1 + r):
@@ -197,13 +187,13 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
             nr, nd = _row_sums(image, out, y - 1, y0, y1, row_edges[(y - 1 - y0) % 2],
                                e_prev, dring, (y - 1 - y0 + r) % nd_ring, r, rring,
                                (y - 1) % 2, saturation, inv_gain, peak_thresh, sums, nr,
-                               deferred, nd, cand)
+                               deferred, nd)
             ne = -1 if nr < 0 else ne
         e_prev = e
     if ne >= 0:
         nr, nd = _row_sums(image, out, y1 - 1, y0, y1, row_edges[(y1 - 1 - y0) % 2], e_prev,
                            dring, (y1 - 1 - y0 + r) % nd_ring, r, rring, (y1 - 1) % 2,
-                           saturation, inv_gain, peak_thresh, sums, nr, deferred, nd, cand)
+                           saturation, inv_gain, peak_thresh, sums, nr, deferred, nd)
         ne = -1 if nr < 0 else ne
     return ne, nr, nd
 
