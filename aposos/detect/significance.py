@@ -30,7 +30,7 @@ from .workspace import kept
 from .measure import NRUN, R_NPEAKS, _is_local_max, row_sums, run_stats
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-BLOCK_ROWS = 64
+BLOCK_ROWS = 128
 
 
 def gaussian_kernel_1d(fwhm_px: float, radius_sigma: float = 2.5) -> np.ndarray:
