@@ -118,7 +118,8 @@ def test_significance_equals_scipy_convolution():
     # that they are reread from the map
     noise = np.random.default_rng(1).normal(100.0, 5.0, (70, 1200)).astype(np.float32)
     nbkg = background(noise, box_px=50)
-    sig, runs, sums, _ = significance(noise, nbkg, 2.5, threshold=0.0, peak_thresh=2.0)
+    sig, runs, (table, rows), _ = significance(noise, nbkg, 2.5, threshold=0.0, peak_thresh=2.0)
+    sums = table[rows]
     assert len(runs[0]) > 2 * noise.size / 32
     assert all(np.array_equal(a, b) for a, b in zip(runs, _reference_runs(sig >= 0.0)))
     _check_run_sums(noise, nbkg, sig, runs, sums, np.inf, 0.0, 2.0)
@@ -132,8 +133,10 @@ def test_run_sums_equal_numpy_reference(gain):
     bkg = background(adu, box_px=50)
     inv_gain = 0.0 if gain is None else 1 / gain
     saturation = float(np.percentile(adu, 99.9))
-    sig, runs, sums, _ = significance(adu, bkg, 2.5, threshold=2.5, saturation=saturation,
-                                      inv_gain=inv_gain, peak_thresh=5.0)
+    sig, runs, (table, rows), _ = significance(adu, bkg, 2.5, threshold=2.5,
+                                               saturation=saturation, inv_gain=inv_gain,
+                                               peak_thresh=5.0)
+    sums = table[rows]
     on_block_edge = np.isin(runs[0] % BLOCK_ROWS, [0, BLOCK_ROWS - 1])
     assert (sums[on_block_edge, RUN_COL['npeaks']] > 0).sum() >= 3  # the deferred test is used
     _check_run_sums(adu, bkg, sig, runs, sums, saturation, inv_gain, 5.0)

@@ -173,15 +173,15 @@ def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_ga
 
 
 @njit(cache=True, error_model="numpy")
-def component_stats(runs, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_thresh,
+def component_stats(runs, sum_rows, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_thresh,
                     peak_frac):
     """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs' sums.
 
-    ``runs``: :func:`run_stats` (or the matched filter's) sums; ``comp``: each run's component,
-    numbered in raster order of their first runs (:func:`~aposos.detect.label.link_runs`);
-    ``order[offsets[c]:offsets[c + 1]]`` the run indices of component ``c``. Runs are visited
-    in raster order; each component's moments are taken relative to its first pixel for
-    numerical stability and made central at the end.
+    ``runs[sum_rows[r]]``: the sums of run ``r`` (:func:`run_stats`, or the matched filter's);
+    ``comp``: each run's component, numbered in raster order of their first runs
+    (:func:`~aposos.detect.label.link_runs`); ``order[offsets[c]:offsets[c + 1]]`` the run
+    indices of component ``c``. Runs are visited in raster order; each component's moments are
+    taken relative to its first pixel for numerical stability and made central at the end.
     """
     ny, nx = shape
     n = offsets.shape[0] - 1
@@ -195,6 +195,7 @@ def component_stats(runs, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_t
         out[c, COL_XMIN], out[c, COL_YMIN], out[c, COL_XMAX], out[c, COL_YMAX] = nx, ny, -1, -1
     for r in range(ry.shape[0]):  # (2-D indexing: a view per run would cost more than its sums)
         c = comp[r]
+        s = sum_rows[r]
         y, xa, xb = ry[r], rx0[r], rx1[r]
         out[c, COL_YMIN] = min(out[c, COL_YMIN], y)
         out[c, COL_YMAX] = max(out[c, COL_YMAX], y)
@@ -205,20 +206,20 @@ def component_stats(runs, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_t
         out[c, COL_NPIX] += xb - xa + 1
         dy = float(y - y_ref[c])
         off = float(xa - x_ref[c])
-        _shifted_moments(out, c, runs[r, R_SW], runs[r, R_SWX], runs[r, R_SWXX], off, dy,
+        _shifted_moments(out, c, runs[s, R_SW], runs[s, R_SWX], runs[s, R_SWXX], off, dy,
                          COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY)
-        _shifted_moments(out, c, runs[r, R_SSW], runs[r, R_SSX], runs[r, R_SSXX], off, dy,
+        _shifted_moments(out, c, runs[s, R_SSW], runs[s, R_SSX], runs[s, R_SSXX], off, dy,
                          COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY)
-        if runs[r, R_SMAX] > out[c, COL_SMAX]:
-            out[c, COL_SMAX], out[c, COL_XS], out[c, COL_YS] = runs[r, R_SMAX], runs[r, R_XS], y
-        if runs[r, R_PEAK] > out[c, COL_PEAK]:
-            out[c, COL_PEAK], out[c, COL_XPK], out[c, COL_YPK] = runs[r, R_PEAK], runs[r, R_XPK], y
-        out[c, COL_RAWMAX] = max(out[c, COL_RAWMAX], runs[r, R_RAWMAX])
-        out[c, COL_NBAD] += runs[r, R_NBAD]
-        out[c, COL_NSAT] += runs[r, R_NSAT]
-        out[c, COL_FLUX] += runs[r, R_FLUX]
-        out[c, COL_VAR] += runs[r, R_VAR]
-        out[c, COL_NPEAKS] += runs[r, R_NPEAKS]
+        if runs[s, R_SMAX] > out[c, COL_SMAX]:
+            out[c, COL_SMAX], out[c, COL_XS], out[c, COL_YS] = runs[s, R_SMAX], runs[s, R_XS], y
+        if runs[s, R_PEAK] > out[c, COL_PEAK]:
+            out[c, COL_PEAK], out[c, COL_XPK], out[c, COL_YPK] = runs[s, R_PEAK], runs[s, R_XPK], y
+        out[c, COL_RAWMAX] = max(out[c, COL_RAWMAX], runs[s, R_RAWMAX])
+        out[c, COL_NBAD] += runs[s, R_NBAD]
+        out[c, COL_NSAT] += runs[s, R_NSAT]
+        out[c, COL_FLUX] += runs[s, R_FLUX]
+        out[c, COL_VAR] += runs[s, R_VAR]
+        out[c, COL_NPEAKS] += runs[s, R_NPEAKS]
     for c in range(n):
         if out[c, COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
             out[c, COL_NPEAKS] = _count_major_peaks(
@@ -572,7 +573,8 @@ def measure(image, labels, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=Non
     inv_gain = 0.0 if gain_e_per_adu is None else 1.0 / gain_e_per_adu
     sums = run_stats(image, sig, *bkg.float32_columns(), ky, wy.astype(np.float32), ry, rx0, rx1,
                      float(saturation_adu), inv_gain, np.inf)
-    st = component_stats(sums, ry, rx0, rx1, comp, order, offsets, sig, image.shape, np.inf, 1.0)
+    st = component_stats(sums, np.arange(len(ry)), ry, rx0, rx1, comp, order, offsets, sig,
+                         image.shape, np.inf, 1.0)
     a, b, theta = shape_from_moments(st[:, COL_SXX], st[:, COL_SYY], st[:, COL_SXY])
     x, y, xe, ye, f, fe, _ = windowed_centroids(
         image, bgrid, rgrid, ky, wy, kx, wx, st[:, COL_SX].copy(), st[:, COL_SY].copy(),

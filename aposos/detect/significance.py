@@ -203,15 +203,22 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
 
 @njit(cache=True, error_model="numpy")
 def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferred, ndeferred,
-                bcols, rcols, ky, wy, saturation, inv_gain, peak_thresh, ry, rx0, rx1, out):
+                bcols, rcols, ky, wy, saturation, inv_gain, peak_thresh, ry, rx0, rx1,
+                sum_rows, extra):
     """Kernel: the runs ``(y, x0, x1)`` (into ``ry``, ``rx0``, ``rx1``: int32, ``x1`` inclusive,
-    raster order) of ``sig >= threshold`` and their sums (into ``out``: float64 [nruns, NRUN])
-    from the blocks of :func:`significance_kernel`; a block that did not fit is read again from
-    the map."""
+    raster order) of ``sig >= threshold`` from the blocks of :func:`significance_kernel`, and
+    where their sums are: run ``i``'s in row ``sum_rows[i]`` of ``sums`` (its blocks stacked,
+    [nblocks * capacity, NRUN]; left in place, not copied) or, for a block that did not fit
+    (read again from the map and summed here), of ``extra`` (rows ``len(sums) + k``: callers
+    stack ``extra`` below ``sums`` when it is not empty).
+    """
     ny, nx = sig.shape
+    cap = sums.shape[1]
+    flat = sums.reshape((-1, sums.shape[2]))
     row_edges = np.empty(nx + 1, np.int32)
     trans = np.empty((nx + 8) // 8 * 8, np.uint8)
     i = 0
+    k = 0
     for b in range(nedges.shape[0]):
         y0 = b * BLOCK_ROWS
         start = i
@@ -227,15 +234,19 @@ def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferr
                 p += 2
                 i += 1
         if nedges[b] >= 0:
-            out[start:i] = sums[b, :i - start]
+            for j in range(start, i):
+                sum_rows[j] = b * cap + j - start
             for q in range(ndeferred[b]):
-                x, y, k = deferred[b, q, 0], deferred[b, q, 1], deferred[b, q, 2]
+                x, y, d = deferred[b, q, 0], deferred[b, q, 1], deferred[b, q, 2]
                 if _is_local_max(sig, y, x, sig[y, x]):
-                    out[start + k, R_NPEAKS] += 1
+                    flat[b * cap + d, R_NPEAKS] += 1
         else:
-            out[start:i] = run_stats(image, sig, bcols, rcols, ky, wy, ry[start:i],
-                                     rx0[start:i], rx1[start:i], saturation, inv_gain,
-                                     peak_thresh)
+            extra[k:k + i - start] = run_stats(image, sig, bcols, rcols, ky, wy, ry[start:i],
+                                               rx0[start:i], rx1[start:i], saturation,
+                                               inv_gain, peak_thresh)
+            for j in range(start, i):
+                sum_rows[j] = flat.shape[0] + k + j - start
+            k += i - start
 
 
 TAP_COUNTS = (7, 11, 15, 23, 31, 47, 63)
@@ -259,10 +270,11 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
 
     Returns (S, (ry, rx0, rx1), sums, nonfinite_per_row): the map (in ``out`` if given); the
     runs of ``S >= threshold`` (int32 row, first and last column, raster order, as
-    :func:`~aposos.detect.label.extract_runs`); each run's pixel sums (float64 [nruns, NRUN],
-    :func:`~aposos.detect.measure.run_sums`: ``saturation`` in ADU, ``inv_gain`` in ADU/e-, peaks
-    of S counted at or above ``peak_thresh``); the number of non-finite input pixels in each
-    row. With ``reuse``, the work arrays, the runs and their sums (and the map, unless ``out``
+    :func:`~aposos.detect.label.extract_runs`); the runs' pixel sums as (table, rows): run
+    ``i``'s sums are ``table[rows[i]]`` (float64, ``NRUN`` columns,
+    :func:`~aposos.detect.measure.row_sums`: ``saturation`` in ADU, ``inv_gain`` in ADU/e-,
+    peaks of S counted at or above ``peak_thresh``); the number of non-finite input pixels in
+    each row. With ``reuse``, the work arrays, the runs and their sums (and the map, unless ``out``
     is given) are this thread's kept arrays (:mod:`~aposos.detect.workspace`): valid until the
     next such call in the thread.
     """
@@ -292,7 +304,12 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
                         runs, edges, nedges, sums, nsums, deferred, ndeferred, *args)
     n = int(runs.sum())
     ry, rx0, rx1 = (new(name, n, np.int32) for name in ("ry", "rx0", "rx1"))
-    run_sums_ = new("sums", (n, NRUN), np.float64)
+    sum_rows = new("sum_rows", n, np.int64)
+    blocks = np.arange(nblocks) * BLOCK_ROWS
+    reread = int(sum(runs[y0:y0 + BLOCK_ROWS].sum() for y0 in blocks[nedges < 0]))
+    extra = np.empty((reread, NRUN))
     gather_runs(image, out, t, runs, edges, nedges, sums, deferred, ndeferred, bcols, rcols, ky,
-                wy, *args, ry, rx0, rx1, run_sums_)
-    return out, (ry, rx0, rx1), run_sums_, nonfinite
+                wy, *args, ry, rx0, rx1, sum_rows, extra)
+    flat = sums.reshape(-1, NRUN)
+    return out, (ry, rx0, rx1), ((flat, sum_rows) if not reread else
+                                 (np.concatenate([flat, extra]), sum_rows)), nonfinite

@@ -194,7 +194,7 @@ class _Pass:
         self.n_nonfinite = int(nonfinite.sum())
         comp, ncomp = link_runs(self.ry, self.rx0, self.rx1, 8)
         self.order, self.offsets = group_runs(comp, ncomp)
-        self.stats = component_stats(sums, self.ry, self.rx0, self.rx1, comp, self.order,
+        self.stats = component_stats(*sums, self.ry, self.rx0, self.rx1, comp, self.order,
                                      self.offsets, self.sig, image.shape, cfg["thresh"],
                                      cfg["blend_fraction"])
 
