@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .background import FAST
 
@@ -172,7 +172,7 @@ def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_ga
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, parallel=True, error_model="numpy")
 def component_stats(runs, sum_rows, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_thresh,
                     peak_frac):
     """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs' sums.
@@ -180,47 +180,45 @@ def component_stats(runs, sum_rows, ry, rx0, rx1, comp, order, offsets, sig, sha
     ``runs[sum_rows[r]]``: the sums of run ``r`` (:func:`run_stats`, or the matched filter's);
     ``comp``: each run's component, numbered in raster order of their first runs
     (:func:`~aposos.detect.label.link_runs`); ``order[offsets[c]:offsets[c + 1]]`` the run
-    indices of component ``c``. Runs are visited in raster order; each component's moments are
-    taken relative to its first pixel for numerical stability and made central at the end.
+    indices of component ``c``. Each component's moments are taken relative to its first pixel
+    for numerical stability and made central at the end.
+
+    The runs of the top and of the bottom half of the frame are reduced in parallel, each in
+    raster order: components that start in the bottom half belong to it alone, and the few
+    that reach across the middle collect their bottom runs in a side table, added at the end.
     """
     ny, nx = shape
     n = offsets.shape[0] - 1
-    out = np.zeros((n, NSTAT))
+    nr = ry.shape[0]
+    out = np.empty((n, NSTAT))
     x_ref = np.empty(n, np.int64)
     y_ref = np.empty(n, np.int64)
-    for c in range(n):
+    for c in prange(n):
         first = order[offsets[c]] if offsets[c + 1] > offsets[c] else -1
         x_ref[c], y_ref[c] = (rx0[first], ry[first]) if first >= 0 else (0, 0)
-        out[c, COL_PEAK] = out[c, COL_SMAX] = out[c, COL_RAWMAX] = -np.inf
-        out[c, COL_XMIN], out[c, COL_YMIN], out[c, COL_XMAX], out[c, COL_YMAX] = nx, ny, -1, -1
-    for r in range(ry.shape[0]):  # (2-D indexing: a view per run would cost more than its sums)
-        c = comp[r]
-        s = sum_rows[r]
-        y, xa, xb = ry[r], rx0[r], rx1[r]
-        out[c, COL_YMIN] = min(out[c, COL_YMIN], y)
-        out[c, COL_YMAX] = max(out[c, COL_YMAX], y)
-        out[c, COL_XMIN] = min(out[c, COL_XMIN], xa)
-        out[c, COL_XMAX] = max(out[c, COL_XMAX], xb)
-        if y == 0 or y == ny - 1 or xa == 0 or xb == nx - 1:
-            out[c, COL_EDGE] = 1.0
-        out[c, COL_NPIX] += xb - xa + 1
-        dy = float(y - y_ref[c])
-        off = float(xa - x_ref[c])
-        _shifted_moments(out, c, runs[s, R_SW], runs[s, R_SWX], runs[s, R_SWXX], off, dy,
-                         COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY)
-        _shifted_moments(out, c, runs[s, R_SSW], runs[s, R_SSX], runs[s, R_SSXX], off, dy,
-                         COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY)
-        if runs[s, R_SMAX] > out[c, COL_SMAX]:
-            out[c, COL_SMAX], out[c, COL_XS], out[c, COL_YS] = runs[s, R_SMAX], runs[s, R_XS], y
-        if runs[s, R_PEAK] > out[c, COL_PEAK]:
-            out[c, COL_PEAK], out[c, COL_XPK], out[c, COL_YPK] = runs[s, R_PEAK], runs[s, R_XPK], y
-        out[c, COL_RAWMAX] = max(out[c, COL_RAWMAX], runs[s, R_RAWMAX])
-        out[c, COL_NBAD] += runs[s, R_NBAD]
-        out[c, COL_NSAT] += runs[s, R_NSAT]
-        out[c, COL_FLUX] += runs[s, R_FLUX]
-        out[c, COL_VAR] += runs[s, R_VAR]
-        out[c, COL_NPEAKS] += runs[s, R_NPEAKS]
-    for c in range(n):
+        _empty_row(out, c, ny, nx)
+    m = np.searchsorted(ry, ny // 2)  # first run of the bottom half
+    k = comp[:m].max() + 1 if m > 0 else 0  # components starting in the top half: 0..k-1
+    side_index = np.full(k, -1, np.int64)
+    nside = 0
+    for r in range(m, nr):
+        if comp[r] < k and side_index[comp[r]] < 0:
+            side_index[comp[r]] = nside
+            nside += 1
+    side = np.empty((nside, NSTAT))
+    for i in range(nside):
+        _empty_row(side, i, ny, nx)
+    for part in prange(2):
+        if part == 0:
+            _add_runs(out, side, side_index, 0, runs, sum_rows, ry, rx0, rx1, comp, 0, m, x_ref,
+                      y_ref, ny, nx)
+        else:
+            _add_runs(out, side, side_index, k, runs, sum_rows, ry, rx0, rx1, comp, m, nr,
+                      x_ref, y_ref, ny, nx)
+    for c in range(k):
+        if side_index[c] >= 0:
+            _merge_rows(out, c, side, side_index[c])
+    for c in prange(n):
         if out[c, COL_NPEAKS] > 1:  # count only peaks that are a fair fraction of the brightest
             out[c, COL_NPEAKS] = _count_major_peaks(
                 sig, ry, rx0, rx1, order, offsets[c], offsets[c + 1],
@@ -231,6 +229,70 @@ def component_stats(runs, sum_rows, ry, rx0, rx1, comp, order, offsets, sig, sha
         _centre(out, c, COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY, x_ref[c],
                 y_ref[c])
     return out
+
+
+@njit(cache=True)
+def _empty_row(out, c, ny, nx):
+    """Row ``c`` of a statistics table before any run: zero sums, empty box and maxima."""
+    out[c, :] = 0.0
+    out[c, COL_PEAK] = out[c, COL_SMAX] = out[c, COL_RAWMAX] = -np.inf
+    out[c, COL_XMIN], out[c, COL_YMIN], out[c, COL_XMAX], out[c, COL_YMAX] = nx, ny, -1, -1
+
+
+@njit(cache=True, error_model="numpy")
+def _add_runs(out, side, side_index, k_side, runs, sum_rows, ry, rx0, rx1, comp, r0, r1, x_ref,
+              y_ref, ny, nx):
+    """Add runs ``r0..r1-1`` to their components' rows: of ``side`` (row ``side_index[c]``) for
+    components ``c < k_side``, of ``out`` for the others. (2-D indexing throughout: a view per
+    run would cost more than its sums.)"""
+    for r in range(r0, r1):
+        c = comp[r]
+        t, i = (side, side_index[c]) if c < k_side else (out, c)
+        s = sum_rows[r]
+        y, xa, xb = ry[r], rx0[r], rx1[r]
+        t[i, COL_YMIN] = min(t[i, COL_YMIN], y)
+        t[i, COL_YMAX] = max(t[i, COL_YMAX], y)
+        t[i, COL_XMIN] = min(t[i, COL_XMIN], xa)
+        t[i, COL_XMAX] = max(t[i, COL_XMAX], xb)
+        if y == 0 or y == ny - 1 or xa == 0 or xb == nx - 1:
+            t[i, COL_EDGE] = 1.0
+        t[i, COL_NPIX] += xb - xa + 1
+        dy = float(y - y_ref[c])
+        off = float(xa - x_ref[c])
+        _shifted_moments(t, i, runs[s, R_SW], runs[s, R_SWX], runs[s, R_SWXX], off, dy,
+                         COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY)
+        _shifted_moments(t, i, runs[s, R_SSW], runs[s, R_SSX], runs[s, R_SSXX], off, dy,
+                         COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY)
+        if runs[s, R_SMAX] > t[i, COL_SMAX]:
+            t[i, COL_SMAX], t[i, COL_XS], t[i, COL_YS] = runs[s, R_SMAX], runs[s, R_XS], y
+        if runs[s, R_PEAK] > t[i, COL_PEAK]:
+            t[i, COL_PEAK], t[i, COL_XPK], t[i, COL_YPK] = runs[s, R_PEAK], runs[s, R_XPK], y
+        t[i, COL_RAWMAX] = max(t[i, COL_RAWMAX], runs[s, R_RAWMAX])
+        t[i, COL_NBAD] += runs[s, R_NBAD]
+        t[i, COL_NSAT] += runs[s, R_NSAT]
+        t[i, COL_FLUX] += runs[s, R_FLUX]
+        t[i, COL_VAR] += runs[s, R_VAR]
+        t[i, COL_NPEAKS] += runs[s, R_NPEAKS]
+
+
+@njit(cache=True)
+def _merge_rows(out, c, side, i):
+    """Add the side table's row ``i`` (the same component, same reference pixel) to ``out[c]``
+    (the top half's runs were visited first: ties of the maxima keep the top's pixel)."""
+    for j in SUM_COLS:
+        out[c, j] += side[i, j]
+    out[c, COL_EDGE] = min(out[c, COL_EDGE], 1.0)
+    out[c, COL_XMIN] = min(out[c, COL_XMIN], side[i, COL_XMIN])
+    out[c, COL_YMIN] = min(out[c, COL_YMIN], side[i, COL_YMIN])
+    out[c, COL_XMAX] = max(out[c, COL_XMAX], side[i, COL_XMAX])
+    out[c, COL_YMAX] = max(out[c, COL_YMAX], side[i, COL_YMAX])
+    out[c, COL_RAWMAX] = max(out[c, COL_RAWMAX], side[i, COL_RAWMAX])
+    if side[i, COL_SMAX] > out[c, COL_SMAX]:
+        out[c, COL_SMAX], out[c, COL_XS], out[c, COL_YS] = (side[i, COL_SMAX], side[i, COL_XS],
+                                                            side[i, COL_YS])
+    if side[i, COL_PEAK] > out[c, COL_PEAK]:
+        out[c, COL_PEAK], out[c, COL_XPK], out[c, COL_YPK] = (side[i, COL_PEAK], side[i, COL_XPK],
+                                                              side[i, COL_YPK])
 
 
 @njit(cache=True)
@@ -267,6 +329,11 @@ COL_NPIX, COL_FLUX, COL_VAR, COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY =
 (COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY, COL_PEAK, COL_SMAX, COL_XS, COL_YS,
  COL_RAWMAX, COL_NSAT, COL_NBAD, COL_EDGE, COL_XMIN, COL_XMAX, COL_YMIN, COL_YMAX, COL_XPK, COL_YPK,
  COL_NPEAKS) = range(9, NSTAT)
+
+# columns added when two partial rows of one component are merged
+SUM_COLS = (COL_NPIX, COL_FLUX, COL_VAR, COL_SW, COL_SX, COL_SY, COL_SXX, COL_SYY, COL_SXY,
+            COL_SSW, COL_SSX, COL_SSY, COL_SSXX, COL_SSYY, COL_SSXY, COL_NSAT, COL_NBAD,
+            COL_EDGE, COL_NPEAKS)
 
 
 def shape_from_moments(mxx, myy, mxy):
