@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .background import FAST, Background, cubic_weights
 from .workspace import kept
@@ -46,8 +47,9 @@ def _row_edges(s, threshold, edges, trans):
     """Edges of the runs of ``s >= threshold`` in a row into ``edges``; returns their number.
 
     Even entries are the first pixels of the runs, odd entries one past their last pixels.
-    ``trans`` (uint8, length a multiple of 8 above ``len(s)``) receives the state changes in a
-    vectorised pass; only its non-zero 8-byte words are then scanned.
+    ``trans`` (uint8, length a multiple of 8 above ``len(s)``) receives the state changes (0 or
+    1) in a vectorised pass; its 8-byte words are then read as integers, and the set bytes of
+    the few non-zero ones found from their trailing zero bits.
     """
     nx = s.shape[0]
     trans[0] = 1 if s[0] >= threshold else 0
@@ -59,10 +61,11 @@ def _row_edges(s, threshold, edges, trans):
     words = trans.view(np.uint64)
     e = 0
     for w in range(words.shape[0]):
-        if words[w] != 0:
-            for x in range(8 * w, 8 * w + 8):  # branch-free: the count advances at changes
-                edges[e] = x
-                e += trans[x]
+        v = words[w]
+        while v != 0:  # one bit per set byte (bytes 0 or 1; words little-endian: x86, ARM)
+            edges[e] = 8 * w + (trailing_zeros(v) >> 3)
+            e += 1
+            v &= v - np.uint64(1)
     return e
 
 
