@@ -43,29 +43,40 @@ def gaussian_kernel_1d(fwhm_px: float, radius_sigma: float = 2.5) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _row_edges(s, threshold, edges, trans):
+def _row_edges(s, threshold, edges, mask):
     """Edges of the runs of ``s >= threshold`` in a row into ``edges``; returns their number.
 
     Even entries are the first pixels of the runs, odd entries one past their last pixels.
-    ``trans`` (uint8, length a multiple of 8 above ``len(s)``) receives the state changes (0 or
-    1) in a vectorised pass; its 8-byte words are then read as integers, and the set bytes of
-    the few non-zero ones found from their trailing zero bits.
+    ``mask``: uint8 work space, length a multiple of 8 above ``len(s)`` (see :func:`_mask_edges`).
     """
     nx = s.shape[0]
-    trans[0] = 1 if s[0] >= threshold else 0
-    for x in range(1, nx):
-        trans[x] = 1 if (s[x] >= threshold) != (s[x - 1] >= threshold) else 0
-    trans[nx] = 1 if s[nx - 1] >= threshold else 0
-    for x in range(nx + 1, trans.shape[0]):
-        trans[x] = 0
-    words = trans.view(np.uint64)
+    for x in range(nx):
+        mask[x] = 1 if s[x] >= threshold else 0
+    return _mask_edges(mask, nx, edges)
+
+
+@njit(cache=True, error_model="numpy")
+def _mask_edges(mask, nx, edges):
+    """Edges (as :func:`_row_edges`) of the runs of ones in ``mask[:nx]`` (uint8, 0 or 1; its
+    length a multiple of 8 above ``nx``, the bytes from ``nx`` on are zeroed here).
+
+    The mask is read 8 bytes at a time as little-endian integers (x86, ARM): a word XOR itself
+    shifted by one byte (the previous word's last byte shifted in) has one bit set per change
+    of state, found from its trailing zero bits; most words have none.
+    """
+    for x in range(nx, mask.shape[0]):
+        mask[x] = 0
+    words = mask.view(np.uint64)
+    prev = np.uint64(0)
     e = 0
     for w in range(words.shape[0]):
-        v = words[w]
-        while v != 0:  # one bit per set byte (bytes 0 or 1; words little-endian: x86, ARM)
-            edges[e] = 8 * w + (trailing_zeros(v) >> 3)
+        m = words[w]
+        t = m ^ ((m << np.uint64(8)) | (prev >> np.uint64(56)))
+        prev = m
+        while t != 0:
+            edges[e] = 8 * w + (trailing_zeros(t) >> 3)
             e += 1
-            v &= v - np.uint64(1)
+            t &= t - np.uint64(1)
     return e
 
 
@@ -139,7 +150,7 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
     dring = np.zeros((nd_ring, nx + 2 * r), np.float32)
     rring = np.empty((2, nx), np.float32)
     row_edges = np.empty((2, nx + 1), np.int32)  # this row's and the previous row's
-    trans = np.empty((nx + 8) // 8 * 8, np.uint8)
+    mask = np.empty((nx + 8) // 8 * 8, np.uint8)
     ne = nr = nd = 0
     e_prev = 0
     for yy in range(y0 - r, y1 + r):
@@ -180,9 +191,11 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
                 a += taps[j] * ring[(first + j) % ntap, x]
             rms = w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x]
             rrow[x] = rms
-            orow[x] = a * inv / rms
+            v = a * inv / rms
+            orow[x] = v
+            mask[x] = 1 if v >= threshold else 0
         cur = row_edges[(y - y0) % 2]
-        e = _row_edges(orow, threshold, cur, trans)
+        e = _mask_edges(mask, nx, cur)
         runs_per_row[y] = e // 2
         if 0 <= ne and ne + e <= cap:
             edges[ne:ne + e] = cur[:e]
@@ -219,7 +232,7 @@ def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferr
     cap = sums.shape[1]
     flat = sums.reshape((-1, sums.shape[2]))
     row_edges = np.empty(nx + 1, np.int32)
-    trans = np.empty((nx + 8) // 8 * 8, np.uint8)
+    mask = np.empty((nx + 8) // 8 * 8, np.uint8)
     i = 0
     k = 0
     for b in range(nedges.shape[0]):
@@ -230,7 +243,7 @@ def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferr
             if nedges[b] >= 0:
                 e = edges[b]
             else:  # the block did not fit: read its runs again from the map
-                _row_edges(sig[y], threshold, row_edges, trans)
+                _row_edges(sig[y], threshold, row_edges, mask)
                 e, p = row_edges, 0
             for _ in range(runs_per_row[y]):
                 ry[i], rx0[i], rx1[i] = y, e[p], e[p + 1] - 1
