@@ -28,6 +28,8 @@ from scipy import ndimage, special
 from ..errors import AposError
 
 HIST_BINS = 256
+SUBSAMPLE = 4  # the clipping bounds converge on every 4th row of a box
+MEDIAN_WINDOW = 0.4  # half-width c of the smoothed median's window, in clipped standard deviations
 # fastmath without "nnan"/"ninf" (the kernels test for NaN/inf pixels explicitly) and without
 # "nsz" (which turns a masked sum "s += m ? d : 0" into "s = m ? s + d : s", not vectorised)
 FAST = {"arcp", "contract", "afn", "reassoc"}
@@ -47,43 +49,48 @@ def box_edges(n: int, box_px: int) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _clip_moments(box, lo, hi, shift):
-    """(count, sum, sum of squares) of ``box - shift`` over the pixels with ``lo <= box <= hi``
-    (NaN pixels never are; +-inf ones are not for finite bounds). ``box``: 2-D, C-contiguous.
+def _clip_sums(pixels, lo, hi, shift, m, inv_c):
+    """Sums over the ``pixels`` (1-D) with ``lo <= v <= hi`` (NaN pixels never are; +-inf ones
+    are not for finite bounds): (count, sum and sum of squares of ``v - shift``, sum of
+    ``clamp((v - m) inv_c, -1, 1)``, number with ``|v - m| inv_c < 1``).
 
-    Branch-free, so that it vectorises; the sums are in the type of ``shift`` (float32 once
-    ``shift`` is near the mean: twice the lanes, and no cancellation).
+    The last two are the Huber function of location ``m`` (half-width ``1 / inv_c``) and minus its
+    slope: see :func:`_clipped_stats`. Branch-free, so that it
+    vectorises; the sums are in the type of ``shift`` (float32 once ``shift`` is near the mean:
+    twice the lanes, and no cancellation).
     """
     zero = shift - shift
-    one = zero + 1
-    s = s2 = c = zero  # c: a count, exact in float32 up to 2**24 (no int64 lanes)
-    for y in range(box.shape[0]):
-        for x in range(box.shape[1]):
-            v = box[y, x]
-            m = (v >= lo) & (v <= hi)
-            d = (v - shift) if m else zero
-            s += d
-            s2 += d * d
-            c += one if m else zero
-    return int(c), np.float64(s), np.float64(s2)
+    one = zero + np.float32(1.0)  # not "+ 1": float32 + int64 is float64 in numba
+    s = s2 = c = f = n = zero  # c, n: counts, exact in float32 up to 2**24 (no int64 lanes)
+    for i in range(pixels.shape[0]):
+        v = pixels[i]
+        m_in = (v >= lo) & (v <= hi)
+        d = (v - shift) if m_in else zero
+        s += d
+        s2 += d * d
+        c += one if m_in else zero
+        u = (v - m) * inv_c
+        u = -one if u < -one else u
+        u = one if u > one else u
+        f += u if m_in else zero
+        n += one if m_in & (u > -one) & (u < one) else zero
+    return int(c), np.float64(s), np.float64(s2), np.float64(f), int(n)
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _histogram_median(box, lo, hi, mean, scratch):
-    """Median of the pixels of ``box`` in ``[lo, hi)`` from a ``HIST_BINS`` histogram (interpolated within the bin), and their number; ``mean`` if there are none.
+def _histogram_median(pixels, lo, hi, mean, scratch):
+    """Median of the ``pixels`` (1-D) in ``[lo, hi)`` from a ``HIST_BINS`` histogram (interpolated within the bin), and their number; ``mean`` if there are none.
 
-    Bin indices are computed in a vectorised pass into ``scratch`` (int32, >= box.size); four
+    Bin indices are computed in a vectorised pass into ``scratch`` (int32, >= pixels.size); four
     interleaved histograms break the store-to-load dependency of repeated bins.
     """
     scale = HIST_BINS / (hi - lo)
     lo32, scale32 = np.float32(lo), np.float32(scale)
-    ny, nx = box.shape
-    for y in range(ny):
-        for x in range(nx):
-            t = (box[y, x] - lo32) * scale32  # NaN for NaN pixels: out of range
-            ok = (t >= np.float32(0.0)) & (t < np.float32(HIST_BINS))
-            scratch[y * nx + x] = np.int32(t) if ok else HIST_BINS  # bin HIST_BINS: outside
-    n = ny * nx
+    n = pixels.shape[0]
+    for i in range(n):
+        t = (pixels[i] - lo32) * scale32  # NaN for NaN pixels: out of range
+        ok = (t >= np.float32(0.0)) & (t < np.float32(HIST_BINS))
+        scratch[i] = np.int32(t) if ok else HIST_BINS  # bin HIST_BINS: outside
     hist = np.zeros((4, HIST_BINS + 1), np.int32)
     n4 = n - n % 4
     for i in range(0, n4, 4):
@@ -112,45 +119,85 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @njit(cache=True, error_model="numpy")
-def _clipped_stats(box, nsigma, iters, min_count, scratch):
-    """(mode, std, nclipped, nfinite) of the finite pixels of ``box`` (2-D float32,
-    C-contiguous) after iterative clipping; NaN if fewer than ``min_count`` (or 3) are finite.
+def _clip_stats(pixels, lo, hi, mean, m, c):
+    """(count, mean, std, Huber sum, Huber count) of the ``pixels`` (1-D) in ``[lo, hi]``
+    (:func:`_clip_sums` at location ``m``, half-width ``c``; mean and std NaN if none).
 
-    NaN/inf pixels fail every bound test (no copy of the finite ones needed).
-    ``scratch``: int32 work space (>= the box's size).
+    The sums are in float32 around the float32 ``mean`` (the previous estimate), unless there
+    are too many pixels for float32 counts; in float64 around 0 when ``mean`` is NaN (no estimate yet:
+    no cancellation in float64 for any image value).
     """
+    inv_c = 1.0 / c if c > 0 else 0.0
+    if math.isnan(mean):
+        shift = 0.0
+        k, s, s2, f, n = _clip_sums(pixels, lo, hi, shift, m, inv_c)
+    elif pixels.size >= 1 << 24:  # beyond float32's exact integer counts
+        shift = mean
+        k, s, s2, f, n = _clip_sums(pixels, lo, hi, shift, m, inv_c)
+    else:
+        shift = np.float64(np.float32(mean))
+        k, s, s2, f, n = _clip_sums(pixels, np.float32(lo), np.float32(hi), np.float32(mean),
+                                    np.float32(m), np.float32(inv_c))
+    if k == 0:
+        return 0, np.nan, np.nan, f, n
+    d = s / k
+    return k, d + shift, math.sqrt(max(s2 / k - d * d, 0.0)), f, n
+
+
+@njit(cache=True, error_model="numpy")
+def _huber_step(f, n, c):
+    """Newton step of the root of the Huber function (sum ``f``, ``n`` pixels in its linear part,
+    half-width ``c``), at most ``c``."""
+    return min(max(c * f / max(n, 1), -c), c)
+
+
+@njit(cache=True, error_model="numpy")
+def _clipped_stats(pixels, nsub, nsigma, iters, min_count, scratch):
+    """(mode, std, count) of the finite ``pixels`` (1-D float32) clipped at ``nsigma`` standard
+    deviations; NaN if fewer than ``min_count`` (or 3) of the first ``nsub`` pixels are finite.
+
+    The clipping iterates on the first ``nsub`` pixels (the subsample): their mean and std
+    converge to bounds ``mean +- nsigma std``, then one pass over all the pixels within these
+    bounds gives their ``count``, mean and ``std`` and their smoothed median: the root ``m`` of
+    the Huber function ``sum clamp((v - m) / c, -1, 1)`` with ``c = MEDIAN_WINDOW std`` (the
+    median for ``c -> 0``; for a Gaussian with a tail of stars it differs from the median by
+    ``~ c^2 / 6`` times the density's log-slope, 0.3 % of the median's offset from the peak, and
+    is less noisy, variance ``1.30 / n`` against ``1.57 / n``). The root is tracked on the
+    subsample by Newton steps during the clipping and found by one more Newton step in the final
+    pass; when that step leaves the window (or no pixel is in it) the median of a 256-bin
+    histogram is used instead. The mode is ``2.5 median - 1.5 mean``, or the median when the
+    box is crowded (``|mean - median| > 0.3 std``). NaN/inf pixels fail every bound test (no
+    copy of the finite ones needed). ``scratch``: int32 work space (>= pixels.size).
+    """
+    sub = pixels[:nsub]
     lo, hi = -FLOAT32_MAX, FLOAT32_MAX
-    mean = std = 0.0
-    count = nfinite = -1
-    big = box.size >= 1 << 24  # beyond float32's exact integer counts
+    mean, std, m, window = np.nan, 0.0, 0.0, 0.0
+    count = -1
     for it in range(iters):
-        if it == 0 or big:  # float64 sums (around 0 or a value that is no pixel's: no cancellation
-            # in float64 for any image value)
-            shift = 0.0 if it == 0 else mean
-            c, s, s2 = _clip_moments(box, lo, hi, shift)
-        else:
-            shift = np.float64(np.float32(mean))
-            c, s, s2 = _clip_moments(box, np.float32(lo), np.float32(hi), np.float32(mean))
-        if it == 0:
-            nfinite = c
+        c, new_mean, new_std, f, n = _clip_stats(sub, lo, hi, mean, m, window)
         if c < max(3, min_count if it == 0 else 3):
-            return np.nan, np.nan, 0, nfinite
-        m = s / c
-        mean = m + shift
-        std = math.sqrt(max(s2 / c - m * m, 0.0))
+            return np.nan, np.nan, 0
+        m = m + _huber_step(f, n, window) if it > 0 else new_mean
+        mean, std = new_mean, new_std
+        window = MEDIAN_WINDOW * std
         if c == count or std == 0.0:
             break
         count = c
         lo, hi = mean - nsigma * std, mean + nsigma * std
     if std == 0.0:
-        return mean, 0.0, count, nfinite
-    # median from a fine histogram of the clipped range
-    median, c = _histogram_median(box, mean - nsigma * std, mean + nsigma * std, mean, scratch)
+        return mean, 0.0, count
+    lo, hi = mean - nsigma * std, mean + nsigma * std
+    c, mean, std, f, n = _clip_stats(pixels, lo, hi, mean, m, window)
+    if c < 3:
+        return np.nan, np.nan, 0
+    step = _huber_step(f, n, window)
+    if n > 0 and abs(step) < window:
+        median = m + step
+    else:  # crowded or strongly quantised box
+        median = _histogram_median(pixels, lo, hi, mean, scratch)[0]
     if abs(mean - median) < 0.3 * std:
-        mode = 2.5 * median - 1.5 * mean
-    else:
-        mode = median
-    return mode, std, c, nfinite
+        return 2.5 * median - 1.5 * mean, std, c
+    return median, std, c
 
 
 @njit(cache=True, parallel=True)
@@ -158,10 +205,12 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
     """Kernel: clipped (mode, std, count) of every box; NaN where too few finite pixels.
 
     Uses every ``step``-th pixel of every ``step``-th row of each box. A band of boxes is first
-    copied box by box into a buffer, reading the image row by row (sequential); the clipping
-    passes then run on each box's contiguous pixels (in place, the rows of a box are a frame
-    row apart: they would share a few cache sets and be read from memory at every pass).
-    ``std`` is the plain clipped standard deviation (not yet corrected for truncation).
+    copied box by box into a buffer, reading the image row by row (sequential), the rows of a
+    box in the order 0, 4, 8, ..., 1, 5, ...: the subsample of :func:`_clipped_stats` is then its
+    first rows. Its passes then run on each box's contiguous pixels (in place, the rows of a box
+    are a frame row apart: they would share a few cache sets and be read from memory at every
+    pass). ``std`` is the plain clipped standard deviation (not yet corrected for truncation);
+    ``min_fraction`` applies to the finite pixels of the subsample.
     """
     nby, nbx = len(yedges) - 1, len(xedges) - 1
     back = np.full((nby, nbx), np.nan)
@@ -173,22 +222,30 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
     for j in prange(nby):
         y0, y1 = yedges[j], yedges[j + 1]
         rows = (y1 - y0 + step - 1) // step
+        nsub = (rows + SUBSAMPLE - 1) // SUBSAMPLE
         # 16 floats more per box: consecutive boxes start 64 bytes apart modulo 4 KiB
         bufs = np.empty((nbx, rows * ((wmax + step - 1) // step) + 16), np.float32)
         scratch = np.empty(bufs.shape[1], np.int32)
         for r in range(rows):
-            y = y0 + r * step
+            k = r % SUBSAMPLE  # rows with remainder k follow those with smaller ones
+            slot = r // SUBSAMPLE + k * (rows // SUBSAMPLE) + min(k, rows % SUBSAMPLE)
+            row = image[y0 + r * step]
             for i in range(nbx):
                 x0, x1 = xedges[i], xedges[i + 1]
                 cols = (x1 - x0 + step - 1) // step
-                for c in range(cols):
-                    bufs[i, r * cols + c] = image[y, x0 + c * step]
+                out = bufs[i, slot * cols:(slot + 1) * cols]
+                if step == 1:  # a contiguous copy (vectorised)
+                    seg = row[x0:x1]
+                    for c in range(cols):
+                        out[c] = seg[c]
+                else:
+                    for c in range(cols):
+                        out[c] = row[x0 + c * step]
         for i in range(nbx):
             cols = (xedges[i + 1] - xedges[i] + step - 1) // step
-            box = bufs[i, :rows * cols].reshape((rows, cols))
-            need = max(8, min_fraction * rows * cols)
-            b, s, c, _ = _clipped_stats(box, nsigma, iters, need, scratch)
-            back[j, i], std[j, i], count[j, i] = b, s, c
+            need = max(8, min_fraction * nsub * cols)
+            back[j, i], std[j, i], count[j, i] = _clipped_stats(bufs[i, :rows * cols], nsub * cols,
+                                                                nsigma, iters, need, scratch)
     return back, std, count
 
 
