@@ -30,6 +30,10 @@ from ..errors import AposError
 HIST_BINS = 256
 SUBSAMPLE = 4  # the clipping bounds converge on every 4th row of a box
 MEDIAN_WINDOW = 0.4  # half-width c of the smoothed median's window, in clipped standard deviations
+# share of the clipped pixels within c of the median for which the smoothed median is used: 0.65 to
+# 1.3 times a Gaussian's (beyond: a core 30 % narrower than the clipped std, or a flat or
+# multimodal one)
+WINDOW_SHARE = (0.65 * math.erf(MEDIAN_WINDOW / math.sqrt(2)), 1.3 * math.erf(MEDIAN_WINDOW / math.sqrt(2)))
 # fastmath without "nnan"/"ninf" (the kernels test for NaN/inf pixels explicitly) and without
 # "nsz" (which turns a masked sum "s += m ? d : 0" into "s = m ? s + d : s", not vectorised)
 FAST = {"arcp", "contract", "afn", "reassoc"}
@@ -156,18 +160,19 @@ def _clipped_stats(pixels, nsub, nsigma, iters, min_count, scratch):
     """(mode, std, count) of the finite ``pixels`` (1-D float32) clipped at ``nsigma`` standard
     deviations; NaN if fewer than ``min_count`` (or 3) of the first ``nsub`` pixels are finite.
 
-    The clipping iterates on the first ``nsub`` pixels (the subsample): their mean and std
-    converge to bounds ``mean +- nsigma std``, then one pass over all the pixels within these
-    bounds gives their ``count``, mean and ``std`` and their smoothed median: the root ``m`` of
-    the Huber function ``sum clamp((v - m) / c, -1, 1)`` with ``c = MEDIAN_WINDOW std`` (the
-    median for ``c -> 0``; for a Gaussian with a tail of stars it differs from the median by
-    ``~ c^2 / 6`` times the density's log-slope, 0.3 % of the median's offset from the peak, and
-    is less noisy, variance ``1.30 / n`` against ``1.57 / n``). The root is tracked on the
-    subsample by Newton steps during the clipping and found by one more Newton step in the final
-    pass; when that step leaves the window (or no pixel is in it) the median of a 256-bin
-    histogram is used instead. The mode is ``2.5 median - 1.5 mean``, or the median when the
-    box is crowded (``|mean - median| > 0.3 std``). NaN/inf pixels fail every bound test (no
-    copy of the finite ones needed). ``scratch``: int32 work space (>= pixels.size).
+    The clipping iterates on the first ``nsub`` pixels (the subsample) until their number within
+    the bounds ``mean +- nsigma std`` no longer changes; one pass over all the pixels within the
+    converged bounds then gives their ``count``, mean, ``std`` and smoothed median: the root
+    ``m`` of the Huber function ``sum clamp((v - m) / c, -1, 1)``, ``c = MEDIAN_WINDOW std``
+    (the median for ``c -> 0``; variance ``1.30 std^2 / n`` for a Gaussian against the
+    median's ``1.57``; on a tail of faint stars it moves towards the mean by ``~c^2 / 6``
+    times the log-slope of the density at the median). The root is tracked on the subsample by
+    one Newton step per clipping pass and refined by one more in the final pass. The mode is
+    ``2.5 median - 1.5 mean``; in a crowded box (``|mean - median| > 0.3 std``) it is the
+    median, from a ``HIST_BINS`` histogram, as when the root is not reached in one step or the
+    window holds a share of the pixels unlike a Gaussian core's (:data:`WINDOW_SHARE`).
+    NaN/inf pixels fail every bound test (no copy of the finite ones needed). ``scratch``:
+    int32 work space (>= pixels.size).
     """
     sub = pixels[:nsub]
     lo, hi = -FLOAT32_MAX, FLOAT32_MAX
@@ -190,10 +195,9 @@ def _clipped_stats(pixels, nsub, nsigma, iters, min_count, scratch):
     c, mean, std, f, n = _clip_stats(pixels, lo, hi, mean, m, window)
     if c < 3:
         return np.nan, np.nan, 0
-    step = _huber_step(f, n, window)
-    if n > 0 and abs(step) < window:
-        median = m + step
-    else:  # crowded or strongly quantised box
+    median = m + _huber_step(f, n, window)
+    if not (abs(median - m) < window and abs(mean - median) < 0.3 * std
+            and WINDOW_SHARE[0] * c < n < WINDOW_SHARE[1] * c):
         median = _histogram_median(pixels, lo, hi, mean, scratch)[0]
     if abs(mean - median) < 0.3 * std:
         return 2.5 * median - 1.5 * mean, std, c
