@@ -53,31 +53,33 @@ def box_edges(n: int, box_px: int) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _clip_sums(pixels, lo, hi, shift, m, inv_c):
+def _clip_sums(pixels, lo, hi, m, inv_c):
     """Sums over the ``pixels`` (1-D) with ``lo <= v <= hi`` (NaN pixels never are; +-inf ones
-    are not for finite bounds): (count, sum and sum of squares of ``v - shift``, sum of
+    are not for finite bounds): (count, sum and sum of squares of ``v - m``, sum of
     ``clamp((v - m) inv_c, -1, 1)``, number with ``|v - m| inv_c < 1``).
 
-    The last two are the Huber function of location ``m`` (half-width ``1 / inv_c``) and minus its
-    slope: see :func:`_clipped_stats`. Branch-free, so that it
-    vectorises; the sums are in the type of ``shift`` (float32 once ``shift`` is near the mean:
-    twice the lanes, and no cancellation).
+    The last two are the Huber function of location ``m`` (half-width ``1 / inv_c``) and minus
+    its slope (see :func:`_clipped_stats`); ``inv_c=None``: the moments only (compiled without
+    them). Branch-free, so that it vectorises; the sums are in the type of ``m`` (float32 once
+    ``m`` is near the mean: twice the lanes, and no cancellation).
     """
-    zero = shift - shift
+    zero = m - m
     one = zero + np.float32(1.0)  # not "+ 1": float32 + int64 is float64 in numba
     s = s2 = c = f = n = zero  # c, n: counts, exact in float32 up to 2**24 (no int64 lanes)
     for i in range(pixels.shape[0]):
         v = pixels[i]
-        m_in = (v >= lo) & (v <= hi)
-        d = (v - shift) if m_in else zero
+        e = v - m
+        inside = (v >= lo) & (v <= hi)
+        d = e if inside else zero
         s += d
         s2 += d * d
-        c += one if m_in else zero
-        u = (v - m) * inv_c
-        u = -one if u < -one else u
-        u = one if u > one else u
-        f += u if m_in else zero
-        n += one if m_in & (u > -one) & (u < one) else zero
+        c += one if inside else zero
+        if inv_c is not None:  # pruned at compile time for inv_c=None
+            u = e * inv_c
+            u = -one if u < -one else u
+            u = one if u > one else u
+            f += u if inside else zero
+            n += one if inside & (abs(u) < one) else zero
     return int(c), np.float64(s), np.float64(s2), np.float64(f), int(n)
 
 
@@ -123,25 +125,24 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @njit(cache=True, error_model="numpy")
-def _clip_stats(pixels, lo, hi, mean, m, c):
+def _clip_stats(pixels, lo, hi, m, c):
     """(count, mean, std, Huber sum, Huber count) of the ``pixels`` (1-D) in ``[lo, hi]``
     (:func:`_clip_sums` at location ``m``, half-width ``c``; mean and std NaN if none).
 
-    The sums are in float32 around the float32 ``mean`` (the previous estimate), unless there
-    are too many pixels for float32 counts; in float64 around 0 when ``mean`` is NaN (no estimate yet:
-    no cancellation in float64 for any image value).
+    The sums are in float32 around the float32 ``m``, unless there are too many pixels for
+    float32 counts; ``m`` NaN: the moments only, in float64 around 0 (no location yet; no
+    cancellation in float64 for any image value).
     """
-    inv_c = 1.0 / c if c > 0 else 0.0
-    if math.isnan(mean):
+    if math.isnan(m):
         shift = 0.0
-        k, s, s2, f, n = _clip_sums(pixels, lo, hi, shift, m, inv_c)
+        k, s, s2, f, n = _clip_sums(pixels, lo, hi, shift, None)
     elif pixels.size >= 1 << 24:  # beyond float32's exact integer counts
-        shift = mean
-        k, s, s2, f, n = _clip_sums(pixels, lo, hi, shift, m, inv_c)
+        shift = m
+        k, s, s2, f, n = _clip_sums(pixels, lo, hi, shift, 1.0 / c)
     else:
-        shift = np.float64(np.float32(mean))
-        k, s, s2, f, n = _clip_sums(pixels, np.float32(lo), np.float32(hi), np.float32(mean),
-                                    np.float32(m), np.float32(inv_c))
+        shift = np.float64(np.float32(m))
+        k, s, s2, f, n = _clip_sums(pixels, np.float32(lo), np.float32(hi), np.float32(m),
+                                    np.float32(1.0 / c))
     if k == 0:
         return 0, np.nan, np.nan, f, n
     d = s / k
@@ -176,14 +177,13 @@ def _clipped_stats(pixels, nsub, nsigma, iters, min_count, scratch):
     """
     sub = pixels[:nsub]
     lo, hi = -FLOAT32_MAX, FLOAT32_MAX
-    mean, std, m, window = np.nan, 0.0, 0.0, 0.0
+    mean, std, m, window = np.nan, 0.0, np.nan, 0.0
     count = -1
     for it in range(iters):
-        c, new_mean, new_std, f, n = _clip_stats(sub, lo, hi, mean, m, window)
+        c, mean, std, f, n = _clip_stats(sub, lo, hi, m, window)
         if c < max(3, min_count if it == 0 else 3):
             return np.nan, np.nan, 0
-        m = m + _huber_step(f, n, window) if it > 0 else new_mean
-        mean, std = new_mean, new_std
+        m = mean if it == 0 else m + _huber_step(f, n, window)
         window = MEDIAN_WINDOW * std
         if c == count or std == 0.0:
             break
@@ -192,7 +192,7 @@ def _clipped_stats(pixels, nsub, nsigma, iters, min_count, scratch):
     if std == 0.0:
         return mean, 0.0, count
     lo, hi = mean - nsigma * std, mean + nsigma * std
-    c, mean, std, f, n = _clip_stats(pixels, lo, hi, mean, m, window)
+    c, mean, std, f, n = _clip_stats(pixels, lo, hi, m, window)
     if c < 3:
         return np.nan, np.nan, 0
     median = m + _huber_step(f, n, window)
