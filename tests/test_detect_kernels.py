@@ -45,7 +45,8 @@ def _reference_box(box, nsigma=3.0, iters=10):
     x = box[np.isfinite(box)].astype(float)
     x = x[(x >= lo) & (x <= hi)]
     c = 0.4 * std
-    med = optimize.brentq(lambda m: np.clip((x - m) / c, -1, 1).sum(), x.min(), x.max(), xtol=1e-9 * c)
+    huber = lambda m: np.clip((x - m) / c, -1, 1).sum()  # noqa: E731
+    med = optimize.brentq(huber, x.min(), x.max(), xtol=1e-9 * c)
     share = np.mean(np.abs(x - med) < c) / math.erf(0.4 / math.sqrt(2))
     if not (abs(x.mean() - med) < 0.3 * x.std() and 0.65 < share < 1.3):
         hist, edges = np.histogram(x[x < hi], 256, range=(lo, hi))
