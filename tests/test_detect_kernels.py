@@ -9,8 +9,8 @@ import sep
 from scipy import ndimage, optimize
 
 from aposos.detect import background, label, measure, significance, streaks
-from aposos.detect.background import (box_edges, mesh_stats, padded_grid, patch,
-                                      truncated_std_factor)
+from aposos.detect.background import (box_edges, median_filter, mesh_stats, padded_grid,
+                                      patch, truncated_std_factor)
 from aposos.detect.significance import gaussian_kernel_1d, kernel_taps
 from aposos.simulate import render
 
@@ -81,6 +81,15 @@ def _check_mesh(adu, ye, xe, step):
             assert abs(std[j, i] - s) < 1e-4 * s
             # the kernel's median: one Newton step from the subsample's root (0.03 std noise)
             assert abs(back[j, i] - mode) < 0.01 * s
+
+
+@pytest.mark.parametrize("shape", [(37, 41), (1, 7), (3, 1)])
+def test_median_filter_equals_scipy(shape):
+    grid = np.random.default_rng(shape[0]).normal(300, 1, shape).round(1)  # ties too
+    pad = padded_grid(grid)
+    for size in (1, 3, 5):
+        ref = ndimage.median_filter(pad, size=size, mode="nearest")[2:-2, 2:-2]
+        assert np.array_equal(median_filter(pad, size), ref)
 
 
 def test_background_recovers_gradient_under_stars_and_streak():

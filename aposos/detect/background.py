@@ -269,9 +269,34 @@ def fill_and_filter(grid: np.ndarray, size: int = 3) -> np.ndarray:
     if size > 1:
         # pad by linear extrapolation so that a plane (a sky gradient) stays a plane at the
         # edges: plain 'nearest' padding biases the edge boxes of a tilted sky
-        pad = padded_grid(grid)
-        grid = ndimage.median_filter(pad, size=size, mode="nearest")[2:-2, 2:-2]
+        grid = median_filter(padded_grid(grid), size)
     return grid
+
+
+@njit(cache=True)
+def median_filter(pad, size):
+    """Kernel: medians of the ``size`` x ``size`` (1, 3 or 5) boxes of ``pad`` (a grid with two
+    rings of ghost boxes, :func:`padded_grid`) centred on its inner boxes: float64 [ny, nx]
+    of the inner grid.
+
+    The ``size**2`` shifted copies of the grid are sorted box by box by an odd-even
+    transposition network, each compare-exchange a branch-free min/max over all the boxes
+    (vectorised; a sort's data-dependent branches mispredict: ndimage's filter takes ~80 ns
+    per box).
+    """
+    ny, nx, h = pad.shape[0] - 4, pad.shape[1] - 4, size // 2
+    n = size * size
+    w = np.empty((n, ny * nx))
+    for a in range(size):
+        for b in range(size):
+            w[a * size + b] = pad[2 - h + a:2 - h + a + ny, 2 - h + b:2 - h + b + nx].ravel()
+    for r in range(n):  # n rounds sort n values
+        for i in range(r % 2, n - 1, 2):
+            p, q = w[i], w[i + 1]
+            for k in range(ny * nx):
+                lo, hi = min(p[k], q[k]), max(p[k], q[k])
+                p[k], q[k] = lo, hi
+    return w[n // 2].reshape((ny, nx))
 
 
 def padded_grid(grid: np.ndarray) -> np.ndarray:
@@ -431,6 +456,8 @@ def background(image, *, box_px: int = 64, nsigma: float = 3.0, iters: int = 10,
     box_px = int(box_px)
     if box_px < 4:
         raise AposError(f"box_px must be >= 4 pixels, got {box_px}", key="box_px")
+    if filter_size not in (1, 3, 5):
+        raise AposError(f"filter_size must be 1, 3 or 5 boxes, got {filter_size}", key="filter_size")
     yedges, xedges = box_edges(image.shape[0], box_px), box_edges(image.shape[1], box_px)
     step = max(1, min(int(step), box_px // 8))
     back, std, _ = mesh_stats(image, yedges, xedges, float(nsigma), int(iters), float(min_fraction),
