@@ -457,7 +457,8 @@ def background(image, *, box_px: int = 64, nsigma: float = 3.0, iters: int = 10,
     if box_px < 4:
         raise AposError(f"box_px must be >= 4 pixels, got {box_px}", key="box_px")
     if filter_size not in (1, 3, 5):
-        raise AposError(f"filter_size must be 1, 3 or 5 boxes, got {filter_size}", key="filter_size")
+        raise AposError(f"filter_size must be 1, 3 or 5 boxes, got {filter_size}",
+                        key="filter_size")
     yedges, xedges = box_edges(image.shape[0], box_px), box_edges(image.shape[1], box_px)
     step = max(1, min(int(step), box_px // 8))
     back, std, _ = mesh_stats(image, yedges, xedges, float(nsigma), int(iters), float(min_fraction),
