@@ -418,9 +418,11 @@ class Background:
         kx, wx = cubic_weights(self.shape[1], grid.shape[1])
         return interp_columns(padded_grid(grid), kx, wx)
 
+    @functools.cached_property
     def float32_columns(self):
         """(back, rms) grids interpolated along x, float32 [nby + 4, nx], as the kernels read
-        them (a pixel's value: the 4-knot cubic of these along y with ``weights()``)."""
+        them (a pixel's value: the 4-knot cubic of these along y with ``weights()``); computed
+        once per background."""
         return (self.columns(self.back_grid).astype(np.float32),
                 self.columns(self.rms_grid).astype(np.float32))
 

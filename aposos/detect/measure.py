@@ -638,7 +638,7 @@ def measure(image, labels, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=Non
     ky, wy, kx, wx = bkg.weights()
     bgrid, rgrid = padded_grid(bkg.back_grid), padded_grid(bkg.rms_grid)
     inv_gain = 0.0 if gain_e_per_adu is None else 1.0 / gain_e_per_adu
-    sums = run_stats(image, sig, *bkg.float32_columns(), ky, wy.astype(np.float32), ry, rx0, rx1,
+    sums = run_stats(image, sig, *bkg.float32_columns, ky, wy.astype(np.float32), ry, rx0, rx1,
                      float(saturation_adu), inv_gain, np.inf)
     st = component_stats(sums, np.arange(len(ry)), ry, rx0, rx1, comp, order, offsets, sig,
                          image.shape, np.inf, 1.0)

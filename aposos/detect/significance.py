@@ -104,7 +104,7 @@ def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfi
     sum the pixels of each run.
 
     ``bcols``, ``rcols``: background and noise grids interpolated along x (float32, see
-    :meth:`~aposos.detect.background.Background.float32_columns`); ``ky``, ``wy``: the rows'
+    :attr:`~aposos.detect.background.Background.float32_columns`); ``ky``, ``wy``: the rows'
     knots and weights (float32); ``taps``: the 1-D kernel as a tuple of float32 (its length is
     then a compile-time constant: the tap loops unroll and the pixel loops vectorise). Works on
     blocks of ``BLOCK_ROWS`` rows: each background-subtracted row (halo included) is smoothed
@@ -313,7 +313,7 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
     ndeferred = np.zeros(nblocks, np.int64)
     ky, wy = cubic_weights(ny, bkg.back_grid.shape[0])
     wy = wy.astype(np.float32)
-    bcols, rcols = bkg.float32_columns()
+    bcols, rcols = bkg.float32_columns
     t = np.float32(threshold)
     args = (float(saturation), float(inv_gain), float(peak_thresh))
     significance_kernel(image, bcols, rcols, ky, wy, kernel_taps(fwhm_px), t, out, nonfinite,
