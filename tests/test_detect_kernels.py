@@ -20,9 +20,11 @@ RUN_COL = {n: i for i, n in enumerate(importlib.import_module("aposos.detect.mea
 
 
 @pytest.mark.parametrize("connectivity", [4, 8])
-@pytest.mark.parametrize("fill", [0.05, 0.3, 0.55, 0.7])
-def test_label_equals_scipy(connectivity, fill):
-    mask = np.random.default_rng(int(fill * 100)).random((211, 307)) < fill
+@pytest.mark.parametrize("fill, shape", [(0.05, (211, 307)), (0.3, (211, 307)), (0.55, (211, 307)),
+                                         (0.7, (211, 307)), (0.5, (640, 480))])
+def test_label_equals_scipy(connectivity, fill, shape):
+    """The last case has more runs than ``PARALLEL_MIN_RUNS``: halves labelled apart, joined."""
+    mask = np.random.default_rng(int(fill * 100)).random(shape) < fill
     got, n = label(mask, connectivity)
     structure = np.ones((3, 3)) if connectivity == 8 else None
     ref, nref = ndimage.label(mask, structure=structure)

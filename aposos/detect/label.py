@@ -10,7 +10,7 @@ detector; :func:`label` paints one for callers who want it.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..errors import AposError
 
@@ -56,40 +56,99 @@ def _find(parent, i):
     return root
 
 
-@njit(cache=True)
+PARALLEL_MIN_RUNS = 20_000  # below this, one thread labels all runs
+
+
+@njit(cache=True, parallel=True)
 def link_runs(ry, rx0, rx1, connectivity):
-    """Kernel: component number (0-based, raster order) of every run, and the component count."""
+    """Kernel: component number (0-based, raster order of first runs) of every run, and the
+    component count.
+
+    Above ``PARALLEL_MIN_RUNS`` runs, the top and bottom halves (split between two rows) are
+    labelled in parallel, then the components that touch across the split are joined and all
+    are renumbered.
+    """
     n = ry.shape[0]
-    parent = np.arange(n)
     reach = 1 if connectivity == 8 else 0
+    comp = np.empty(n, np.int64)
+    m = np.searchsorted(ry, ry[n // 2]) if n >= PARALLEL_MIN_RUNS else 0
+    if m == 0:
+        return comp, _link_part(ry, rx0, rx1, reach, 0, n, comp)
+    counts = np.zeros(2, np.int64)
+    for part in prange(2):
+        lo, hi = (0, m) if part == 0 else (m, n)
+        counts[part] = _link_part(ry, rx0, rx1, reach, lo, hi, comp)
+    na, nb = counts[0], counts[1]
+    parent = np.arange(na + nb)  # the halves' labels, bottom ones after the top ones
+    if ry[m] == ry[m - 1] + 1:  # runs of the two rows beside the split that touch
+        a0 = m - 1
+        while a0 > 0 and ry[a0 - 1] == ry[m - 1]:
+            a0 -= 1
+        p = a0
+        i = m
+        while i < n and ry[i] == ry[m]:
+            while p < m and rx1[p] + reach < rx0[i]:
+                p += 1
+            j = p
+            while j < m and rx0[j] <= rx1[i] + reach:
+                _union(parent, comp[j], na + comp[i])
+                j += 1
+            i += 1
+    new = np.empty(na + nb, np.int64)  # a joined component keeps its smallest (first) label
+    k = 0
+    for lab in range(na + nb):
+        root = _find(parent, lab)
+        if root == lab:
+            new[lab] = k
+            k += 1
+        else:
+            new[lab] = new[root]
+    for r in prange(n):
+        comp[r] = new[comp[r] + (na if r >= m else 0)]
+    return comp, k
+
+
+@njit(cache=True)
+def _union(parent, a, b):
+    """Join the sets of ``a`` and ``b``; the smaller root becomes the root."""
+    a, b = _find(parent, a), _find(parent, b)
+    if a < b:
+        parent[b] = a
+    elif b < a:
+        parent[a] = b
+
+
+@njit(cache=True)
+def _link_part(ry, rx0, rx1, reach, lo, hi, comp):
+    """Label runs ``lo..hi-1`` by themselves into ``comp[lo:hi]`` (0-based, raster order of
+    first runs; ``reach`` 1 for 8-connectivity, 0 for 4); returns the number of components."""
+    n = hi - lo
+    parent = np.arange(n)
     prev_lo = prev_hi = row_lo = p = 0  # runs of the previous row: [prev_lo, prev_hi)
     for i in range(n):
-        if i == 0 or ry[i] != ry[i - 1]:
-            if i > 0 and ry[i] == ry[i - 1] + 1:
+        y = ry[lo + i]
+        if i == 0 or y != ry[lo + i - 1]:
+            if i > 0 and y == ry[lo + i - 1] + 1:
                 prev_lo, prev_hi = row_lo, i
             else:
                 prev_lo = prev_hi = i
             row_lo = i
             p = prev_lo
-        while p < prev_hi and rx1[p] + reach < rx0[i]:
+        while p < prev_hi and rx1[lo + p] + reach < rx0[lo + i]:
             p += 1  # ends left of run i, hence left of the later runs of this row
         j = p
-        while j < prev_hi and rx0[j] <= rx1[i] + reach:
-            a, b = _find(parent, i), _find(parent, j)
-            if a < b:
-                parent[b] = a
-            elif b < a:
-                parent[a] = b
+        while j < prev_hi and rx0[lo + j] <= rx1[lo + i] + reach:
+            _union(parent, i, j)
             j += 1
-    comp = np.full(n, -1, np.int64)
-    ncomp = 0
+    label = np.full(n, -1, np.int64)
+    k = 0
     for i in range(n):
         root = _find(parent, i)
-        if comp[root] < 0:
-            comp[root] = ncomp
-            ncomp += 1
-        comp[i] = comp[root]
-    return comp, ncomp
+        if label[root] < 0:
+            label[root] = k
+            k += 1
+        comp[lo + i] = label[root]
+    return k
 
 
 @njit(cache=True)
