@@ -174,8 +174,9 @@ def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_ga
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def component_stats(runs, sum_rows, ry, rx0, rx1, comp, order, offsets, sig, shape, peak_thresh,
-                    peak_frac):
-    """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs' sums.
+                    peak_frac, out):
+    """Kernel: statistics (see ``STAT_NAMES``) of each component from its runs' sums, into
+    ``out`` (float64 [ncomp, NSTAT], any content), which it returns.
 
     ``runs[sum_rows[r]]``: the sums of run ``r`` (:func:`run_stats`, or the matched filter's);
     ``comp``: each run's component, numbered in raster order of their first runs
@@ -190,7 +191,6 @@ def component_stats(runs, sum_rows, ry, rx0, rx1, comp, order, offsets, sig, sha
     ny, nx = shape
     n = offsets.shape[0] - 1
     nr = ry.shape[0]
-    out = np.empty((n, NSTAT))
     x_ref = np.empty(n, np.int64)
     y_ref = np.empty(n, np.int64)
     for c in prange(n):
@@ -641,7 +641,7 @@ def measure(image, labels, bkg=None, *, fwhm_px: float = 2.5, gain_e_per_adu=Non
     sums = run_stats(image, sig, *bkg.float32_columns, ky, wy.astype(np.float32), ry, rx0, rx1,
                      float(saturation_adu), inv_gain, np.inf)
     st = component_stats(sums, np.arange(len(ry)), ry, rx0, rx1, comp, order, offsets, sig,
-                         image.shape, np.inf, 1.0)
+                         image.shape, np.inf, 1.0, np.empty((ncomp, NSTAT)))
     a, b, theta = shape_from_moments(st[:, COL_SXX], st[:, COL_SYY], st[:, COL_SXY])
     x, y, xe, ye, f, fe, _ = windowed_centroids(
         image, bgrid, rgrid, ky, wy, kx, wx, st[:, COL_SX].copy(), st[:, COL_SY].copy(),

@@ -39,12 +39,13 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..errors import AposError
-from .measure import (COL, component_peaks, component_stats, group_runs, shape_from_moments,
+from .measure import (COL, NSTAT, component_peaks, component_stats, group_runs, shape_from_moments,
                       sharpness, windowed_centroids)
 from .background import Background, background, padded_grid, patch
 from .label import link_runs
 from .psf import estimate_fwhm
 from .significance import FWHM_PER_SIGMA, significance
+from .workspace import kept
 from .streaks import Line, StreakFit, fit_line, join_pieces
 
 # Bits of the ``flags`` column.
@@ -196,7 +197,7 @@ class _Pass:
         self.order, self.offsets = group_runs(comp, ncomp)
         self.stats = component_stats(*sums, self.ry, self.rx0, self.rx1, comp, self.order,
                                      self.offsets, self.sig, image.shape, cfg["thresh"],
-                                     cfg["blend_fraction"])
+                                     cfg["blend_fraction"], kept("stats", (ncomp, NSTAT), float))
 
     def col(self, name):
         return self.stats[:, COL[name]]
