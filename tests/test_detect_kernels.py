@@ -238,6 +238,36 @@ def test_measure_equals_scipy_reference():
         assert abs(row["x_err"] - x_err) < 1e-4 * x_err
 
 
+def test_component_stats_of_objects_across_the_middle_equal_numpy():
+    """The reduction runs the frame's halves in parallel: objects that straddle the middle row
+    (a vertical streak, stars on the split) must come out as if reduced in one piece."""
+    adu, _ = point_scene((200, 160), n=25, snr_ap=(30, 300), seed=9)
+    bkg = background(adu, box_px=50)
+    d = (adu - bkg.back()).astype(float)
+    d[60:140, 40:43] += 40.0 * bkg.global_rms  # a vertical bar through row 100
+    d[97:104, 100:107] += 30.0 * bkg.global_rms  # a box on the split
+    img = (d + bkg.back()).astype(np.float32)
+    labels, n = ndimage.label(d > 5 * bkg.global_rms)
+    straddle = set(np.unique(labels[99])) & set(np.unique(labels[100])) - {0}
+    assert len(straddle) >= 2
+    t = measure(img, labels, bkg, fwhm_px=2.5)
+    idx = np.arange(1, n + 1)
+    w = np.clip(d, 0, None)
+    com = np.array(ndimage.center_of_mass(w, labels, idx))
+    assert np.array_equal(t["area"], ndimage.sum(np.ones_like(d), labels, idx))
+    assert np.allclose(t["flux_iso"], ndimage.sum(d, labels, idx), rtol=1e-5)
+    assert np.allclose(t["y_iso"], com[:, 0], atol=1e-4) and np.allclose(t["x_iso"], com[:, 1], atol=1e-4)
+    assert np.allclose(t["peak"], ndimage.maximum(d, labels, idx), rtol=1e-5)
+    yy, xx = np.mgrid[: d.shape[0], : d.shape[1]]
+    for k in straddle:  # second moments too: the halves' sums are merged with their offsets
+        m = labels == k
+        ww = w[m] / w[m].sum()
+        mxx = (ww * (xx[m] - com[k - 1, 1]) ** 2).sum()
+        myy = (ww * (yy[m] - com[k - 1, 0]) ** 2).sum()
+        row = t[k - 1]
+        assert abs(row["a"] ** 2 + row["b"] ** 2 - (mxx + myy)) < 1e-6 * (mxx + myy)
+
+
 def test_group_runs_equals_stable_argsort():
     group_runs = importlib.import_module("aposos.detect.measure").group_runs
     comp = np.random.default_rng(2).integers(0, 500, 5000)
