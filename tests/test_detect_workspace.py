@@ -5,7 +5,7 @@ import threading
 import numpy as np
 
 from aposos.detect import detect
-from aposos.detect.workspace import KEEP_MAX_BYTES, kept
+from aposos.detect.workspace import KEEP_MAX_BYTES, kept, release
 
 from test_detect_scenes import point_scene
 
@@ -22,6 +22,9 @@ def test_kept_arrays_are_reused_per_thread_and_not_above_the_limit():
     assert not np.shares_memory(other[0], kept("test", (100, 50)))
     big = (KEEP_MAX_BYTES // 4 + 1,)
     assert not np.shares_memory(kept("big", big), kept("big", big))
+    a = kept("test", (100, 50))
+    release()
+    assert not np.shares_memory(kept("test", (100, 50)), a)
 
 
 def test_detect_repeats_exactly_with_kept_arrays_and_other_frames_between():
