@@ -1,6 +1,7 @@
 """Quick regression check of the detection hot loop, for CI (``python benchmarks/quick.py``).
 
-Times, in one run and interleaved, on a simulated 2048 x 2048 frame:
+Times, in one run and interleaved, on a simulated 2048 x 2048 frame (``--size 4096``: the
+frame of ``bench_detect.py``):
 
 * the floor: one numpy pass over the frame (``frame.sum()``), the memory-bandwidth reference;
 * the hot loop: the numba kernels of :mod:`aposos.detect` (background grid, matched-filter map,
@@ -46,9 +47,18 @@ def best_of(fn, repeats):
     return best
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="quick detection benchmark (ratios to the floor)")
+    ap.add_argument("--size", type=int, default=2048,
+                    help="frame side in px (4096: the bench_detect frame, ~5000 stars)")
+    size = ap.parse_args(argv).size
     t0 = time.perf_counter()
-    adu, truth = benchmark_frame(shape=(2048, 2048), n_stars=1250, n_streaks=2, seed=7)
+    if size == 2048:
+        adu, truth = benchmark_frame(shape=(2048, 2048), n_stars=1250, n_streaks=2, seed=7)
+    else:  # benchmark_frame's own seed: the frame of bench_detect.py at 4096
+        adu, truth = benchmark_frame(shape=(size, size), n_stars=int(5000 * (size / 4096) ** 2))
     render_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     s = detect(adu, fwhm_px=FWHM)  # first call: numba cache load or compilation
