@@ -53,7 +53,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="quick detection benchmark (ratios to the floor)")
     ap.add_argument("--size", type=int, default=2048,
                     help="frame side in px (4096: the bench_detect frame, ~5000 stars)")
-    size = ap.parse_args(argv).size
+    ap.add_argument("--profile", action="store_true",
+                    help="also print the hot loop's time per kernel (cProfile of 10 calls)")
+    args = ap.parse_args(argv)
+    size = args.size
     t0 = time.perf_counter()
     if size == 2048:
         adu, truth = benchmark_frame(shape=(2048, 2048), n_stars=1250, n_streaks=2, seed=7)
@@ -99,9 +102,29 @@ def main(argv=None) -> int:
         failures.append(f"completeness at SNR >= 10 dropped to {c10:.3f}")
     if found < len(ends):  # one passes beside a bright star that joins its component
         failures.append(f"only {found} of {len(ends)} simulated streaks found")
+    if args.profile:
+        _profile(hot, 10)
     for f in failures:
         print("REGRESSION:", f)
     return 1 if failures else 0
+
+
+def _profile(fn, calls):
+    """Print the functions (kernels) that take the time of ``fn``, ms per call."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    rows = sorted(((tt / calls, f"{Path(file).name}:{name}") for (file, _, name), (_, _, tt, _, _)
+                   in stats.items()), reverse=True)
+    print(f"  hot loop by function (own time, ms per call over {calls} calls):")
+    for ms, where in rows[:8]:
+        print(f"    {ms * 1e3:7.2f}  {where}")
 
 
 if __name__ == "__main__":
