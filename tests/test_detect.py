@@ -266,6 +266,38 @@ def test_faint_stars_beside_bright_ones():
     assert found == 24 and extra == 0
 
 
+def test_short_streaks_among_clumps_of_faint_stars():
+    """Clumps of 3-5 faint stars within a few px fit a short segment better than two stars (the
+    pair test), but three or four stars fit them better still: no streak. Real short streaks
+    (8-24 px, integrated SNR 12-30) among stars are still found."""
+    found, clumps_as_streaks = 0, 0
+    n_frames, per_frame = 4, 6
+    for seed in range(n_frames):
+        rng = np.random.default_rng(200 + seed)
+        shape = (400, 400)
+        img = render.sky(shape, SKY_E)
+        x, y = spaced_positions(2 * per_frame + 60, shape, 24.0, rng)
+        sx, sy, cx, cy = x[:per_frame], y[:per_frame], x[per_frame:2 * per_frame], y[per_frame:2 * per_frame]
+        length, ang = rng.uniform(8, 24, per_frame), rng.uniform(0, np.pi, per_frame)
+        h = 0.5 * length
+        render.add_streaks(img, sx - h * np.cos(ang), sy - h * np.sin(ang), sx + h * np.cos(ang),
+                           sy + h * np.sin(ang), streak_flux_for_snr(rng.uniform(12, 30, per_frame), length),
+                           FWHM)
+        for xc, yc in zip(cx, cy):  # a clump: 3-5 stars of SNR 10-25 within 5 px
+            k = rng.integers(3, 6)
+            r, a = rng.uniform(1.5, 5.0, k), rng.uniform(0, 2 * np.pi, k)
+            render.add_points(img, xc + r * np.cos(a), yc + r * np.sin(a),
+                              flux_for_snr_ap(rng.uniform(10, 25, k)), FWHM)
+        render.add_points(img, x[2 * per_frame:], y[2 * per_frame:],
+                          flux_for_snr_ap(np.exp(rng.uniform(np.log(5), np.log(300), len(x) - 2 * per_frame))), FWHM)
+        st = detect(expose(img, rng), fwhm_px=FWHM)
+        st = st[st["kind"] == "streak"]
+        found += int((match(np.asarray(st["x"]), np.asarray(st["y"]), sx, sy, 3.0) >= 0).sum())
+        clumps_as_streaks += int((match(np.asarray(st["x"]), np.asarray(st["y"]), cx, cy, 6.0) >= 0).sum())
+    assert clumps_as_streaks == 0
+    assert found >= 0.75 * n_frames * per_frame  # measured: 24 of 24 (clumps as streaks: 0; 2 before)
+
+
 def test_rate_mode_star_trails_and_point_target():
     rng = np.random.default_rng(8)
     shape = (512, 512)

@@ -64,9 +64,16 @@ FLAG_NAMES = {SATURATED: "saturated", EDGE: "edge", BLENDED: "blended", SHARP: "
 PSF_PERCENTILE = 90.0   # stars' S moments that a streak candidate must exceed (sidereal)
 PAIR_TEST_MAX_PX = 24.0  # streaks shorter than this must beat a two-star model ...
 PAIR_MARGIN_CHI2 = 25.0  # ... by this much chi^2 (5 sigma)
+# ... and k point sources (3k parameters against the segment's 6) must not beat it by this
+# much: beyond what noise gives the extra 3 or 6 parameters (chi^2_3 > 20 or chi^2_6 > 30:
+# p ~ 2e-4, 4e-5); a real short streak is no sum of 3-4 stars, and measured differences of
+# real ones (100 simulated, 8-24 px, SNR 12-30) were >= -7 and >= -15
+CLUMP_MARGIN_CHI2 = {3: 20.0, 4: 30.0}
 BESIDE_STAR_MIN_ELONGATION = 8.0  # a/b of what a component holds beyond its star's disk
 PRE_FIT_SNR_FRACTION = 0.6  # short candidates whose S along the line implies an SNR below this
                             # fraction of streak_min_snr are not fitted (noise, faint pairs)
+WALK_CORE_FRACTION = 0.3  # sidereal frames: a candidate's walk-out continues while S stays above
+                          # this fraction of the S along its core (and above 2 sigma)
 
 DEFAULTS = dict(
     thresh=5.0,                 # detection threshold: peak of S (matched-filter sigma)
@@ -370,7 +377,9 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         return fit, row
 
     def fit_and_accept(g, avoid):
-        g = _extended(p.sig, g)  # first: a piece of a long streak is not a short candidate
+        # first: a piece of a long streak is not a short candidate (rate-tracked frames: star
+        # trails, the astrometric references, walk out to 2 sigma as they always did)
+        g = _extended(p.sig, g, of_core=WALK_CORE_FRACTION if mode == "sidereal" else 0.0)
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
             return None
         if (g.length < PAIR_TEST_MAX_PX and _snr_along(p.sig, g, p.sigma)
@@ -857,6 +866,14 @@ def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None, stars=None,
     return fit
 
 
+def _not_stars(fit: StreakFit) -> bool:
+    """A short fitted streak is not a pair or a clump of stars: two point sources fit worse by
+    ``PAIR_MARGIN_CHI2``, three or four do not fit better by ``CLUMP_MARGIN_CHI2``."""
+    if not fit.stars_chi2(2) > fit.chi2 + PAIR_MARGIN_CHI2:
+        return False
+    return all(fit.stars_chi2(k) > fit.chi2 - margin for k, margin in CLUMP_MARGIN_CHI2.items())
+
+
 def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, shape, sigma, cfg):
     """Row of an accepted streak, or None when the fit says it is not one."""
     xc, yc, phi, length, w, flux = fit.params
@@ -872,8 +889,9 @@ def _streak_row(fit: StreakFit, members, npieces, stats, flags, a, b, theta, sha
     ok = (length >= cfg["streak_min_length_px"] and snr >= cfg["streak_min_snr"]
           and 0.5 * sigma <= w <= 3.0 * sigma and excess_ok)
     # short: two point sources must fit clearly worse than the segment (star pairs ~1.5 FWHM
-    # apart look like 8-10 px streaks to the excess test); last, as it costs a fit
-    if not ok or (length < PAIR_TEST_MAX_PX and not fit.pair_chi2() > fit.chi2 + PAIR_MARGIN_CHI2):
+    # apart look like 8-10 px streaks to the excess test), and three or four must not fit
+    # clearly better (clumps of faint stars); last, as they cost fits
+    if not ok or (length < PAIR_TEST_MAX_PX and not _not_stars(fit)):
         return None
     phi = (phi + math.pi / 2) % math.pi - math.pi / 2  # (-90, 90] deg
     fit.params[2] = phi
@@ -906,14 +924,19 @@ def _profile_along(sig, xc, yc, phi, length, frac=0.8):
     return sig[ys[ok], xs[ok]]
 
 
-def _extended(sig, g: Line, *, window=12.0, level=2.0, step=2.0) -> Line:
+def _extended(sig, g: Line, *, window=12.0, level=2.0, step=2.0, of_core=0.0) -> Line:
     """The candidate line walked outwards along S while the streak continues.
 
     Pieces of a faint streak (or a streak cut by the analysis threshold) are shorter than the
     streak; beyond each end, the median of S over the next ``window`` px (best of the line and
     its two 1-px parallels; a median so that a star beyond the end does not carry the walk on)
-    is tested against ``level`` sigma, in steps of ``step`` px.
+    is tested against ``level`` sigma, or ``of_core`` times the median S along the candidate's
+    central half where that is higher (a few stars beyond a bright streak's ends keep a
+    window's median above a few sigma, far below the streak's own S), in steps of ``step`` px.
     """
+    core = _profile_along(sig, g.xc, g.yc, g.phi, g.length, 0.5) if of_core > 0 else ()
+    if len(core):
+        level = max(level, of_core * float(np.median(core)))
     c, s = math.cos(g.phi), math.sin(g.phi)
     # from the central half: the ends of a component may be a star's; never much shorter than
     # the component itself

@@ -429,15 +429,16 @@ class StreakFit:
     excess: float = np.nan  # (chi^2 - n) / sum (model / sigma)^2: signal power not explained
     flux_err: float = np.nan  # 1-sigma of F with the geometry fixed (the detection SNR's noise)
     chi2: float = np.nan      # chi^2 of the fit (streak plus any stars)
-    data: tuple = None        # (z, inv_sigma, x, y, fitted stars, width): for pair_chi2
+    data: tuple = None        # (z, inv_sigma, x, y, fitted stars, width): for stars_chi2
 
-    def pair_chi2(self) -> float:
-        """chi^2 of two point sources (plus the fitted stars) in place of the streak, started
-        1 sigma inside its ends: tells a short streak from a star pair (inf if not fitted)."""
+    def stars_chi2(self, k: int = 2) -> float:
+        """chi^2 of ``k`` point sources (plus the fitted stars) in place of the streak, started
+        evenly from 1 sigma inside one end to 1 sigma inside the other, positions and fluxes
+        free: tells a short streak from a pair or a clump of stars (inf if not fitted)."""
         if self.data is None:
             return np.inf
         z, inv_sigma, x, y, stars_q, width = self.data
-        return _pair_chi2(z, inv_sigma, x, y, self.params, stars_q, width)
+        return _stars_chi2(z, inv_sigma, x, y, self.params, stars_q, width, k)
 
     @property
     def ends(self):
@@ -532,14 +533,13 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
                      (z, inv_sigma, x, y, full[6:], width_px))
 
 
-def _pair_chi2(z, inv_sigma, x, y, params, stars_q, width_px):
-    """chi^2 of two point sources (plus the fitted stars) in place of a fitted streak."""
+def _stars_chi2(z, inv_sigma, x, y, params, stars_q, width_px, k):
+    """chi^2 of ``k`` point sources (plus the fitted stars) in place of a fitted streak."""
     xc, yc, phi, length, w, flux = params
     h = max(0.5 * length - width_px, 0.5)
     c, s = math.cos(phi), math.sin(phi)
-    q0 = np.concatenate([[xc - h * c, yc - h * s, 0.5 * flux, xc + h * c, yc + h * s, 0.5 * flux],
-                         stars_q])
-
+    q0 = np.concatenate([np.ravel([[xc + t * c, yc + t * s, flux / k]
+                                   for t in np.linspace(-h, h, k)]), stars_q])
     scale = np.tile([0.5, 0.5, max(abs(flux), 1e-6)], len(q0) // 3)
     _, chi2, _, _ = lm_kernel(q0, scale, x, y, z, inv_sigma, width_px, False, 30 * len(q0), 1e-8)
     return float(chi2)
