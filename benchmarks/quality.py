@@ -57,6 +57,13 @@ def photutils_agreement():
           f"rms {math.sqrt(np.mean(d**2)):.4f} px, max {d.max():.4f} px")
 
 
+def short_streaks():
+    found, on_clumps, total = T.short_streaks_and_clumps(range(12))
+    print(f"short streaks (12 frames, {total} streaks 8..24 px, integrated SNR 12..30, beside "
+          f"{total} clumps of 3-5 faint stars): found {found / total:.3f}, streaks on clumps "
+          f"{on_clumps}")
+
+
 def streaks():
     found, end_err, snrs, lengths = [], [], [], []
     for seed in range(8):
@@ -104,4 +111,5 @@ if __name__ == "__main__":
     points()
     photutils_agreement()
     streaks()
+    short_streaks()
     basp()

@@ -66,8 +66,9 @@ PAIR_TEST_MAX_PX = 24.0  # streaks shorter than this must beat a two-star model 
 PAIR_MARGIN_CHI2 = 25.0  # ... by this much chi^2 (5 sigma)
 # ... and k point sources (3k parameters against the segment's 6) must not beat it by this
 # much: beyond what noise gives the extra 3 or 6 parameters (chi^2_3 > 20 or chi^2_6 > 30:
-# p ~ 2e-4, 4e-5); a real short streak is no sum of 3-4 stars, and measured differences of
-# real ones (100 simulated, 8-24 px, SNR 12-30) were >= -7 and >= -15
+# p ~ 2e-4, 4e-5); a real short streak is no sum of 3-4 stars (100 simulated ones, 8-24 px,
+# SNR 12-30: differences >= -7 and >= -15; benchmarks/quality.py counts found short streaks
+# and streaks on clumps)
 CLUMP_MARGIN_CHI2 = {3: 20.0, 4: 30.0}
 BESIDE_STAR_MIN_ELONGATION = 8.0  # a/b of what a component holds beyond its star's disk
 PRE_FIT_SNR_FRACTION = 0.6  # short candidates whose S along the line implies an SNR below this
