@@ -73,6 +73,7 @@ CLUMP_MARGIN_CHI2 = {3: 20.0, 4: 30.0}
 BESIDE_STAR_MIN_ELONGATION = 8.0  # a/b of what a component holds beyond its star's disk
 PRE_FIT_SNR_FRACTION = 0.6  # short candidates whose S along the line implies an SNR below this
                             # fraction of streak_min_snr are not fitted (noise, faint pairs)
+MASK_MAX_FWHM = 2.5  # largest disk masked around a star from a streak fit (FWHM)
 WALK_CORE_FRACTION = 0.3  # sidereal frames: a candidate's walk-out continues while S stays above
                           # this fraction of the S along its core (and above 2 sigma)
 
@@ -342,18 +343,21 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
                               max_offset_px=2 * p.sigma + 2)
     gain_inv = 0.0 if cfg["gain_e_per_adu"] is None else 1.0 / cfg["gain_e_per_adu"]
 
-    def points_of(idx):
+    def points_of(idx, stars_in=((), (), ())):
         """Windowed centroids: one per component, one per major peak of blended components, one
-        per star beside a much brighter one (:func:`_minor_stars`)."""
+        per star beside a much brighter one (:func:`_minor_stars`), one per star at (x, y) in
+        component k of ``stars_in`` (x, y, k)."""
         blended = idx[col("npeaks")[idx] > 1]
         px, py, pk = component_peaks(p.sig, p.ry, p.rx0, p.rx1, p.order, p.offsets, blended,
                                      np.maximum(cfg["thresh"], cfg["blend_fraction"] * col("smax")[blended]))
         single = idx[col("npeaks")[idx] <= 1]
         mx, my, mk = _minor_stars(p, idx, cfg)
-        comp = np.concatenate([single, blended[pk], mk])
-        extra = np.concatenate([np.zeros(len(single) + len(pk), np.int64), np.full(len(mk), BLENDED)])
-        x0 = np.concatenate([col("sx")[single], px.astype(float), mx.astype(float)])
-        y0 = np.concatenate([col("sy")[single], py.astype(float), my.astype(float)])
+        sx, sy, sk = (np.asarray(v) for v in stars_in)
+        comp = np.concatenate([single, blended[pk], mk, sk]).astype(np.int64)
+        extra = np.concatenate([np.zeros(len(single) + len(pk), np.int64),
+                                np.full(len(mk) + len(sk), BLENDED)])
+        x0 = np.concatenate([col("sx")[single], px.astype(float), mx.astype(float), sx])
+        y0 = np.concatenate([col("sy")[single], py.astype(float), my.astype(float), sy])
         x, y, xe, ye, f, fe, _ = windowed_centroids(img, bgrid, rgrid, ky, wy, kx, wx, x0, y0,
                                                     p.sigma, gain_inv, 30, 1e-4)
         bad = ~np.isfinite(x) | ~np.isfinite(y)
@@ -425,6 +429,13 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     rows = [row for _, row, _ in streaks]
     _flag_star_trails(rows, cfg, mode)
     on_streak = _on_streaks(x, y, f, [(fit, row) for fit, row, _ in streaks], p.sigma)
+    # 4. stars joined to a streak's component (left out of its fit) are points of their own
+    seen = cKDTree(np.column_stack([x, y])) if len(x) else None
+    more = points_of(np.zeros(0, np.int64), _stars_in_streaks(p, streaks, seen))
+    if len(more[0]):
+        pts, x, y, xe, ye, f, fe, extra_flags = (np.concatenate([a, b]) for a, b in
+                                                 zip((pts, x, y, xe, ye, f, fe, extra_flags), more))
+        on_streak = np.concatenate([on_streak, np.zeros(len(more[0]), bool)])
     k, i = np.flatnonzero(~on_streak), pts[~on_streak]
     with np.errstate(divide="ignore", invalid="ignore"):
         points = dict(
@@ -696,6 +707,26 @@ def _band_window(shape, xc, yc, phi, length, sigma, extra_px=0.0):
                               min(ny, int(yc + half * abs(s) + band * abs(c)) + 2))
 
 
+def _stars_in_streaks(p: _Pass, streaks, seen):
+    """(x, y, component) of the stars that a streak's fit left out (:func:`_bright_peaks` of
+    its final geometry) and that lie in one of its components, so that no point was measured
+    for them; peaks within 1.5 px of a point already measured (``seen``: a cKDTree of them, or
+    None) are not repeated."""
+    xs, ys, ks = [], [], []
+    for fit, _, members in streaks:
+        for x, y in _bright_peaks(p.sig, *fit.params[:4], p.sigma):
+            if seen is not None and seen.query([x, y])[0] < 1.5:
+                continue
+            for c in members:
+                runs = p.order[p.offsets[c]:p.offsets[c + 1]]
+                if np.any((p.ry[runs] == y) & (p.rx0[runs] <= x) & (p.rx1[runs] >= x)):
+                    xs.append(x)
+                    ys.append(y)
+                    ks.append(c)
+                    break
+    return np.array(xs, float), np.array(ys, float), np.array(ks, np.int64)
+
+
 def _bright_peaks(sig, xc, yc, phi, length, sigma):
     """(x, y) of peaks of S far above the streak's own level (the median of S along it) on a
     streak's band, or beside it within the masking radius (2.5 FWHM: a bright star's wings
@@ -822,13 +853,21 @@ def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None, stars=None,
                saturation=math.inf) -> StreakFit:
     """Fit the line model to a cutout around the candidate; refit (twice at most) if it grew.
 
-    Pixels within 2.5 FWHM of the points ``avoid`` ((k, 2) x, y) are left out of the fit, and
-    so are pixels at or above ``saturation`` (ADU) with a 2 px margin (bleed trails, saturated
-    stars); the point sources ``stars`` ((k, 2) x, y) are fitted jointly with the streak.
+    Pixels within ``MASK_MAX_FWHM`` FWHM of the points ``avoid`` ((k, 2) x, y) are left out of
+    the fit, and so are pixels at or above ``saturation`` (ADU) with a 2 px margin (bleed
+    trails, saturated stars); the point sources ``stars`` ((k, 2) x, y) are fitted jointly with
+    the streak. An end fitted inside such a disk has no pixel against it (the streak may stop
+    short of the star, or run on): the disk then shrinks to the star's own light
+    (:func:`_mask_radius`) and the fit is repeated.
     """
     gain = cfg["gain_e_per_adu"]
+    r_max = MASK_MAX_FWHM * FWHM_PER_SIGMA * sigma
+    if avoid is None:
+        avoid = np.zeros((0, 2))
+    shrunk = np.zeros(len(avoid), bool)
     fit = None
-    for _ in range(3):
+    refits = 0
+    while refits < 3:
         band = 4 * sigma + 4
         half = 0.5 * g.length + band
         c, s = abs(math.cos(g.phi)), abs(math.sin(g.phi))
@@ -847,10 +886,11 @@ def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None, stars=None,
         sat = img[y0:y1, x0:x1] >= saturation
         if sat.any():
             d[ndimage.binary_dilation(sat, iterations=2)] = np.nan
-        if avoid is not None and len(avoid):
+        if len(avoid):
             yy, xx = np.mgrid[y0:y1, x0:x1]
-            r = 2.5 * FWHM_PER_SIGMA * sigma
-            for ax, ay in avoid:
+            radii = [_mask_radius(d, var, x0, y0, ax, ay, sigma) if small else r_max
+                     for (ax, ay), small in zip(avoid, shrunk)]
+            for (ax, ay), r in zip(avoid, radii):
                 d[(xx - ax) ** 2 + (yy - ay) ** 2 <= r * r] = np.nan
         inside = None
         if stars is not None and len(stars):
@@ -862,9 +902,42 @@ def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None, stars=None,
         xc, yc, phi, length = fit.params[:4]
         grew = length > g.length + 2 * sigma + 2
         g = Line(xc, yc, phi, length, g.members, g.npieces)
+        hiding = ~shrunk & _disks_on_ends(fit, avoid, r_max)
+        if hiding.any():  # once per star: not counted as a refit
+            shrunk |= hiding
+            continue
         if not grew:
             break
+        refits += 1
     return fit
+
+
+def _disks_on_ends(fit: StreakFit, points, radius):
+    """Which of the ``points`` ((k, 2) x, y) have an end of the fitted streak within
+    ``radius`` px."""
+    (xa, ya), (xb, yb) = fit.ends
+    if not len(points):
+        return np.zeros(0, bool)
+    x, y = points[:, 0], points[:, 1]
+    return (np.hypot(x - xa, y - ya) < radius) | (np.hypot(x - xb, y - yb) < radius)
+
+
+def _mask_radius(d, var, x0, y0, ax, ay, sigma):
+    """Radius (px) of the disk left out of a streak fit around the star at (ax, ay): where its
+    light, a Gaussian of ``sigma`` px from its peak pixel in ``d`` (background-subtracted
+    cutout with corner (x0, y0), variance ``var``), falls to the noise of a pixel; at most
+    ``MASK_MAX_FWHM`` FWHM (also for a star outside the cutout or saturated, NaN in ``d``).
+
+    A disk as large for every star hides the end of a streak that stops beside one: the fit
+    then has no pixel against a longer segment (ends 6 px from a bright star were pulled 9 px
+    into its disk).
+    """
+    r_max = MASK_MAX_FWHM * FWHM_PER_SIGMA * sigma
+    i, j = int(round(ay)) - y0, int(round(ax)) - x0
+    if not (0 <= i < d.shape[0] and 0 <= j < d.shape[1]) or not np.isfinite(d[i, j]):
+        return r_max
+    peak = d[i, j] / math.sqrt(var[i, j])
+    return min(r_max, sigma * math.sqrt(2 * math.log(max(peak, 1.0))))
 
 
 def _not_stars(fit: StreakFit) -> bool:
