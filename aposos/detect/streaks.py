@@ -47,12 +47,6 @@ class Line:
         return -(np.asarray(x) - self.xc) * math.sin(self.phi) + (np.asarray(y) - self.yc) * math.cos(self.phi)
 
 
-def _angle_diff(a, b):
-    """Smallest difference of two axis angles (rad, modulo pi)."""
-    d = (a - b) % math.pi
-    return min(d, math.pi - d)
-
-
 def join_pieces(lines: list[Line], *, max_gap_px: float, max_offset_px: float,
                 max_angle_rad: float = math.radians(6.0)) -> list[Line]:
     """Join collinear pieces of one streak (broken by noise or by a crossing star).
@@ -62,21 +56,27 @@ def join_pieces(lines: list[Line], *, max_gap_px: float, max_offset_px: float,
     ``max_gap_px``. The joined line spans the extreme ends of both, along their common axis.
     """
     groups: list[Line] = []
+    n = len(lines)
+    gx, gy, gphi, glen = (np.empty(n) for _ in range(4))  # the groups' lines, as arrays
     for piece in sorted(lines, key=lambda p: -p.length):
-        for k, g in enumerate(groups):
-            tol = max(max_angle_rad, math.atan2(2.0 * max_offset_px, min(piece.length, g.length) + 1))
-            if _angle_diff(piece.phi, g.phi) > tol:
-                continue
-            if abs(g.across(piece.xc, piece.yc)) > max_offset_px:
-                continue
-            gap = abs(g.ends_along(piece.xc, piece.yc)) - 0.5 * (g.length + piece.length)
-            if gap > max_gap_px:
-                continue
-            groups[k] = joined(g, piece)
-            break
+        m = len(groups)
+        tol = np.maximum(max_angle_rad,
+                         np.arctan2(2.0 * max_offset_px, np.minimum(piece.length, glen[:m]) + 1))
+        d = (piece.phi - gphi[:m]) % math.pi
+        c, s = np.cos(gphi[:m]), np.sin(gphi[:m])
+        dx, dy = piece.xc - gx[:m], piece.yc - gy[:m]
+        gap = np.abs(dx * c + dy * s) - 0.5 * (glen[:m] + piece.length)
+        ok = ((np.minimum(d, math.pi - d) <= tol) & (np.abs(-dx * s + dy * c) <= max_offset_px)
+              & (gap <= max_gap_px))
+        if ok.any():  # the first group that takes it
+            k = int(np.argmax(ok))
+            groups[k] = joined(groups[k], piece)
         else:
+            k = m
             groups.append(Line(piece.xc, piece.yc, piece.phi, piece.length, list(piece.members),
                                piece.npieces))
+        g = groups[k]
+        gx[k], gy[k], gphi[k], glen[k] = g.xc, g.yc, g.phi, g.length
     return groups
 
 
