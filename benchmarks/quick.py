@@ -3,7 +3,8 @@
 Times, in one run and interleaved, on a simulated 2048 x 2048 frame (``--size 4096``: the
 frame of ``bench_detect.py``):
 
-* the floor: one numpy pass over the frame (``frame.sum()``), the memory-bandwidth reference;
+* the floor: one numpy pass over the frame (``frame.sum()``), the memory-bandwidth reference,
+  and a read + write pass (``np.multiply(frame, 1, out=buf)``: what writing a map costs);
 * the hot loop: the numba kernels of :mod:`aposos.detect` (background grid, matched-filter map,
   runs, labels, component statistics);
 * the whole ``detect`` (adds windowed centroids, streak fits and the table).
@@ -55,7 +56,12 @@ def main(argv=None) -> int:
                     help="frame side in px (4096: the bench_detect frame, ~5000 stars)")
     ap.add_argument("--profile", action="store_true",
                     help="also print the hot loop's time per kernel (cProfile of 10 calls)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="numba threads for the detection (default: all cores)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import numba
+        numba.set_num_threads(args.threads)
     size = args.size
     t0 = time.perf_counter()
     if size == 2048:
@@ -71,9 +77,11 @@ def main(argv=None) -> int:
     def hot():
         _Pass(adu, background(adu), FWHM, cfg, np.inf)
 
-    floor = hot_t = full_t = np.inf
-    for _ in range(REPEATS):  # interleaved, so that load changes hit all three alike
+    buf = np.empty_like(adu)
+    floor = copy_t = hot_t = full_t = np.inf
+    for _ in range(REPEATS):  # interleaved, so that load changes hit all alike
         floor = min(floor, best_of(adu.sum, 5))
+        copy_t = min(copy_t, best_of(lambda: np.multiply(adu, 1.0, out=buf), 3))
         hot_t = min(hot_t, best_of(hot, 1))
         full_t = min(full_t, best_of(lambda: detect(adu, fwhm_px=FWHM), 1))
     pts = s[s["kind"] == "point"]
@@ -87,6 +95,8 @@ def main(argv=None) -> int:
     print(f"quick detection benchmark, {adu.shape[1]} x {adu.shape[0]} frame "
           f"(render {render_s:.1f} s, first call {first_s:.2f} s)")
     print(f"  floor (numpy pass)  {floor * 1e3:8.2f} ms  {mpix / floor:8.0f} Mpix/s")
+    print(f"  read + write pass   {copy_t * 1e3:8.2f} ms  {mpix / copy_t:8.0f} Mpix/s  "
+          f"{copy_t / floor:6.1f} x floor (a frame-sized map written: the S map's own floor)")
     print(f"  hot loop (kernels)  {hot_t * 1e3:8.2f} ms  {mpix / hot_t:8.1f} Mpix/s  "
           f"{hot_t / floor:6.1f} x floor (limit {HOT_LIMIT:.0f})")
     print(f"  detect (all)        {full_t * 1e3:8.2f} ms  {mpix / full_t:8.1f} Mpix/s  "

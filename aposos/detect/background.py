@@ -337,18 +337,17 @@ def cubic_weights(n_px: int, n_box: int):
     return k, w
 
 
-@njit(cache=True)
-def interp_columns(gridp, kx, wx):
-    """Kernel: every row of the padded grid interpolated to every column (float64 [nby+4, nx]).
+@njit(cache=True, parallel=True)
+def interp_columns(gridp, kx, wx, out):
+    """Kernel: every row of the padded grid interpolated to every column, into ``out`` ([nby+4,
+    nx], float64 or float32: computed in float64, rounded once), which it returns.
 
     The interpolation is separable: a pixel's value is then the 4-knot cubic of this array along
     y (:func:`interp_row`), 4 multiply-adds instead of 16.
     """
-    nr, nx = gridp.shape[0], kx.shape[0]
-    out = np.empty((nr, nx))
-    for j in range(nr):
+    for j in prange(gridp.shape[0]):
         g = gridp[j]
-        for x in range(nx):
+        for x in range(kx.shape[0]):
             k = kx[x]
             out[j, x] = (wx[x, 0] * g[k] + wx[x, 1] * g[k + 1]
                          + wx[x, 2] * g[k + 2] + wx[x, 3] * g[k + 3])
@@ -413,18 +412,19 @@ class Background:
         kx, wx = cubic_weights(self.shape[1], self.back_grid.shape[1])
         return ky, wy, kx, wx
 
-    def columns(self, grid) -> np.ndarray:
-        """``grid`` (``back_grid`` or ``rms_grid``) interpolated along x: float64 [nby + 4, nx]."""
+    def columns(self, grid, dtype=np.float64) -> np.ndarray:
+        """``grid`` (``back_grid`` or ``rms_grid``) interpolated along x: [nby + 4, nx] of
+        ``dtype`` (float64 or float32)."""
         kx, wx = cubic_weights(self.shape[1], grid.shape[1])
-        return interp_columns(padded_grid(grid), kx, wx)
+        gridp = padded_grid(grid)
+        return interp_columns(gridp, kx, wx, np.empty((gridp.shape[0], self.shape[1]), dtype))
 
     @functools.cached_property
     def float32_columns(self):
         """(back, rms) grids interpolated along x, float32 [nby + 4, nx], as the kernels read
         them (a pixel's value: the 4-knot cubic of these along y with ``weights()``); computed
         once per background."""
-        return (self.columns(self.back_grid).astype(np.float32),
-                self.columns(self.rms_grid).astype(np.float32))
+        return self.columns(self.back_grid, np.float32), self.columns(self.rms_grid, np.float32)
 
     def _map(self, grid):
         ky, wy = cubic_weights(self.shape[0], grid.shape[0])
