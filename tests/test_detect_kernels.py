@@ -128,7 +128,8 @@ def test_significance_equals_scipy_convolution():
     adu, _ = point_scene((200, 300), n=40, seed=4)
     adu[50, 60] = np.nan
     bkg = background(adu, box_px=50)
-    sig, runs, _, bad = significance(adu, bkg, 2.5, threshold=3.0)
+    sig, runs, _, smax, bad = significance(adu, bkg, 2.5, threshold=3.0)
+    assert np.array_equal(smax, [sig[y, a:b + 1].max() for y, a, b in zip(*runs)])
     k = gaussian_kernel_1d(2.5)
     d = np.nan_to_num(adu.astype(float) - bkg.back(), nan=0.0)
     conv = ndimage.convolve1d(ndimage.convolve1d(d, k, axis=1, mode="constant"), k, axis=0,
@@ -151,8 +152,10 @@ def test_significance_equals_scipy_convolution():
     # that they are reread from the map
     noise = np.random.default_rng(1).normal(100.0, 5.0, (70, 1200)).astype(np.float32)
     nbkg = background(noise, box_px=50)
-    sig, runs, (table, rows), _ = significance(noise, nbkg, 2.5, threshold=0.0, peak_thresh=2.0)
+    sig, runs, (table, rows), smax, _ = significance(noise, nbkg, 2.5, threshold=0.0,
+                                                     peak_thresh=2.0)
     sums = table[rows]
+    assert np.array_equal(smax, [sig[y, a:b + 1].max() for y, a, b in zip(*runs)])  # reread
     assert len(runs[0]) > 2 * noise.size / 32
     assert all(np.array_equal(a, b) for a, b in zip(runs, _reference_runs(sig >= 0.0)))
     _check_run_sums(noise, nbkg, sig, runs, sums, np.inf, 0.0, 2.0)
@@ -166,7 +169,7 @@ def test_run_sums_equal_numpy_reference(gain):
     bkg = background(adu, box_px=50)
     inv_gain = 0.0 if gain is None else 1 / gain
     saturation = float(np.percentile(adu, 99.9))
-    sig, runs, (table, rows), _ = significance(adu, bkg, 2.5, threshold=2.5,
+    sig, runs, (table, rows), _, _ = significance(adu, bkg, 2.5, threshold=2.5,
                                                saturation=saturation, inv_gain=inv_gain,
                                                peak_thresh=5.0)
     sums = table[rows]
@@ -266,6 +269,28 @@ def test_component_stats_of_objects_across_the_middle_equal_numpy():
         myy = (ww * (yy[m] - com[k - 1, 0]) ** 2).sum()
         row = t[k - 1]
         assert abs(row["a"] ** 2 + row["b"] ** 2 - (mxx + myy)) < 1e-6 * (mxx + myy)
+
+
+def test_components_that_matter_equals_numpy_reference():
+    """Components kept: S peak at the threshold, or enough pixels, or a long enough bounding
+    box diagonal; their runs in raster order, renumbered in order."""
+    rng = np.random.default_rng(5)
+    mask = rng.random((300, 400)) < 0.3
+    labels, n = label(mask, 8)
+    kernels = importlib.import_module("aposos.detect.measure")
+    ry, rx0, rx1, comp = kernels.runs_of_labels(labels.astype(np.int64))
+    rsmax = rng.uniform(2.5, 6.0, len(ry)).astype(np.float32)
+    runs, new, m = kernels.components_that_matter(ry, rx0, rx1, rsmax, comp, n, 5.9, 9, 4.0)
+    idx = np.arange(1, n + 1)
+    smax = np.array([rsmax[comp == c].max() for c in range(n)])
+    npix = ndimage.sum(np.ones(mask.shape), labels, idx)
+    boxes = ndimage.find_objects(labels)
+    diag = np.array([math.hypot(b[0].stop - b[0].start - 1, b[1].stop - b[1].start - 1)
+                     for b in boxes])
+    keep = (smax >= 5.9) | (npix >= 9) | (diag >= 4.0)
+    assert 0 < keep.sum() < n and m == keep.sum()
+    assert np.array_equal(runs, np.flatnonzero(keep[comp]))
+    assert np.array_equal(new, (np.cumsum(keep) - 1)[comp[runs]])
 
 
 def test_group_runs_equals_stable_argsort():

@@ -68,9 +68,11 @@ NRUN = len(RUN_NAMES)
 
 
 @njit(cache=True, error_model="numpy")
-def row_sums(out, i0, image, sig, dring, dslot, pad, rring, rslot, y, edges, e, saturation,
-             inv_gain, peak_thresh, defer, deferred, nd):
-    """Kernel: the sums of the runs of row ``y`` into ``out[i0:]`` (``NRUN`` each).
+def row_sums(out, smax_out, i0, image, sig, dring, dslot, pad, rring, rslot, y, edges, e,
+             saturation, inv_gain, peak_thresh, defer, deferred, nd):
+    """Kernel: the sums of the runs of row ``y`` into ``out[i0:]`` (``NRUN`` each), their
+    maxima of S also into ``smax_out[i0:]`` (float32: a compact copy for the selection of
+    components).
 
     The runs are given by their edges ``edges[:e]`` (even entries: first pixels, odd: one past
     the last). ``image``, ``sig``: the frame and S; ``dring[dslot, x + pad]``: the row's
@@ -124,6 +126,7 @@ def row_sums(out, i0, image, sig, dring, dslot, pad, rring, rslot, y, edges, e, 
         out[i, R_FLUX], out[i, R_VAR], out[i, R_SW], out[i, R_SWX] = flux, var, sw, swx
         out[i, R_SWXX], out[i, R_SSW], out[i, R_SSX], out[i, R_SSXX] = swxx, ssw, ssx, ssxx
         out[i, R_PEAK], out[i, R_XPK], out[i, R_SMAX], out[i, R_XS] = peak, xpk, smax, xs
+        smax_out[i] = smax
         out[i, R_RAWMAX], out[i, R_NSAT], out[i, R_NBAD], out[i, R_NPEAKS] = (rawmax, nsat, nbad,
                                                                              npeaks)
     return nd
@@ -151,6 +154,7 @@ def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_ga
     """
     nx = image.shape[1]
     out = np.empty((ry.shape[0], NRUN))
+    smax = np.empty(ry.shape[0], np.float32)
     dring = np.empty((1, nx), np.float32)
     rring = np.empty((1, nx), np.float32)
     edges = np.empty(2 * nx + 2, np.int64)
@@ -166,10 +170,55 @@ def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_ga
         for x in range(nx):
             dring[0, x] = image[y, x] - dring[0, x]
         interpolated_row(rcols, ky[y], wy[y], rring[0])
-        row_sums(out, r, image, sig, dring, 0, 0, rring, 0, y, edges, e, saturation, inv_gain,
-                 peak_thresh, False, none, 0)
+        row_sums(out, smax, r, image, sig, dring, 0, 0, rring, 0, y, edges, e, saturation,
+                 inv_gain, peak_thresh, False, none, 0)
         r += e // 2
     return out
+
+
+@njit(cache=True)
+def components_that_matter(ry, rx0, rx1, rsmax, comp, ncomp, smax_min, npix_min, extent_min):
+    """Kernel: the runs of the components that reach ``smax_min`` in S (``rsmax``: each run's
+    maximum), or hold at least ``npix_min`` pixels, or whose bounding box has a diagonal
+    (between pixel centres) of at least ``extent_min`` px; the others (the many noise peaks
+    between the analysis and the detection thresholds) need no statistics.
+
+    ``comp``: each run's component (runs in raster order, components numbered in the raster
+    order of their first runs, as :func:`~aposos.detect.label.link_runs` numbers them). Returns
+    (runs, comp, ncomp): the indices of the kept runs (int64, raster order) and their
+    components, renumbered 0.. in the order of the old numbers.
+    """
+    n = ry.shape[0]
+    # per component, in one 32-byte row (one cache line touched per run): x_lo, x_hi, y_lo,
+    # y_hi, pixels, reaches smax_min
+    box = np.empty((ncomp, 8), np.int32)
+    box[:, 0], box[:, 1], box[:, 2], box[:, 4], box[:, 5] = 1 << 30, -1, -1, 0, 0
+    for r in range(n):
+        c = comp[r]
+        box[c, 0] = min(box[c, 0], rx0[r])
+        box[c, 1] = max(box[c, 1], rx1[r])
+        if box[c, 2] < 0:  # raster order: the first run has the lowest row, the last the highest
+            box[c, 2] = ry[r]
+        box[c, 3] = ry[r]
+        box[c, 4] += rx1[r] - rx0[r] + 1
+        box[c, 5] |= rsmax[r] >= smax_min
+    new = np.full(ncomp, -1, np.int64)
+    m = 0
+    for c in range(ncomp):
+        w, h = float(box[c, 1] - box[c, 0]), float(box[c, 3] - box[c, 2])
+        if box[c, 5] or box[c, 4] >= npix_min or w * w + h * h >= extent_min * extent_min:
+            new[c] = m
+            m += 1
+    runs = np.empty(n, np.int64)
+    comp2 = np.empty(n, np.int64)
+    k = 0
+    for r in range(n):
+        c = new[comp[r]]
+        if c >= 0:
+            runs[k], comp2[k] = r, c
+            k += 1
+    runs, comp2 = runs[:k], comp2[:k]
+    return runs, comp2, m
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

@@ -28,7 +28,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .background import FAST, Background, cubic_weights
 from .workspace import kept
-from .measure import NRUN, R_NPEAKS, _is_local_max, row_sums, run_stats
+from .measure import NRUN, R_NPEAKS, R_SMAX, _is_local_max, row_sums, run_stats
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 BLOCK_ROWS = 128
@@ -82,7 +82,7 @@ def _mask_edges(mask, nx, edges):
 
 @njit(cache=True, error_model="numpy")
 def _row_sums(image, out, y, y0, y1, row_edges, e, dring, dslot, pad, rring, rslot,
-              saturation, inv_gain, peak_thresh, sums, nr, deferred, nd):
+              saturation, inv_gain, peak_thresh, sums, smaxes, nr, deferred, nd):
     """Sums of the runs of row ``y`` (edges ``row_edges[:e]``) into ``sums[nr:]``
     (:func:`~aposos.detect.measure.row_sums`); peak candidates of the block's first and last
     rows, whose other neighbours another block computes, go to ``deferred``. Returns the new
@@ -91,14 +91,14 @@ def _row_sums(image, out, y, y0, y1, row_edges, e, dring, dslot, pad, rring, rsl
         return -1, nd
     ny = image.shape[0]
     defer = (y == y0 and y > 0) or (y == y1 - 1 and y1 < ny)
-    nd = row_sums(sums, nr, image, out, dring, dslot, pad, rring, rslot, y, row_edges, e,
+    nd = row_sums(sums, smaxes, nr, image, out, dring, dslot, pad, rring, rslot, y, row_edges, e,
                   saturation, inv_gain, peak_thresh, defer, deferred, nd)
     return nr + e // 2, nd
 
 
 @njit(cache=True, parallel=True, fastmath=FAST, error_model="numpy")
 def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfinite_per_row,
-                        runs_per_row, edges, nedges, sums, nsums, deferred, ndeferred,
+                        runs_per_row, edges, nedges, sums, smaxes, nsums, deferred, ndeferred,
                         saturation, inv_gain, peak_thresh):
     """Kernel: fill ``out`` (float32 [ny, nx]) with S; count non-finite pixels and runs per row;
     sum the pixels of each run.
@@ -121,13 +121,15 @@ def significance_kernel(image, bcols, rcols, ky, wy, taps, threshold, out, nonfi
     for b in prange(nblocks):  # the body is a plain function: compiled as in serial code
         nedges[b], nsums[b], ndeferred[b] = _significance_block(
             b, image, bcols, rcols, ky, wy, taps, threshold, out, nonfinite_per_row,
-            runs_per_row, edges[b], sums[b], deferred[b], saturation, inv_gain, peak_thresh)
+            runs_per_row, edges[b], sums[b], smaxes[b], deferred[b], saturation, inv_gain,
+            peak_thresh)
     return out
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
 def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, nonfinite_per_row,
-                        runs_per_row, edges, sums, deferred, saturation, inv_gain, peak_thresh):
+                        runs_per_row, edges, sums, smaxes, deferred, saturation, inv_gain,
+                        peak_thresh):
     """Block ``b`` of :func:`significance_kernel`; returns its numbers of edges (-1: did not
     fit), sums and deferred peak candidates."""
     ny, nx = image.shape
@@ -205,28 +207,30 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
         if y > y0 and ne >= 0:  # the previous row's runs, its neighbours now computed
             nr, nd = _row_sums(image, out, y - 1, y0, y1, row_edges[(y - 1 - y0) % 2],
                                e_prev, dring, (y - 1 - y0 + r) % nd_ring, r, rring,
-                               (y - 1) % 2, saturation, inv_gain, peak_thresh, sums, nr,
-                               deferred, nd)
+                               (y - 1) % 2, saturation, inv_gain, peak_thresh, sums, smaxes,
+                               nr, deferred, nd)
             ne = -1 if nr < 0 else ne
         e_prev = e
     if ne >= 0:
         nr, nd = _row_sums(image, out, y1 - 1, y0, y1, row_edges[(y1 - 1 - y0) % 2], e_prev,
                            dring, (y1 - 1 - y0 + r) % nd_ring, r, rring, (y1 - 1) % 2,
-                           saturation, inv_gain, peak_thresh, sums, nr, deferred, nd)
+                           saturation, inv_gain, peak_thresh, sums, smaxes, nr, deferred, nd)
         ne = -1 if nr < 0 else ne
     return ne, nr, nd
 
 
 @njit(cache=True, error_model="numpy")
-def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferred, ndeferred,
+def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, smaxes, deferred,
+                ndeferred,
                 bcols, rcols, ky, wy, saturation, inv_gain, peak_thresh, ry, rx0, rx1,
-                sum_rows, extra):
+                sum_rows, extra, rsmax):
     """Kernel: the runs ``(y, x0, x1)`` (into ``ry``, ``rx0``, ``rx1``: int32, ``x1`` inclusive,
     raster order) of ``sig >= threshold`` from the blocks of :func:`significance_kernel`, and
     where their sums are: run ``i``'s in row ``sum_rows[i]`` of ``sums`` (its blocks stacked,
     [nblocks * capacity, NRUN]; left in place, not copied) or, for a block that did not fit
     (read again from the map and summed here), of ``extra`` (rows ``len(sums) + k``: callers
-    stack ``extra`` below ``sums`` when it is not empty).
+    stack ``extra`` below ``sums`` when it is not empty); each run's maximum of S into
+    ``rsmax`` (float32).
     """
     ny, nx = sig.shape
     cap = sums.shape[1]
@@ -252,6 +256,7 @@ def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferr
         if nedges[b] >= 0:
             for j in range(start, i):
                 sum_rows[j] = b * cap + j - start
+                rsmax[j] = smaxes[b, j - start]
             for q in range(ndeferred[b]):
                 x, y, d = deferred[b, q, 0], deferred[b, q, 1], deferred[b, q, 2]
                 if _is_local_max(sig, y, x, sig[y, x]):
@@ -262,6 +267,7 @@ def gather_runs(image, sig, threshold, runs_per_row, edges, nedges, sums, deferr
                                                inv_gain, peak_thresh)
             for j in range(start, i):
                 sum_rows[j] = flat.shape[0] + k + j - start
+                rsmax[j] = extra[k + j - start, R_SMAX]
             k += i - start
 
 
@@ -284,13 +290,13 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
     """Matched-filter significance map of ``image`` (float32 [ny, nx], sigmas), its runs and
     their sums.
 
-    Returns (S, (ry, rx0, rx1), sums, nonfinite_per_row): the map (in ``out`` if given); the
+    Returns (S, (ry, rx0, rx1), sums, smax, nonfinite_per_row): the map (in ``out`` if given); the
     runs of ``S >= threshold`` (int32 row, first and last column, raster order, as
     :func:`~aposos.detect.label.extract_runs`); the runs' pixel sums as (table, rows): run
     ``i``'s sums are ``table[rows[i]]`` (float64, ``NRUN`` columns,
     :func:`~aposos.detect.measure.row_sums`: ``saturation`` in ADU, ``inv_gain`` in ADU/e-,
-    peaks of S counted at or above ``peak_thresh``); the number of non-finite input pixels in
-    each row. With ``reuse``, the work arrays, the runs and their sums (and the map, unless ``out``
+    peaks of S counted at or above ``peak_thresh``); each run's maximum of S (float32, also in
+    its sums); the number of non-finite input pixels in each row. With ``reuse``, the work arrays, the runs and their sums (and the map, unless ``out``
     is given) are this thread's kept arrays (:mod:`~aposos.detect.workspace`): valid until the
     next such call in the thread.
     """
@@ -308,6 +314,7 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
     edges = new("edges", (nblocks, cap), np.int32)
     nedges = np.zeros(nblocks, np.int64)
     sums = new("block_sums", (nblocks, cap // 4, NRUN), np.float64)
+    smaxes = new("block_smax", (nblocks, cap // 4), np.float32)
     nsums = np.zeros(nblocks, np.int64)
     deferred = new("deferred", (nblocks, 2 * (nx // 2 + 2), 3), np.int64)
     ndeferred = np.zeros(nblocks, np.int64)
@@ -317,15 +324,16 @@ def significance(image, bkg: Background, fwhm_px: float, threshold: float = 3.0,
     t = np.float32(threshold)
     args = (float(saturation), float(inv_gain), float(peak_thresh))
     significance_kernel(image, bcols, rcols, ky, wy, kernel_taps(fwhm_px), t, out, nonfinite,
-                        runs, edges, nedges, sums, nsums, deferred, ndeferred, *args)
+                        runs, edges, nedges, sums, smaxes, nsums, deferred, ndeferred, *args)
     n = int(runs.sum())
     ry, rx0, rx1 = (new(name, n, np.int32) for name in ("ry", "rx0", "rx1"))
     sum_rows = new("sum_rows", n, np.int64)
+    rsmax = new("rsmax", n, np.float32)
     blocks = np.arange(nblocks) * BLOCK_ROWS
     reread = int(sum(runs[y0:y0 + BLOCK_ROWS].sum() for y0 in blocks[nedges < 0]))
     extra = np.empty((reread, NRUN))
-    gather_runs(image, out, t, runs, edges, nedges, sums, deferred, ndeferred, bcols, rcols, ky,
-                wy, *args, ry, rx0, rx1, sum_rows, extra)
+    gather_runs(image, out, t, runs, edges, nedges, sums, smaxes, deferred, ndeferred, bcols,
+                rcols, ky, wy, *args, ry, rx0, rx1, sum_rows, extra, rsmax)
     flat = sums.reshape(-1, NRUN)
     return out, (ry, rx0, rx1), ((flat, sum_rows) if not reread else
-                                 (np.concatenate([flat, extra]), sum_rows)), nonfinite
+                                 (np.concatenate([flat, extra]), sum_rows)), rsmax, nonfinite

@@ -39,8 +39,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..errors import AposError
-from .measure import (COL, NSTAT, component_peaks, component_stats, group_runs, shape_from_moments,
-                      sharpness, windowed_centroids)
+from .measure import (COL, NSTAT, component_peaks, component_stats, components_that_matter,
+                      group_runs, shape_from_moments, sharpness, windowed_centroids)
 from .background import Background, background, padded_grid, patch
 from .label import link_runs
 from .psf import estimate_fwhm
@@ -198,15 +198,20 @@ class _Pass:
         self.fwhm = fwhm
         self.sigma = fwhm / FWHM_PER_SIGMA
         gain = cfg["gain_e_per_adu"]
-        self.sig, (self.ry, self.rx0, self.rx1), sums, nonfinite = significance(
+        self.sig, runs, (table, sum_rows), rsmax, nonfinite = significance(
             image, bkg, fwhm, cfg["analysis_thresh"], saturation=saturation,
             inv_gain=0.0 if gain is None else 1.0 / gain, peak_thresh=cfg["thresh"], reuse=True)
         self.n_nonfinite = int(nonfinite.sum())
-        comp, ncomp = link_runs(self.ry, self.rx0, self.rx1, 8)
+        comp, ncomp = link_runs(*runs, 8)
+        # only the components that can be used (_size_to_matter) are measured
+        kept_runs, comp, ncomp = components_that_matter(
+            *runs, rsmax, comp, ncomp, cfg["thresh"], *_size_to_matter(cfg, self.sigma))
+        self.ry, self.rx0, self.rx1 = (r[kept_runs] for r in runs)
         self.order, self.offsets = group_runs(comp, ncomp)
-        self.stats = component_stats(*sums, self.ry, self.rx0, self.rx1, comp, self.order,
-                                     self.offsets, self.sig, image.shape, cfg["thresh"],
-                                     cfg["blend_fraction"], kept("stats", (ncomp, NSTAT), float))
+        self.stats = component_stats(table, sum_rows[kept_runs], self.ry, self.rx0, self.rx1,
+                                     comp, self.order, self.offsets, self.sig, image.shape,
+                                     cfg["thresh"], cfg["blend_fraction"],
+                                     kept("stats", (ncomp, NSTAT), float))
 
     def col(self, name):
         return self.stats[:, COL[name]]
@@ -458,6 +463,22 @@ def _star_area(smax, sigma, cfg):
     a component much larger holds more than the star (a streak through a bright star does not
     make a second peak)."""
     return math.pi * _star_radius(smax, sigma, cfg) ** 2 + 9.0
+
+
+def _size_to_matter(cfg, sigma):
+    """(npix_min, extent_min_px): a component whose S stays below ``thresh`` is measured only if
+    it holds at least ``npix_min`` pixels or its bounding box's diagonal (between pixel
+    centres) is at least ``extent_min_px``: no other can be used by :func:`_objects`.
+
+    Such a component is no point source (its S peaks below ``thresh``), not blended (no peak
+    at ``thresh``), not oversized (``4 _star_area`` is at least 36 px) and no streak candidate:
+    a candidate's S-weighted rms along its axis is at least ``sqrt((0.6 L)^2 / 12 + 2
+    sigma^2)`` (``L = streak_min_length_px``), and no distribution on a segment of length D has
+    an rms above D / 2. ``sigma`` is taken 1.2 times smaller: the pass's FWHM may be refined by
+    up to 15 % after it.
+    """
+    s2 = 2 * (sigma / 1.2) ** 2
+    return 37, 2 * math.sqrt((0.6 * cfg["streak_min_length_px"]) ** 2 / 12 + s2)
 
 
 def _component_pixels(p: _Pass, c: int):
