@@ -25,6 +25,10 @@ from scipy import special
 
 SQRT2 = math.sqrt(2.0)
 STAR_RADIUS_SIGMA = 6.0  # jointly fitted stars end at this many PSF sigma
+# most model evaluations of a streak fit (200, and 50 per jointly fitted star, up to this): on the
+# sample frames, converged fits with 24-56 stars took at most 800; one that did not converge
+# (50 stars, refused) took 1.7 s for its 2700
+MAX_NFEV = 1000
 
 
 @dataclass
@@ -507,7 +511,7 @@ def fit_line(d: np.ndarray, var: np.ndarray, x0: int, y0: int, line: Line,
         return StreakFit(p0, np.full((6, 6), np.nan), False, len(z))
     scale = np.concatenate([[1, 1, 0.01, 1, 0.3, flux0], np.tile([0.5, 0.5, flux0], len(stars))])
     full, chi2, converged, _ = lm_kernel(np.concatenate([p0, q0]), scale, x, y, z, inv_sigma, width_px,
-                                         True, 200 + 50 * len(stars), 1e-8)
+                                         True, min(200 + 50 * len(stars), MAX_NFEV), 1e-8)
     full[3:5] = np.abs(full[3:5])  # the model is even in L and w
     params = full[:6].copy()
     r, jac_full = _residuals_jacobian(full, x, y, z, inv_sigma, width_px, True, True)
