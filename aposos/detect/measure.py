@@ -67,8 +67,15 @@ NRUN = len(RUN_NAMES)
  R_RAWMAX, R_NSAT, R_NBAD, R_NPEAKS) = range(NRUN)
 
 
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _cubic_at(cols, k, w0, w1, w2, w3, x):
+    """A grid interpolated along y at column ``x`` (float32, as the matched filter computes
+    it: ``cols``, rows ``k..k+3``, from :func:`~aposos.detect.background.interp_columns`)."""
+    return w0 * cols[k, x] + w1 * cols[k + 1, x] + w2 * cols[k + 2, x] + w3 * cols[k + 3, x]
+
+
 @njit(cache=True, error_model="numpy")
-def row_sums(out, smax_out, i0, image, sig, dring, dslot, pad, rring, rslot, y, edges, e,
+def row_sums(out, smax_out, i0, image, sig, dring, dslot, pad, rcols, ky, wy, y, edges, e,
              saturation, inv_gain, peak_thresh, defer, deferred, nd):
     """Kernel: the sums of the runs of row ``y`` into ``out[i0:]`` (``NRUN`` each), their
     maxima of S also into ``smax_out[i0:]`` (float32: a compact copy for the selection of
@@ -76,14 +83,17 @@ def row_sums(out, smax_out, i0, image, sig, dring, dslot, pad, rring, rslot, y, 
 
     The runs are given by their edges ``edges[:e]`` (even entries: first pixels, odd: one past
     the last). ``image``, ``sig``: the frame and S; ``dring[dslot, x + pad]``: the row's
-    background-subtracted pixels, ``rring[rslot, x]``: its noise (rows of buffers the caller
-    fills once per row). Peaks of S at or above ``peak_thresh`` (3 x 3 local maxima) are
+    background-subtracted pixels (a row of a buffer the caller fills once per row); ``rcols``,
+    ``ky``, ``wy``: the noise grid along x and the rows' knots and weights (float32), from
+    which the noise is interpolated at each run pixel. Peaks of S at or above ``peak_thresh`` (3 x 3 local maxima) are
     counted in ``npeaks``; with ``defer`` (the rows beside this one are not computed yet) their
     candidates, the S-row maxima, are listed in ``deferred[nd:]`` as (x, y, run index) instead.
     Returns the new ``nd``. (One call per row: array arguments cost reference counting at every
     call, more than a short run's sums.)
     """
     nx = image.shape[1]
+    k = ky[y]
+    w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
     for q in range(0, e, 2):
         i = i0 + q // 2
         xa, xb = edges[q], edges[q + 1] - 1
@@ -114,7 +124,7 @@ def row_sums(out, smax_out, i0, image, sig, dring, dslot, pad, rring, rslot, y, 
                 nsat += 1
             rawmax = max(rawmax, float(v))
             d = float(dring[dslot, x + pad])
-            rms = float(rring[rslot, x])
+            rms = float(_cubic_at(rcols, k, w0, w1, w2, w3, x))
             flux += d
             if d > peak:
                 peak, xpk = d, x
@@ -156,7 +166,6 @@ def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_ga
     out = np.empty((ry.shape[0], NRUN))
     smax = np.empty(ry.shape[0], np.float32)
     dring = np.empty((1, nx), np.float32)
-    rring = np.empty((1, nx), np.float32)
     edges = np.empty(2 * nx + 2, np.int64)
     none = np.empty((0, 3), np.int64)
     r = 0
@@ -169,8 +178,7 @@ def run_stats(image, sig, bcols, rcols, ky, wy, ry, rx0, rx1, saturation, inv_ga
         interpolated_row(bcols, ky[y], wy[y], dring[0])
         for x in range(nx):
             dring[0, x] = image[y, x] - dring[0, x]
-        interpolated_row(rcols, ky[y], wy[y], rring[0])
-        row_sums(out, smax, r, image, sig, dring, 0, 0, rring, 0, y, edges, e, saturation,
+        row_sums(out, smax, r, image, sig, dring, 0, 0, rcols, ky, wy, y, edges, e, saturation,
                  inv_gain, peak_thresh, False, none, 0)
         r += e // 2
     return out

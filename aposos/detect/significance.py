@@ -81,7 +81,7 @@ def _mask_edges(mask, nx, edges):
 
 
 @njit(cache=True, error_model="numpy")
-def _row_sums(image, out, y, y0, y1, row_edges, e, dring, dslot, pad, rring, rslot,
+def _row_sums(image, out, y, y0, y1, row_edges, e, dring, dslot, pad, rcols, ky, wy,
               saturation, inv_gain, peak_thresh, sums, smaxes, nr, deferred, nd):
     """Sums of the runs of row ``y`` (edges ``row_edges[:e]``) into ``sums[nr:]``
     (:func:`~aposos.detect.measure.row_sums`); peak candidates of the block's first and last
@@ -91,7 +91,7 @@ def _row_sums(image, out, y, y0, y1, row_edges, e, dring, dslot, pad, rring, rsl
         return -1, nd
     ny = image.shape[0]
     defer = (y == y0 and y > 0) or (y == y1 - 1 and y1 < ny)
-    nd = row_sums(sums, smaxes, nr, image, out, dring, dslot, pad, rring, rslot, y, row_edges, e,
+    nd = row_sums(sums, smaxes, nr, image, out, dring, dslot, pad, rcols, ky, wy, y, row_edges, e,
                   saturation, inv_gain, peak_thresh, defer, deferred, nd)
     return nr + e // 2, nd
 
@@ -147,10 +147,9 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
     # output row: the vertical pass measured ~10 % slower)
     ring = np.empty((ntap, nx + 16), np.float32)
     # row yy background-subtracted (0 where not finite, r zeros on both sides) at
-    # (yy - y0 + r) % nd_ring; the noise of row y at y % 2: the sums of row y - 1 need both
+    # (yy - y0 + r) % nd_ring: the sums of row y - 1, taken after row y, read it
     nd_ring = ntap + 1
     dring = np.zeros((nd_ring, nx + 2 * r), np.float32)
-    rring = np.empty((2, nx), np.float32)
     row_edges = np.empty((2, nx + 1), np.int32)  # this row's and the previous row's
     mask = np.empty((nx + 8) // 8 * 8, np.uint8)
     ne = nr = nd = 0
@@ -186,14 +185,11 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
         w0, w1, w2, w3 = wy[y, 0], wy[y, 1], wy[y, 2], wy[y, 3]
         first = y - y0  # ring slot of row y - r
         orow = out[y]
-        rrow = rring[y % 2]
         for x in range(nx):
             a = np.float32(0.0)
             for j in range(ntap):
                 a += taps[j] * ring[(first + j) % ntap, x]
-            rms = w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x]
-            rrow[x] = rms
-            v = a * inv / rms
+            v = a * inv / (w0 * c0[x] + w1 * c1[x] + w2 * c2[x] + w3 * c3[x])
             orow[x] = v
             mask[x] = 1 if v >= threshold else 0
         cur = row_edges[(y - y0) % 2]
@@ -206,14 +202,14 @@ def _significance_block(b, image, bcols, rcols, ky, wy, taps, threshold, out, no
             ne = -1
         if y > y0 and ne >= 0:  # the previous row's runs, its neighbours now computed
             nr, nd = _row_sums(image, out, y - 1, y0, y1, row_edges[(y - 1 - y0) % 2],
-                               e_prev, dring, (y - 1 - y0 + r) % nd_ring, r, rring,
-                               (y - 1) % 2, saturation, inv_gain, peak_thresh, sums, smaxes,
-                               nr, deferred, nd)
+                               e_prev, dring, (y - 1 - y0 + r) % nd_ring, r, rcols, ky, wy,
+                               saturation, inv_gain, peak_thresh, sums, smaxes, nr, deferred,
+                               nd)
             ne = -1 if nr < 0 else ne
         e_prev = e
     if ne >= 0:
         nr, nd = _row_sums(image, out, y1 - 1, y0, y1, row_edges[(y1 - 1 - y0) % 2], e_prev,
-                           dring, (y1 - 1 - y0 + r) % nd_ring, r, rring, (y1 - 1) % 2,
+                           dring, (y1 - 1 - y0 + r) % nd_ring, r, rcols, ky, wy,
                            saturation, inv_gain, peak_thresh, sums, smaxes, nr, deferred, nd)
         ne = -1 if nr < 0 else ne
     return ne, nr, nd
