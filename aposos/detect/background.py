@@ -4,7 +4,7 @@ The frame is tiled into a grid of boxes of about ``box_px`` pixels. In each box 
 pixels of every 4th row are clipped iteratively at ``nsigma`` standard deviations around their
 mean; at the converged bounds, one pass over all the box's pixels gives the background, the
 SExtractor mode estimate ``2.5 median - 1.5 mean`` of the clipped pixels (the median smoothed
-over +-0.4 std, see :func:`_clipped_stats`; the median itself when the box is crowded,
+over +-0.4 std, see :func:`_smoothed_median`; the median itself when the box is crowded,
 ``|mean - median| > 0.3 std``), and the noise, their standard deviation corrected for the
 truncation of a Gaussian at ``nsigma``. The grid is cleaned (empty boxes filled from their
 neighbours, then a 3 x 3 median filter that removes boxes spoiled by bright stars or streaks)
@@ -39,6 +39,7 @@ WINDOW_SHARE = tuple(k * math.erf(MEDIAN_WINDOW / math.sqrt(2)) for k in (0.65, 
 # fastmath without "nnan"/"ninf" (the kernels test for NaN/inf pixels explicitly) and without
 # "nsz" (which turns a masked sum "s += m ? d : 0" into "s = m ? s + d : s", not vectorised)
 FAST = {"arcp", "contract", "afn", "reassoc"}
+ROWS_PER_PASS = 8  # image rows read together by the final pass (one vector of sums for them)
 
 
 def truncated_std_factor(nsigma: float) -> float:
@@ -63,17 +64,18 @@ def _clip_sums(pixels, y, rows, x0, cols, step, lo, hi, m, inv_c):
 
     The last two are the Huber function of location ``m`` (half-width ``1 / inv_c``) and minus
     its slope (see :func:`_smoothed_median`); ``inv_c=None``: the moments only (compiled without
-    them). Branch-free, so that it vectorises along the rows; the ``rows`` of a column (a
-    compile-time constant: pass a literal) add to the same vector of sums. The sums are in the
-    type of ``m`` (float32 once ``m`` is near the mean: twice the lanes, and no cancellation).
-    The Huber terms are those of ``d = v - m`` inside the bounds and 0 outside (no select of
-    their own): the pixels outside are taken off the unclamped count at the end.
+    them). Branch-free, so that it vectorises along the columns; the ``rows`` of a column (pass
+    a literal: a compile-time constant, the loop over them unrolled) add to the same vector of
+    sums, one reduction for them all. The sums are in the type of ``m`` (float32 once ``m`` is
+    near the mean: twice the lanes, and no cancellation). The Huber terms are those of
+    ``d = v - m`` inside the bounds and 0 outside (no select of their own): the pixels outside
+    are taken off the unclamped count at the end.
     """
     zero = m - m
     one = zero + np.float32(1.0)  # not "+ 1": float32 + int64 is float64 in numba
     s = s2 = c = f = n = zero  # c, n: counts, exact in float32 up to 2**24 (no int64 lanes)
     for i in range(cols):
-        x = np.uint64(x0 + i * step)  # unsigned: no test for negative indices
+        x = np.uint64(x0 + i * step)  # unsigned indices: no test for negative ones
         for r in range(rows):
             v = np.float32(pixels[np.uint64(y + r * step), x])
             inside = (v >= lo) & (v <= hi)
@@ -93,9 +95,9 @@ def _clip_sums(pixels, y, rows, x0, cols, step, lo, hi, m, inv_c):
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
 def _add_row_sums(image, y, rows, step, xedges, bounds, sums):
-    """Adds to ``sums[i]`` the :func:`_clip_sums` of box ``i``'s columns of the image rows
-    ``y + r step`` (``r < rows``, a literal) at its ``bounds[i]`` (lo, hi, m, 1 / c, c; none
-    where ``c`` is not > 0), as float64."""
+    """Adds to ``sums[i]`` (float64) the :func:`_clip_sums` of box ``i``'s pixels on the image
+    rows ``y + r step`` (``r < rows``, a literal) within its ``bounds[i]`` (lo, hi, m, 1 / c, c;
+    boxes without ``c > 0`` are skipped), in float32 around the float32 ``m``."""
     for i in range(len(xedges) - 1):
         if not (bounds[i, 4] > 0.0):
             continue
@@ -161,10 +163,14 @@ def _clip_stats(pixels, lo, hi, m, c):
     (:func:`_clip_sums` at location ``m``, half-width ``c``; mean and std NaN if none).
 
     The sums are in float32 around the float32 ``m``, unless there are too many pixels for
-    float32 counts.
+    float32 counts; ``m`` NaN: the moments only, in float64 around 0 (no location yet; no
+    cancellation in float64 for any image value).
     """
     row, cols = pixels.reshape((1, pixels.size)), pixels.size
-    if pixels.size >= 1 << 24:  # beyond float32's exact integer counts
+    if math.isnan(m):
+        shift = 0.0
+        k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, lo, hi, shift, None)
+    elif pixels.size >= 1 << 24:  # beyond float32's exact integer counts
         shift = m
         k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, lo, hi, shift, 1.0 / c)
     else:
@@ -192,49 +198,44 @@ def _huber_step(f, n, c):
 
 
 @njit(cache=True, error_model="numpy")
-def _converged_clip(sub, first, nsigma, iters, min_count):
-    """The clipping of the ``sub`` pixels (1-D float32) iterated to convergence: (count, mean,
-    std, m, c) of the last pass; count 0 (and NaN) if fewer than ``min_count`` (or 3) pixels
-    are finite, or fewer than 3 remain.
+def _converged_clip(sub, nsigma, iters, min_count):
+    """The clipping of the finite ``sub`` pixels (1-D float32) iterated to convergence:
+    (count, mean, std, m, c) of its last pass; count 0 (mean NaN) if fewer than ``min_count``
+    (or 3) are finite, or fewer than 3 remain.
 
-    ``first``: (count, sum, sum of squares) of their finite values (the first pass, float64).
     Each pass keeps the pixels within ``mean +- nsigma std`` of the previous one, until their
-    number no longer changes (or ``std`` is 0, or after ``iters`` passes); ``m`` is the root of
-    the Huber function of half-width ``c = MEDIAN_WINDOW std`` (see :func:`_smoothed_median`),
+    number no longer changes (or ``std`` is 0, or after ``iters`` passes). ``m`` is the root of
+    their Huber function of half-width ``c = MEDIAN_WINDOW std`` (:func:`_smoothed_median`),
     tracked by one Newton step per pass from the first pass's mean.
     """
-    c, mean, std = _moments(first[0], first[1], first[2], 0.0)
-    if c < max(3, min_count):
-        return 0, np.nan, np.nan, np.nan, 0.0
-    m, window, count = mean, MEDIAN_WINDOW * std, c
-    for _ in range(1, iters):
-        if std == 0.0:
-            break
-        lo, hi = mean - nsigma * std, mean + nsigma * std
+    lo, hi = -FLOAT32_MAX, FLOAT32_MAX
+    mean, std, m, window = np.nan, 0.0, np.nan, 0.0
+    count = -1
+    for it in range(iters):
         c, mean, std, f, n = _clip_stats(sub, lo, hi, m, window)
-        if c < 3:
+        if c < max(3, min_count if it == 0 else 3):
             return 0, np.nan, np.nan, np.nan, 0.0
-        m += _huber_step(f, n, window)
+        m = mean if it == 0 else m + _huber_step(f, n, window)
         window = MEDIAN_WINDOW * std
-        if c == count:
+        if c == count or std == 0.0:
             break
         count = c
+        lo, hi = mean - nsigma * std, mean + nsigma * std
     return c, mean, std, m, window
 
 
 @njit(cache=True, error_model="numpy")
 def _smoothed_median(f, n, count, m, c, mean, std):
-    """The median of ``count`` clipped pixels of ``mean`` and ``std`` smoothed over +-``c``:
-    one Newton step from ``m`` on their Huber function (sum ``f``, ``n`` pixels in its linear
-    part); NaN where the histogram's median is needed.
+    """Median of ``count`` clipped pixels (``mean``, ``std``) smoothed over +-``c``: one Newton
+    step from ``m`` on their Huber function (sum ``f``, ``n`` pixels in its linear part); NaN
+    where the histogram's median is needed instead.
 
     The smoothed median is the root ``m`` of the Huber function ``sum clamp((v - m) / c, -1, 1)``,
     ``c = MEDIAN_WINDOW std`` (the median for ``c -> 0``; variance ``1.30 std^2 / n`` for a
     Gaussian against the median's ``1.57``; on a tail of faint stars it moves towards the mean
-    by ``~c^2 / 6`` times the log-slope of the density at the median), tracked on the
-    subsample by :func:`_converged_clip`. NaN: in a crowded box (``|mean - median| > 0.3 std``),
-    when the root is not reached in one step, or when the window holds a share of the pixels
-    unlike a Gaussian core's (:data:`WINDOW_SHARE`).
+    by ``~c^2 / 6`` times the log-slope of the density at the median). NaN in a crowded box
+    (``|mean - median| > 0.3 std``), when the root is not reached in one step, or when the
+    window holds a share of the pixels unlike a Gaussian core's (:data:`WINDOW_SHARE`).
     """
     median = m + _huber_step(f, n, c)
     if (abs(median - m) < c and abs(mean - median) < 0.3 * std
@@ -243,50 +244,31 @@ def _smoothed_median(f, n, count, m, c, mean, std):
     return np.nan
 
 
-@njit(cache=True, fastmath=FAST, error_model="numpy")
-def _copy_subsample_row(row, r, xedges, step, subs, first):
-    """Copies every ``step``-th pixel of each box's part of the image ``row`` into row ``r`` of
-    the box's subsample ``subs[i]``, and adds their number, sum and sum of squares (finite
-    pixels, float64: the first pass of the clipping) to ``first[i]``."""
-    for i in range(len(xedges) - 1):
-        x0 = xedges[i]
-        cols = (xedges[i + 1] - x0 + step - 1) // step
+@njit(cache=True, error_model="numpy")
+def _copy_box(image, y0, rows, ystep, x0, cols, step, out):
+    """The pixels ``image[y0 + r ystep, x0 + c step]`` (``r < rows``, ``c < cols``) row by row
+    into ``out`` (float32): ``out[:rows * cols]``."""
+    for r in range(rows):
+        row = image[y0 + r * ystep]
         a = np.uint64(r * cols)
         for c in range(cols):  # unsigned indices: a vectorised copy for step 1
-            subs[i, a + np.uint64(c)] = row[np.uint64(x0 + c * step)]
-        k, s, s2, _, _ = _clip_sums(subs, i, 1, r * cols, cols, 1, -FLOAT32_MAX, FLOAT32_MAX,
-                                    0.0, None)
-        first[i, 0] += k
-        first[i, 1] += s
-        first[i, 2] += s2
-
-
-@njit(cache=True, error_model="numpy")
-def _copy_box(image, y0, rows, x0, cols, step, out):
-    """The box's pixels ``image[y0 + r step, x0 + c step]`` row by row into ``out`` (float32):
-    ``out[:rows * cols]``."""
-    for r in range(rows):
-        row = image[y0 + r * step]
-        for c in range(cols):
-            out[r * cols + c] = row[x0 + c * step]
+            out[a + np.uint64(c)] = row[np.uint64(x0 + c * step)]
     return out[:rows * cols]
-
-
-ROWS_PER_PASS = 8  # image rows read together by the final pass (one vector of sums for them)
 
 
 @njit(cache=True, parallel=True)
 def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
     """Kernel: clipped (mode, std, count) of every box; NaN where too few finite pixels.
 
-    Uses every ``step``-th pixel of every ``step``-th row of each box. For a band of boxes, the
-    subsample rows (every 4th) are first copied box by box into a buffer, reading the image row
-    by row (sequential): the clipping iterates on each box's contiguous subsample (in place, the
-    rows of a box are a frame row apart: they would share a few cache sets and be read from
-    memory at every pass). The final pass at the converged bounds then streams through the band
-    once, ``ROWS_PER_PASS`` rows at a time, each row segment of a box adding to the box's sums
-    (float64 across segments). ``std`` is the plain clipped standard deviation (not yet
-    corrected for truncation); ``min_fraction`` applies to the finite pixels of the subsample.
+    Uses every ``step``-th pixel of every ``step``-th row of each box. Band by band of boxes:
+    each box's subsample (every 4th row) is copied into a buffer, its rows read together (the
+    memory latencies overlap), and the clipping iterates on these contiguous pixels (in place,
+    the rows of a box are a frame row apart: they would share a few cache sets and be read from
+    memory at every pass); the final pass at the converged bounds then streams through the
+    band's rows once, ``ROWS_PER_PASS`` at a time, each row segment of a box adding to the box's
+    sums (float64 across segments). ``std`` is the plain clipped standard deviation (not yet
+    corrected for truncation; 0 for a constant box, whose count is then the subsample's);
+    ``min_fraction`` applies to the finite pixels of the subsample.
     """
     nby, nbx = len(yedges) - 1, len(xedges) - 1
     back = np.full((nby, nbx), np.nan)
@@ -299,52 +281,40 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
         y0, y1 = yedges[j], yedges[j + 1]
         rows = (y1 - y0 + step - 1) // step
         nsub = (rows + SUBSAMPLE - 1) // SUBSAMPLE
-        # 16 floats more per box: consecutive boxes start 64 bytes apart modulo 4 KiB
-        subs = np.empty((nbx, nsub * wmax + 16), np.float32)
-        first = np.zeros((nbx, 3))
-        for r in range(nsub):
-            row = image[y0 + r * SUBSAMPLE * step]
-            if step == 1:  # compiled apart: contiguous vector loads
-                _copy_subsample_row(row, r, xedges, 1, subs, first)
-            else:
-                _copy_subsample_row(row, r, xedges, step, subs, first)
-        # per box: lo, hi, m, 1 / window (float32 for the final pass), window; sums
-        bounds = np.empty((nbx, 5))
-        sums = np.zeros((nbx, 5))
+        box = np.empty(rows * wmax, np.float32)
+        bounds = np.zeros((nbx, 5))  # lo, hi, m, 1 / c, c of the final pass (c 0: none)
         for i in range(nbx):
-            cols = (xedges[i + 1] - xedges[i] + step - 1) // step
-            need = max(8, min_fraction * nsub * cols)
-            c, mean, sd, m, window = _converged_clip(
-                subs[i, :nsub * cols], (int(first[i, 0]), first[i, 1], first[i, 2]), nsigma,
-                iters, need)
-            lo, hi = mean - nsigma * sd, mean + nsigma * sd
-            bounds[i] = lo, hi, m, 1.0 / window if window > 0.0 else 0.0, window
+            x0 = xedges[i]
+            cols = (xedges[i + 1] - x0 + step - 1) // step
+            sub = _copy_box(image, y0, nsub, SUBSAMPLE * step, x0, cols, step, box)
+            c, mean, sd, m, window = _converged_clip(sub, nsigma, iters,
+                                                     max(8, min_fraction * nsub * cols))
             if c > 0 and sd == 0.0:  # constant: no final pass
                 back[j, i], std[j, i], count[j, i] = mean, 0.0, c
+            elif c > 0:
+                bounds[i] = mean - nsigma * sd, mean + nsigma * sd, m, 1.0 / window, window
+        sums = np.zeros((nbx, 5))
         r = 0
         while r + ROWS_PER_PASS <= rows:
             _add_row_sums(image, y0 + r * step, ROWS_PER_PASS, step, xedges, bounds, sums)
             r += ROWS_PER_PASS
         for r in range(r, rows):
             _add_row_sums(image, y0 + r * step, 1, step, xedges, bounds, sums)
-        box = np.empty(0, np.float32)  # for the histogram's median, if needed
-        scratch = np.empty(0, np.int32)
+        scratch = np.empty(0, np.int32)  # for the histogram's median, if needed
         for i in range(nbx):
-            if not (bounds[i, 4] > 0.0):
-                continue
             k, s, s2, f, n = sums[i]
             c, mean, sd = _moments(int(k), s, s2, np.float64(np.float32(bounds[i, 2])))
-            if c < 3:
+            if c < 3:  # no final pass (too few pixels, or constant), or too few in it
                 continue
-            median = _smoothed_median(f, int(n), c, bounds[i, 2], bounds[i, 4], mean, sd)
+            lo, hi, m, window = bounds[i, 0], bounds[i, 1], bounds[i, 2], bounds[i, 4]
+            median = _smoothed_median(f, int(n), c, m, window, mean, sd)
             if math.isnan(median):
-                if box.size == 0:
-                    box = np.empty(rows * wmax, np.float32)
-                    scratch = np.empty(rows * wmax, np.int32)
                 x0 = xedges[i]
                 cols = (xedges[i + 1] - x0 + step - 1) // step
-                median = _histogram_median(_copy_box(image, y0, rows, x0, cols, step, box),
-                                           bounds[i, 0], bounds[i, 1], mean, scratch)[0]
+                if scratch.size == 0:
+                    scratch = np.empty(rows * wmax, np.int32)
+                pixels = _copy_box(image, y0, rows, step, x0, cols, step, box)
+                median = _histogram_median(pixels, lo, hi, mean, scratch)[0]
             back[j, i] = 2.5 * median - 1.5 * mean if abs(mean - median) < 0.3 * sd else median
             std[j, i], count[j, i] = sd, c
     return back, std, count
