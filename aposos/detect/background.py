@@ -167,9 +167,10 @@ def _clip_stats(pixels, lo, hi, m, c):
     cancellation in float64 for any image value).
     """
     row, cols = pixels.reshape((1, pixels.size)), pixels.size
-    if math.isnan(m):
+    if math.isnan(m):  # float32 bounds: the finite test before the conversion to float64
         shift = 0.0
-        k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, lo, hi, shift, None)
+        k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, np.float32(lo), np.float32(hi), shift,
+                                    None)
     elif pixels.size >= 1 << 24:  # beyond float32's exact integer counts
         shift = m
         k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, lo, hi, shift, 1.0 / c)
@@ -246,14 +247,13 @@ def _smoothed_median(f, n, count, m, c, mean, std):
 
 @njit(cache=True, error_model="numpy")
 def _copy_box(image, y0, rows, ystep, x0, cols, step, out):
-    """The pixels ``image[y0 + r ystep, x0 + c step]`` (``r < rows``, ``c < cols``) row by row
-    into ``out`` (float32): ``out[:rows * cols]``."""
+    """Copies the pixels ``image[y0 + r ystep, x0 + c step]`` (``r < rows``, ``c < cols``) row by
+    row into ``out[:rows * cols]`` (float32)."""
     for r in range(rows):
         row = image[y0 + r * ystep]
         a = np.uint64(r * cols)
         for c in range(cols):  # unsigned indices: a vectorised copy for step 1
             out[a + np.uint64(c)] = row[np.uint64(x0 + c * step)]
-    return out[:rows * cols]
 
 
 @njit(cache=True, parallel=True)
@@ -286,7 +286,11 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
         for i in range(nbx):
             x0 = xedges[i]
             cols = (xedges[i + 1] - x0 + step - 1) // step
-            sub = _copy_box(image, y0, nsub, SUBSAMPLE * step, x0, cols, step, box)
+            if step == 1:  # compiled apart: a vectorised copy
+                _copy_box(image, y0, nsub, SUBSAMPLE, x0, cols, 1, box)
+            else:
+                _copy_box(image, y0, nsub, SUBSAMPLE * step, x0, cols, step, box)
+            sub = box[:nsub * cols]
             c, mean, sd, m, window = _converged_clip(sub, nsigma, iters,
                                                      max(8, min_fraction * nsub * cols))
             if c > 0 and sd == 0.0:  # constant: no final pass
@@ -313,8 +317,8 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
                 cols = (xedges[i + 1] - x0 + step - 1) // step
                 if scratch.size == 0:
                     scratch = np.empty(rows * wmax, np.int32)
-                pixels = _copy_box(image, y0, rows, step, x0, cols, step, box)
-                median = _histogram_median(pixels, lo, hi, mean, scratch)[0]
+                _copy_box(image, y0, rows, step, x0, cols, step, box)
+                median = _histogram_median(box[:rows * cols], lo, hi, mean, scratch)[0]
             back[j, i] = 2.5 * median - 1.5 * mean if abs(mean - median) < 0.3 * sd else median
             std[j, i], count[j, i] = sd, c
     return back, std, count
