@@ -158,20 +158,21 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @njit(cache=True, error_model="numpy")
-def _clip_stats(pixels, lo, hi, m, c):
-    """(count, mean, std, Huber sum, Huber count) of the ``pixels`` (1-D) in ``[lo, hi]``
+def _clip_stats(row, lo, hi, m, c):
+    """(count, mean, std, Huber sum, Huber count) of the pixels of ``row`` (a 2-D array of one
+    row) in ``[lo, hi]``
     (:func:`_clip_sums` at location ``m``, half-width ``c``; mean and std NaN if none).
 
     The sums are in float32 around the float32 ``m``, unless there are too many pixels for
     float32 counts; ``m`` NaN: the moments only, in float64 around 0 (no location yet; no
     cancellation in float64 for any image value).
     """
-    row, cols = pixels.reshape((1, pixels.size)), pixels.size
+    cols = row.shape[1]
     if math.isnan(m):  # float32 bounds: the finite test before the conversion to float64
         shift = 0.0
         k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, np.float32(lo), np.float32(hi), shift,
                                     None)
-    elif pixels.size >= 1 << 24:  # beyond float32's exact integer counts
+    elif cols >= 1 << 24:  # beyond float32's exact integer counts
         shift = m
         k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, lo, hi, shift, 1.0 / c)
     else:
@@ -209,11 +210,12 @@ def _converged_clip(sub, nsigma, iters, min_count):
     their Huber function of half-width ``c = MEDIAN_WINDOW std`` (:func:`_smoothed_median`),
     tracked by one Newton step per pass from the first pass's mean.
     """
+    row = sub.reshape((1, sub.size))
     lo, hi = -FLOAT32_MAX, FLOAT32_MAX
     mean, std, m, window = np.nan, 0.0, np.nan, 0.0
     count = -1
     for it in range(iters):
-        c, mean, std, f, n = _clip_stats(sub, lo, hi, m, window)
+        c, mean, std, f, n = _clip_stats(row, lo, hi, m, window)
         if c < max(3, min_count if it == 0 else 3):
             return 0, np.nan, np.nan, np.nan, 0.0
         m = mean if it == 0 else m + _huber_step(f, n, window)
