@@ -89,6 +89,8 @@ def _clip_sums(pixels, y, rows, x0, cols, step, lo, hi, m, inv_c):
                 u = one if u > one else u
                 f += u
                 n += one if abs(u) < one else zero
+    if inv_c is None:
+        return int(c), np.float64(s), np.float64(s2), np.float64(f), 0
     outside = rows * cols - int(c)
     return int(c), np.float64(s), np.float64(s2), np.float64(f), int(n) - outside
 
@@ -159,9 +161,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 @njit(cache=True, error_model="numpy")
 def _clip_stats(row, lo, hi, m, c):
-    """(count, mean, std, Huber sum, Huber count) of the pixels of ``row`` (a 2-D array of one
-    row) in ``[lo, hi]``
-    (:func:`_clip_sums` at location ``m``, half-width ``c``; mean and std NaN if none).
+    """(count, mean, std, Huber sum, Huber count) of the pixels of ``row`` (2-D, one row) in
+    ``[lo, hi]`` (:func:`_clip_sums` at location ``m``, half-width ``c``; mean and std NaN if
+    none).
 
     The sums are in float32 around the float32 ``m``, unless there are too many pixels for
     float32 counts; ``m`` NaN: the moments only, in float64 around 0 (no location yet; no
