@@ -4,7 +4,7 @@ The frame is tiled into a grid of boxes of about ``box_px`` pixels. In each box 
 pixels of every 4th row are clipped iteratively at ``nsigma`` standard deviations around their
 mean; at the converged bounds, one pass over all the box's pixels gives the background, the
 SExtractor mode estimate ``2.5 median - 1.5 mean`` of the clipped pixels (the median smoothed
-over +-0.4 std, see :func:`_clipped_stats`; the median itself when the box is crowded,
+over +-0.4 std, see :func:`_smoothed_median`; the median itself when the box is crowded,
 ``|mean - median| > 0.3 std``), and the noise, their standard deviation corrected for the
 truncation of a Gaussian at ``nsigma``. The grid is cleaned (empty boxes filled from their
 neighbours, then a 3 x 3 median filter that removes boxes spoiled by bright stars or streaks)
@@ -39,6 +39,7 @@ WINDOW_SHARE = tuple(k * math.erf(MEDIAN_WINDOW / math.sqrt(2)) for k in (0.65, 
 # fastmath without "nnan"/"ninf" (the kernels test for NaN/inf pixels explicitly) and without
 # "nsz" (which turns a masked sum "s += m ? d : 0" into "s = m ? s + d : s", not vectorised)
 FAST = {"arcp", "contract", "afn", "reassoc"}
+ROWS_PER_PASS = 8  # image rows read together by the final pass (one vector of sums for them)
 
 
 def truncated_std_factor(nsigma: float) -> float:
@@ -55,34 +56,66 @@ def box_edges(n: int, box_px: int) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
-def _clip_sums(pixels, lo, hi, m, inv_c):
-    """Sums over the ``pixels`` (1-D) with ``lo <= v <= hi`` (NaN pixels never are; +-inf ones
-    are not for finite bounds): (count, sum and sum of squares of ``v - m``, sum of
-    ``clamp((v - m) inv_c, -1, 1)``, number with ``|v - m| inv_c < 1``).
+def _clip_sums(pixels, y, rows, x0, cols, step, lo, hi, m, inv_c):
+    """Sums over the pixels ``pixels[y + r step, x0 + c step]`` (2-D array; ``r < rows``,
+    ``c < cols``) with ``lo <= v <= hi`` (NaN pixels never are; +-inf ones are not for finite
+    bounds): (count, sum and sum of squares of ``v - m``, sum of ``clamp((v - m) inv_c, -1, 1)``,
+    number with ``|v - m| inv_c < 1``).
 
     The last two are the Huber function of location ``m`` (half-width ``1 / inv_c``) and minus
-    its slope (see :func:`_clipped_stats`); ``inv_c=None``: the moments only (compiled without
-    them). Branch-free, so that it vectorises; the sums are in the type of ``m`` (float32 once
-    ``m`` is near the mean: twice the lanes, and no cancellation).
+    its slope (see :func:`_smoothed_median`); ``inv_c=None``: the moments only (compiled without
+    them). Branch-free, so that it vectorises along the columns; the ``rows`` of a column (pass
+    a literal: a compile-time constant, the loop over them unrolled) add to the same vector of
+    sums, one reduction for them all. The sums are in the type of ``m`` (float32 once ``m`` is
+    near the mean: twice the lanes, and no cancellation). The Huber terms are those of
+    ``d = v - m`` inside the bounds and 0 outside (no select of their own): the pixels outside
+    are taken off the unclamped count at the end.
     """
     zero = m - m
     one = zero + np.float32(1.0)  # not "+ 1": float32 + int64 is float64 in numba
     s = s2 = c = f = n = zero  # c, n: counts, exact in float32 up to 2**24 (no int64 lanes)
-    for i in range(pixels.shape[0]):
-        v = pixels[i]
-        e = v - m
-        inside = (v >= lo) & (v <= hi)
-        d = e if inside else zero
-        s += d
-        s2 += d * d
-        c += one if inside else zero
-        if inv_c is not None:  # pruned at compile time for inv_c=None
-            u = e * inv_c
-            u = -one if u < -one else u
-            u = one if u > one else u
-            f += u if inside else zero
-            n += one if inside & (abs(u) < one) else zero
-    return int(c), np.float64(s), np.float64(s2), np.float64(f), int(n)
+    for i in range(cols):
+        x = np.uint64(x0 + i * step)  # unsigned indices: no test for negative ones
+        for r in range(rows):
+            v = np.float32(pixels[np.uint64(y + r * step), x])
+            inside = (v >= lo) & (v <= hi)
+            d = v - m if inside else zero
+            s += d
+            s2 += d * d
+            c += one if inside else zero
+            if inv_c is not None:  # pruned at compile time for inv_c=None
+                u = d * inv_c
+                u = -one if u < -one else u
+                u = one if u > one else u
+                f += u
+                n += one if abs(u) < one else zero
+    if inv_c is None:
+        return int(c), np.float64(s), np.float64(s2), np.float64(f), 0
+    outside = rows * cols - int(c)
+    return int(c), np.float64(s), np.float64(s2), np.float64(f), int(n) - outside
+
+
+@njit(cache=True, fastmath=FAST, error_model="numpy")
+def _add_row_sums(image, y, rows, step, xedges, bounds, sums):
+    """Adds to ``sums[i]`` (float64) the :func:`_clip_sums` of box ``i``'s pixels on the image
+    rows ``y + r step`` (``r < rows``, a literal) within its ``bounds[i]`` (lo, hi, m, 1 / c, c;
+    boxes without ``c > 0`` are skipped), in float32 around the float32 ``m``."""
+    for i in range(len(xedges) - 1):
+        if not (bounds[i, 4] > 0.0):
+            continue
+        x0 = xedges[i]
+        cols = (xedges[i + 1] - x0 + step - 1) // step
+        lo, hi = np.float32(bounds[i, 0]), np.float32(bounds[i, 1])
+        m, inv_c = np.float32(bounds[i, 2]), np.float32(bounds[i, 3])
+        if step == 1:  # compiled apart: contiguous vector loads
+            k, s, s2, f, n = _clip_sums(image, y, rows, x0, cols, 1, lo, hi, m, inv_c)
+        else:
+            k, s, s2, f, n = _clip_sums(image, y, rows, x0, cols, step, lo, hi, m, inv_c)
+        sums[i, 0] += k
+        sums[i, 1] += s
+        sums[i, 2] += s2
+        sums[i, 3] += f
+        sums[i, 4] += n
 
 
 @njit(cache=True, fastmath=FAST, error_model="numpy")
@@ -127,28 +160,38 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @njit(cache=True, error_model="numpy")
-def _clip_stats(pixels, lo, hi, m, c):
-    """(count, mean, std, Huber sum, Huber count) of the ``pixels`` (1-D) in ``[lo, hi]``
-    (:func:`_clip_sums` at location ``m``, half-width ``c``; mean and std NaN if none).
+def _clip_stats(row, lo, hi, m, c):
+    """(count, mean, std, Huber sum, Huber count) of the pixels of ``row`` (2-D, one row) in
+    ``[lo, hi]`` (:func:`_clip_sums` at location ``m``, half-width ``c``; mean and std NaN if
+    none).
 
     The sums are in float32 around the float32 ``m``, unless there are too many pixels for
     float32 counts; ``m`` NaN: the moments only, in float64 around 0 (no location yet; no
     cancellation in float64 for any image value).
     """
-    if math.isnan(m):
+    cols = row.shape[1]
+    if math.isnan(m):  # float32 bounds: the finite test before the conversion to float64
         shift = 0.0
-        k, s, s2, f, n = _clip_sums(pixels, lo, hi, shift, None)
-    elif pixels.size >= 1 << 24:  # beyond float32's exact integer counts
+        k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, np.float32(lo), np.float32(hi), shift,
+                                    None)
+    elif cols >= 1 << 24:  # beyond float32's exact integer counts
         shift = m
-        k, s, s2, f, n = _clip_sums(pixels, lo, hi, shift, 1.0 / c)
+        k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, lo, hi, shift, 1.0 / c)
     else:
         shift = np.float64(np.float32(m))
-        k, s, s2, f, n = _clip_sums(pixels, np.float32(lo), np.float32(hi), np.float32(m),
-                                    np.float32(1.0 / c))
+        k, s, s2, f, n = _clip_sums(row, 0, 1, 0, cols, 1, np.float32(lo), np.float32(hi),
+                                    np.float32(m), np.float32(1.0 / c))
+    return _moments(k, s, s2, shift) + (f, n)
+
+
+@njit(cache=True, error_model="numpy")
+def _moments(k, s, s2, shift):
+    """(k, mean, std) of ``k`` values with sum ``s`` and sum of squares ``s2`` of their
+    differences to ``shift`` (mean and std NaN if ``k`` is 0)."""
     if k == 0:
-        return 0, np.nan, np.nan, f, n
+        return 0, np.nan, np.nan
     d = s / k
-    return k, d + shift, math.sqrt(max(s2 / k - d * d, 0.0)), f, n
+    return k, d + shift, math.sqrt(max(s2 / k - d * d, 0.0))
 
 
 @njit(cache=True, error_model="numpy")
@@ -159,63 +202,76 @@ def _huber_step(f, n, c):
 
 
 @njit(cache=True, error_model="numpy")
-def _clipped_stats(pixels, nsub, nsigma, iters, min_count, scratch):
-    """(mode, std, count) of the finite ``pixels`` (1-D float32) clipped at ``nsigma`` standard
-    deviations; NaN if fewer than ``min_count`` (or 3) of the first ``nsub`` pixels are finite.
+def _converged_clip(sub, nsigma, iters, min_count):
+    """The clipping of the finite ``sub`` pixels (1-D float32) iterated to convergence:
+    (count, mean, std, m, c) of its last pass; count 0 (mean NaN) if fewer than ``min_count``
+    (or 3) are finite, or fewer than 3 remain.
 
-    The clipping iterates on the first ``nsub`` pixels (the subsample) until their number within
-    the bounds ``mean +- nsigma std`` no longer changes; one pass over all the pixels within the
-    converged bounds then gives their ``count``, mean, ``std`` and smoothed median: the root
-    ``m`` of the Huber function ``sum clamp((v - m) / c, -1, 1)``, ``c = MEDIAN_WINDOW std``
-    (the median for ``c -> 0``; variance ``1.30 std^2 / n`` for a Gaussian against the
-    median's ``1.57``; on a tail of faint stars it moves towards the mean by ``~c^2 / 6``
-    times the log-slope of the density at the median). The root is tracked on the subsample by
-    one Newton step per clipping pass and refined by one more in the final pass. The mode is
-    ``2.5 median - 1.5 mean``; in a crowded box (``|mean - median| > 0.3 std``) it is the
-    median, from a ``HIST_BINS`` histogram, as when the root is not reached in one step or the
-    window holds a share of the pixels unlike a Gaussian core's (:data:`WINDOW_SHARE`).
-    NaN/inf pixels fail every bound test (no copy of the finite ones needed). ``scratch``:
-    int32 work space (>= pixels.size).
+    Each pass keeps the pixels within ``mean +- nsigma std`` of the previous one, until their
+    number no longer changes (or ``std`` is 0, or after ``iters`` passes). ``m`` is the root of
+    their Huber function of half-width ``c = MEDIAN_WINDOW std`` (:func:`_smoothed_median`),
+    tracked by one Newton step per pass from the first pass's mean.
     """
-    sub = pixels[:nsub]
+    row = sub.reshape((1, sub.size))
     lo, hi = -FLOAT32_MAX, FLOAT32_MAX
     mean, std, m, window = np.nan, 0.0, np.nan, 0.0
     count = -1
     for it in range(iters):
-        c, mean, std, f, n = _clip_stats(sub, lo, hi, m, window)
+        c, mean, std, f, n = _clip_stats(row, lo, hi, m, window)
         if c < max(3, min_count if it == 0 else 3):
-            return np.nan, np.nan, 0
+            return 0, np.nan, np.nan, np.nan, 0.0
         m = mean if it == 0 else m + _huber_step(f, n, window)
         window = MEDIAN_WINDOW * std
         if c == count or std == 0.0:
             break
         count = c
         lo, hi = mean - nsigma * std, mean + nsigma * std
-    if std == 0.0:
-        return mean, 0.0, count
-    lo, hi = mean - nsigma * std, mean + nsigma * std
-    c, mean, std, f, n = _clip_stats(pixels, lo, hi, m, window)
-    if c < 3:
-        return np.nan, np.nan, 0
-    median = m + _huber_step(f, n, window)
-    if not (abs(median - m) < window and abs(mean - median) < 0.3 * std
-            and WINDOW_SHARE[0] * c < n < WINDOW_SHARE[1] * c):
-        median = _histogram_median(pixels, lo, hi, mean, scratch)[0]
-    if abs(mean - median) < 0.3 * std:
-        return 2.5 * median - 1.5 * mean, std, c
-    return median, std, c
+    return c, mean, std, m, window
+
+
+@njit(cache=True, error_model="numpy")
+def _smoothed_median(f, n, count, m, c, mean, std):
+    """Median of ``count`` clipped pixels (``mean``, ``std``) smoothed over +-``c``: one Newton
+    step from ``m`` on their Huber function (sum ``f``, ``n`` pixels in its linear part); NaN
+    where the histogram's median is needed instead.
+
+    The smoothed median is the root ``m`` of the Huber function ``sum clamp((v - m) / c, -1, 1)``,
+    ``c = MEDIAN_WINDOW std`` (the median for ``c -> 0``; variance ``1.30 std^2 / n`` for a
+    Gaussian against the median's ``1.57``; on a tail of faint stars it moves towards the mean
+    by ``~c^2 / 6`` times the log-slope of the density at the median). NaN in a crowded box
+    (``|mean - median| > 0.3 std``), when the root is not reached in one step, or when the
+    window holds a share of the pixels unlike a Gaussian core's (:data:`WINDOW_SHARE`).
+    """
+    median = m + _huber_step(f, n, c)
+    if (abs(median - m) < c and abs(mean - median) < 0.3 * std
+            and WINDOW_SHARE[0] * count < n < WINDOW_SHARE[1] * count):
+        return median
+    return np.nan
+
+
+@njit(cache=True, error_model="numpy")
+def _copy_box(image, y0, rows, ystep, x0, cols, step, out):
+    """Copies the pixels ``image[y0 + r ystep, x0 + c step]`` (``r < rows``, ``c < cols``) row by
+    row into ``out[:rows * cols]`` (float32)."""
+    for r in range(rows):
+        row = image[y0 + r * ystep]
+        a = np.uint64(r * cols)
+        for c in range(cols):  # unsigned indices: a vectorised copy for step 1
+            out[a + np.uint64(c)] = row[np.uint64(x0 + c * step)]
 
 
 @njit(cache=True, parallel=True)
 def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
     """Kernel: clipped (mode, std, count) of every box; NaN where too few finite pixels.
 
-    Uses every ``step``-th pixel of every ``step``-th row of each box. A band of boxes is first
-    copied box by box into a buffer, reading the image row by row (sequential), the rows of a
-    box in the order 0, 4, 8, ..., 1, 5, ...: the subsample of :func:`_clipped_stats` is then its
-    first rows. Its passes then run on each box's contiguous pixels (in place, the rows of a box
-    are a frame row apart: they would share a few cache sets and be read from memory at every
-    pass). ``std`` is the plain clipped standard deviation (not yet corrected for truncation);
+    Uses every ``step``-th pixel of every ``step``-th row of each box. Band by band of boxes:
+    each box's subsample (every 4th row) is copied into a buffer, its rows read together (the
+    memory latencies overlap), and the clipping iterates on these contiguous pixels (in place,
+    the rows of a box are a frame row apart: they would share a few cache sets and be read from
+    memory at every pass); the final pass at the converged bounds then streams through the
+    band's rows once, ``ROWS_PER_PASS`` at a time, each row segment of a box adding to the box's
+    sums (float64 across segments). ``std`` is the plain clipped standard deviation (not yet
+    corrected for truncation; 0 for a constant box, whose count is then the subsample's);
     ``min_fraction`` applies to the finite pixels of the subsample.
     """
     nby, nbx = len(yedges) - 1, len(xedges) - 1
@@ -224,34 +280,51 @@ def mesh_stats(image, yedges, xedges, nsigma, iters, min_fraction, step):
     count = np.zeros((nby, nbx), np.int64)
     wmax = 0
     for i in range(nbx):
-        wmax = max(wmax, xedges[i + 1] - xedges[i])
+        wmax = max(wmax, (xedges[i + 1] - xedges[i] + step - 1) // step)
     for j in prange(nby):
         y0, y1 = yedges[j], yedges[j + 1]
         rows = (y1 - y0 + step - 1) // step
         nsub = (rows + SUBSAMPLE - 1) // SUBSAMPLE
-        # 16 floats more per box: consecutive boxes start 64 bytes apart modulo 4 KiB
-        bufs = np.empty((nbx, rows * ((wmax + step - 1) // step) + 16), np.float32)
-        scratch = np.empty(bufs.shape[1], np.int32)
-        for r in range(rows):
-            k = r % SUBSAMPLE  # rows with remainder k follow those with smaller ones
-            slot = r // SUBSAMPLE + k * (rows // SUBSAMPLE) + min(k, rows % SUBSAMPLE)
-            row = image[y0 + r * step]
-            for i in range(nbx):
-                x0, x1 = xedges[i], xedges[i + 1]
-                cols = (x1 - x0 + step - 1) // step
-                out = bufs[i, slot * cols:(slot + 1) * cols]
-                if step == 1:  # a contiguous copy (vectorised)
-                    seg = row[x0:x1]
-                    for c in range(cols):
-                        out[c] = seg[c]
-                else:
-                    for c in range(cols):
-                        out[c] = row[x0 + c * step]
+        box = np.empty(rows * wmax, np.float32)
+        bounds = np.zeros((nbx, 5))  # lo, hi, m, 1 / c, c of the final pass (c 0: none)
         for i in range(nbx):
-            cols = (xedges[i + 1] - xedges[i] + step - 1) // step
-            need = max(8, min_fraction * nsub * cols)
-            back[j, i], std[j, i], count[j, i] = _clipped_stats(bufs[i, :rows * cols], nsub * cols,
-                                                                nsigma, iters, need, scratch)
+            x0 = xedges[i]
+            cols = (xedges[i + 1] - x0 + step - 1) // step
+            if step == 1:  # compiled apart: a vectorised copy
+                _copy_box(image, y0, nsub, SUBSAMPLE, x0, cols, 1, box)
+            else:
+                _copy_box(image, y0, nsub, SUBSAMPLE * step, x0, cols, step, box)
+            sub = box[:nsub * cols]
+            c, mean, sd, m, window = _converged_clip(sub, nsigma, iters,
+                                                     max(8, min_fraction * nsub * cols))
+            if c > 0 and sd == 0.0:  # constant: no final pass
+                back[j, i], std[j, i], count[j, i] = mean, 0.0, c
+            elif c > 0:
+                bounds[i] = mean - nsigma * sd, mean + nsigma * sd, m, 1.0 / window, window
+        sums = np.zeros((nbx, 5))
+        r = 0
+        while r + ROWS_PER_PASS <= rows:
+            _add_row_sums(image, y0 + r * step, ROWS_PER_PASS, step, xedges, bounds, sums)
+            r += ROWS_PER_PASS
+        for r in range(r, rows):
+            _add_row_sums(image, y0 + r * step, 1, step, xedges, bounds, sums)
+        scratch = np.empty(0, np.int32)  # for the histogram's median, if needed
+        for i in range(nbx):
+            k, s, s2, f, n = sums[i]
+            c, mean, sd = _moments(int(k), s, s2, np.float64(np.float32(bounds[i, 2])))
+            if c < 3:  # no final pass (too few pixels, or constant), or too few in it
+                continue
+            lo, hi, m, window = bounds[i, 0], bounds[i, 1], bounds[i, 2], bounds[i, 4]
+            median = _smoothed_median(f, int(n), c, m, window, mean, sd)
+            if math.isnan(median):
+                x0 = xedges[i]
+                cols = (xedges[i + 1] - x0 + step - 1) // step
+                if scratch.size == 0:
+                    scratch = np.empty(rows * wmax, np.int32)
+                _copy_box(image, y0, rows, step, x0, cols, step, box)
+                median = _histogram_median(box[:rows * cols], lo, hi, mean, scratch)[0]
+            back[j, i] = 2.5 * median - 1.5 * mean if abs(mean - median) < 0.3 * sd else median
+            std[j, i], count[j, i] = sd, c
     return back, std, count
 
 
