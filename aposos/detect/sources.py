@@ -907,11 +907,10 @@ def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None, stars=None,
         sat = img[y0:y1, x0:x1] >= saturation
         if sat.any():
             d[ndimage.binary_dilation(sat, iterations=2)] = np.nan
+        own = np.array([_mask_radius(d, var, x0, y0, ax, ay, sigma) for ax, ay in avoid])
         if len(avoid):
             yy, xx = np.mgrid[y0:y1, x0:x1]
-            radii = [_mask_radius(d, var, x0, y0, ax, ay, sigma) if small else r_max
-                     for (ax, ay), small in zip(avoid, shrunk)]
-            for (ax, ay), r in zip(avoid, radii):
+            for (ax, ay), r in zip(avoid, np.where(shrunk, own, r_max)):
                 d[(xx - ax) ** 2 + (yy - ay) ** 2 <= r * r] = np.nan
         inside = None
         if stars is not None and len(stars):
@@ -923,7 +922,8 @@ def _fit_group(img, bkg, g: Line, sigma, cfg, avoid=None, stars=None,
         xc, yc, phi, length = fit.params[:4]
         grew = length > g.length + 2 * sigma + 2
         g = Line(xc, yc, phi, length, g.members, g.npieces)
-        hiding = ~shrunk & _disks_on_ends(fit, avoid, r_max)
+        # (a disk that would shrink by less than a pixel is left as it is)
+        hiding = ~shrunk & (own < r_max - 1.0) & _disks_on_ends(fit, avoid, r_max)
         if hiding.any():  # once per star: not counted as a refit
             shrunk |= hiding
             continue
