@@ -392,7 +392,7 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
         g = _extended(p.sig, g, of_core=WALK_CORE_FRACTION if mode == "sidereal" else 0.0)
         if not _flat_profile(p.sig, g.xc, g.yc, g.phi, g.length):
             return None
-        if (g.length < PAIR_TEST_MAX_PX and _snr_along(p.sig, g, p.sigma)
+        if ((g.length < PAIR_TEST_MAX_PX or g.npieces > 1) and _snr_along(p.sig, g, p.sigma)
                 < PRE_FIT_SNR_FRACTION * cfg["streak_min_snr"]):
             return None  # too faint to be a reportable streak: not worth a fit
         members = list(g.members)
