@@ -4,17 +4,22 @@ Pipeline (each step a public function or kernel of this package):
 
 1. :func:`~aposos.detect.background.background` -- box grids of background and noise.
 2. :func:`~aposos.detect.significance.significance` -- PSF-matched significance map ``S``, the
-   runs of ``S >= analysis_thresh`` and each run's pixel sums, in one pass over the frame.
-3. the runs' connected components (:mod:`aposos.detect.label`).
+   runs of ``S >= analysis_thresh``, each run's pixel sums and maximum of S, in one pass over
+   the frame.
+3. the runs' connected components (:mod:`aposos.detect.label`); only those that can be used
+   are kept (:func:`~aposos.detect.measure.components_that_matter`: a peak at ``thresh``, or
+   large enough to be oversized or a streak candidate), most noise peaks between the two
+   thresholds are not.
 4. :func:`~aposos.detect.measure.component_stats` -- isophotal statistics of each component,
    reduced from its runs' sums.
 5. Components with a peak ``S >= thresh`` are objects. Elongated ones (significance-weighted
    moments) are streak candidates: collinear pieces are joined, walked out along S to the
-   streak's ends, stars on them masked, and a line segment is fitted
-   (:mod:`aposos.detect.streaks`); a candidate is a streak if the fit is long, significant,
-   PSF-wide and explains the signal (pairs of stars do not) and, if short (< 24 px), fits
-   clearly better than two point sources. The rest are points, measured with a windowed
-   centroid; blended components get one per major peak of S (light deblending).
+   streak's ends, stars on them masked (a star's disk shrinks to its own light where it would
+   hide an end), and a line segment is fitted (:mod:`aposos.detect.streaks`); a candidate is
+   a streak if the fit is long, significant, PSF-wide and explains the signal (pairs of stars
+   do not) and, if short (< 24 px), fits clearly better than two, three or four point sources.
+   The rest are points, measured with a windowed centroid; blended components get one per
+   major peak of S (light deblending), and the stars a streak's fit left out one each.
 
    Crowded sidereal fields: a short streak merged with stars of similar brightness makes a
    round, blended component whose moments say nothing of the streak. Ridges of S inside blended
