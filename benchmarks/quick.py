@@ -31,9 +31,10 @@ from support import FWHM, benchmark_frame, completeness  # noqa: E402
 from aposos.detect import detect  # noqa: E402
 from aposos.detect.sources import DEFAULTS, _Pass, background  # noqa: E402
 
-# Measured on the 2-core development machine (shared with other jobs): hot loop 17-20x the
-# floor (113-229x before the kernel rework of issue 3, 39-71x before the fused matched-filter
-# pass), whole detect 84x (104-180x). The limits flag a clear (about 4x) slowdown, not noise.
+# Measured on the 2-core development machine (shared with other jobs): hot loop 14-15x the
+# floor at 2k, 11-13x at 4k (113-229x before the kernel rework of issue 3, 39-71x before the
+# fused matched-filter pass, 17-20x before the component selection and background rework),
+# whole detect 78-84x at 2k. The limits flag a clear (about 4x) slowdown, not noise.
 HOT_LIMIT = 80.0
 FULL_LIMIT = 300.0
 REPEATS = 7
