@@ -76,9 +76,12 @@ PAIR_MARGIN_CHI2 = 25.0  # ... by this much chi^2 (5 sigma)
 # and streaks on clumps)
 CLUMP_MARGIN_CHI2 = {3: 20.0, 4: 30.0}
 BESIDE_STAR_MIN_ELONGATION = 8.0  # a/b of what a component holds beyond its star's disk
-PRE_FIT_SNR_FRACTION = 0.6  # short candidates whose S along the line implies an SNR below this
-                            # fraction of streak_min_snr are not fitted (noise, faint pairs)
+PRE_FIT_SNR_FRACTION = 0.6  # short or joined candidates whose S along the line implies an SNR
+                            # below this fraction of streak_min_snr are not fitted (noise, faint
+                            # pairs, chains of faint star trails)
 MASK_MAX_FWHM = 2.5  # largest disk masked around a star from a streak fit (FWHM)
+CANDIDATE_LENGTH_FRACTION = 0.6  # streak candidates: S-moment length >= this x streak_min_length_px
+OVERSIZED_STAR_AREAS = 4  # a component larger than this many lone-star areas holds more than a star
 WALK_CORE_FRACTION = 0.3  # sidereal frames: a candidate's walk-out continues while S stays above
                           # this fraction of the S along its core (and above 2 sigma)
 
@@ -323,12 +326,12 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
     # streak candidates: long and elongated in S, not a saturated column (bleed) nor sharp
     len_s = np.sqrt(12 * np.clip(a_s**2 - 2 * p.sigma**2, 0, None))
     bleed = (col("nsat") > 0) & (np.abs(th_s) > 70)
-    cand = (keep & (len_s >= 0.6 * cfg["streak_min_length_px"])
+    cand = (keep & (len_s >= CANDIDATE_LENGTH_FRACTION * cfg["streak_min_length_px"])
             & (a_s >= cfg["streak_min_elongation"] * np.maximum(b_s, 1e-9)) & ~bleed & ~is_sharp)
     idx = np.flatnonzero(cand)
     len_s[idx] = np.sqrt(12 * np.clip(a_s[idx]**2 - _psf_variance_along(
         col, keep, is_sharp, th_s[idx], p.sigma, mode), 0, None))
-    cand[idx] = len_s[idx] >= 0.6 * cfg["streak_min_length_px"]
+    cand[idx] = len_s[idx] >= CANDIDATE_LENGTH_FRACTION * cfg["streak_min_length_px"]
     lines = [Line(col("ssx")[i], col("ssy")[i], math.radians(th_s[i]), max(len_s[i], 1.0), [i])
              for i in np.flatnonzero(cand)]
     # a blended component that dips between its peaks is a star pair or chain, not a streak
@@ -339,7 +342,8 @@ def _objects(img, bkg, p: _Pass, cfg, mode, saturation):
              or (_flat_profile(p.sig, ln.xc, ln.yc, ln.phi, ln.length, max_length_px=np.inf)
                  and not _round_peaks_only(p, ln.members[0], cfg))]
     if mode == "sidereal":  # streaks merged with stars (crowded fields): seeds on ridges of S
-        oversized = keep & (col("npix") > 4 * _star_area(col("smax"), p.sigma, cfg))
+        oversized = keep & (col("npix") > OVERSIZED_STAR_AREAS * _star_area(col("smax"), p.sigma,
+                                                                           cfg))
         blended = np.flatnonzero(keep & ((col("npeaks") > 1) | oversized))
         seeds = _ridge_seeds(p.sig, stats, blended, p.sigma, cfg["streak_min_snr"], img,
                              saturation)
@@ -476,14 +480,16 @@ def _size_to_matter(cfg, sigma):
     centres) is at least ``extent_min_px``: no other can be used by :func:`_objects`.
 
     Such a component is no point source (its S peaks below ``thresh``), not blended (no peak
-    at ``thresh``), not oversized (``4 _star_area`` is at least 36 px) and no streak candidate:
-    a candidate's S-weighted rms along its axis is at least ``sqrt((0.6 L)^2 / 12 + 2
-    sigma^2)`` (``L = streak_min_length_px``), and no distribution on a segment of length D has
-    an rms above D / 2. ``sigma`` is taken 1.2 times smaller: the pass's FWHM may be refined by
-    up to 15 % after it.
+    at ``thresh``), not oversized (``OVERSIZED_STAR_AREAS`` star areas, :func:`_star_area`,
+    are at least those of a star at the analysis threshold) and no streak candidate: a
+    candidate's S-weighted rms along its axis is at least ``sqrt((f L)^2 / 12 + 2 sigma^2)``
+    (``f = CANDIDATE_LENGTH_FRACTION``, ``L = streak_min_length_px``), and no distribution on
+    a segment of length D has an rms above D / 2. ``sigma`` is taken 1.2 times smaller: the
+    pass's FWHM may be refined by up to 15 % after it.
     """
-    s2 = 2 * (sigma / 1.2) ** 2
-    return 37, 2 * math.sqrt((0.6 * cfg["streak_min_length_px"]) ** 2 / 12 + s2)
+    npix_min = int(OVERSIZED_STAR_AREAS * _star_area(cfg["analysis_thresh"], sigma, cfg)) + 1
+    length = CANDIDATE_LENGTH_FRACTION * cfg["streak_min_length_px"]
+    return npix_min, 2 * math.sqrt(length**2 / 12 + 2 * (sigma / 1.2) ** 2)
 
 
 def _component_pixels(p: _Pass, c: int):
@@ -520,7 +526,7 @@ def _lines_beside_star(p: _Pass, comps, cfg) -> list:
         if a[0] < BESIDE_STAR_MIN_ELONGATION * max(b[0], 1e-9):
             continue
         length = math.sqrt(12 * max(a[0] ** 2 - 2 * p.sigma**2, 0.0))
-        if length >= 0.6 * cfg["streak_min_length_px"]:
+        if length >= CANDIDATE_LENGTH_FRACTION * cfg["streak_min_length_px"]:
             out.append(Line(xm, ym, math.radians(theta[0]), length, [int(c)]))
     return out
 
