@@ -85,9 +85,10 @@ def row_sums(out, smax_out, i0, image, sig, dring, dslot, pad, rcols, ky, wy, y,
     the last). ``image``, ``sig``: the frame and S; ``dring[dslot, x + pad]``: the row's
     background-subtracted pixels (a row of a buffer the caller fills once per row); ``rcols``,
     ``ky``, ``wy``: the noise grid along x and the rows' knots and weights (float32), from
-    which the noise is interpolated at each run pixel. Peaks of S at or above ``peak_thresh`` (3 x 3 local maxima) are
-    counted in ``npeaks``; with ``defer`` (the rows beside this one are not computed yet) their
-    candidates, the S-row maxima, are listed in ``deferred[nd:]`` as (x, y, run index) instead.
+    which the noise is interpolated at each run pixel. Peaks of S at or above ``peak_thresh``
+    (3 x 3 local maxima) are counted in ``npeaks``; with ``defer`` (the rows beside this one
+    are not computed yet) their candidates, the S-row maxima, are listed in ``deferred[nd:]``
+    as (x, y, run index) instead.
     Returns the new ``nd``. (One call per row: array arguments cost reference counting at every
     call, more than a short run's sums.)
     """
